@@ -1,0 +1,126 @@
+package feed
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// ChannelKey is a channel's shared secret K. Whoever holds it can read and
+// write the channel. It never leaves the process except when the user shares it.
+type ChannelKey [32]byte
+
+// DiscoveryID is SHA-256("kchat/discovery/v1" || K): the only name of a
+// channel that is ever given to the network (DHT, mDNS) or put in entries.
+type DiscoveryID [32]byte
+
+// String is the full lowercase hex form.
+func (d DiscoveryID) String() string { return hex.EncodeToString(d[:]) }
+
+// Short is an 8-hex-digit form for logs.
+func (d DiscoveryID) Short() string { return hex.EncodeToString(d[:4]) }
+
+const keyScheme = "kchat://"
+
+// ErrBadKey wraps every channel key parse error.
+var ErrBadKey = errors.New("bad channel key")
+
+// NewChannelKey makes a fresh random channel key.
+func NewChannelKey() (ChannelKey, error) {
+	var k ChannelKey
+	if _, err := rand.Read(k[:]); err != nil {
+		return k, fmt.Errorf("generate channel key: %w", err)
+	}
+	return k, nil
+}
+
+// String is the shareable form kchat://<64 lowercase hex>.
+func (k ChannelKey) String() string { return keyScheme + hex.EncodeToString(k[:]) }
+
+// WithName is the shareable form with a name hint: kchat://<hex>?name=NAME.
+func (k ChannelKey) WithName(name string) string {
+	if name == "" {
+		return k.String()
+	}
+	return k.String() + "?" + url.Values{"name": {name}}.Encode()
+}
+
+// DiscoveryID derives the channel's public id.
+func (k ChannelKey) DiscoveryID() DiscoveryID {
+	h := sha256.New()
+	h.Write([]byte("kchat/discovery/v1"))
+	h.Write(k[:])
+	var d DiscoveryID
+	h.Sum(d[:0])
+	return d
+}
+
+// LooksLikeKey reports whether s is meant as a key (has the kchat:// scheme),
+// so callers can tell a key from a channel name before parsing.
+func LooksLikeKey(s string) bool { return strings.HasPrefix(strings.TrimSpace(s), keyScheme) }
+
+// ParseChannelKey parses kchat://<64 hex>[?name=NAME] and returns the key and
+// the name hint (empty if none). Surrounding white space is ignored; anything
+// else wrong is an error saying what.
+func ParseChannelKey(s string) (ChannelKey, string, error) {
+	var k ChannelKey
+	s = strings.TrimSpace(s)
+	if !strings.HasPrefix(s, keyScheme) {
+		return k, "", fmt.Errorf("%w: must start with %q", ErrBadKey, keyScheme)
+	}
+	rest := s[len(keyScheme):]
+	hexPart, query, hasQuery := strings.Cut(rest, "?")
+	if len(hexPart) != 64 {
+		return k, "", fmt.Errorf("%w: want 64 hex digits after %q, got %d characters", ErrBadKey, keyScheme, len(hexPart))
+	}
+	for i := 0; i < len(hexPart); i++ {
+		c := hexPart[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return k, "", fmt.Errorf("%w: character %d (%q) is not a hex digit", ErrBadKey, i+1, c)
+		}
+	}
+	if _, err := hex.Decode(k[:], []byte(hexPart)); err != nil {
+		return k, "", fmt.Errorf("%w: %w", ErrBadKey, err)
+	}
+	name := ""
+	if hasQuery {
+		v, err := url.ParseQuery(query)
+		if err != nil {
+			return k, "", fmt.Errorf("%w: bad name hint: %w", ErrBadKey, err)
+		}
+		for p := range v {
+			if p != "name" {
+				return k, "", fmt.Errorf("%w: unknown parameter %q", ErrBadKey, p)
+			}
+		}
+		name = v.Get("name")
+		if err := ValidateChannelName(name); err != nil && name != "" {
+			return k, "", fmt.Errorf("%w: name hint: %w", ErrBadKey, err)
+		}
+	}
+	return k, name, nil
+}
+
+// ValidateChannelName checks a local channel name: 1-64 characters, no white
+// space or control characters, not starting with the key scheme.
+func ValidateChannelName(name string) error {
+	if name == "" {
+		return errors.New("channel name is empty")
+	}
+	if len(name) > 64 {
+		return fmt.Errorf("channel name is %d bytes, at most 64", len(name))
+	}
+	if LooksLikeKey(name) {
+		return errors.New("channel name cannot start with kchat://")
+	}
+	for _, r := range name {
+		if r <= ' ' || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\uFFFD' {
+			return fmt.Errorf("channel name %q contains white space or a control character", name)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,123 @@
+package feed
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Channel is a joined channel: its key and the local name the user gave it.
+type Channel struct {
+	Key  ChannelKey `cbor:"1,keyasint"`
+	Name string     `cbor:"2,keyasint"`
+}
+
+// ID is the channel's discovery id.
+func (c Channel) ID() DiscoveryID { return c.Key.DiscoveryID() }
+
+// ErrNameTaken is returned when a local channel name is already used by
+// another channel.
+var ErrNameTaken = errors.New("channel name already in use")
+
+func chanKey(d DiscoveryID) []byte { return append([]byte(pChan), d[:]...) }
+
+// Join records channel c as joined. Joining a channel again under the same
+// name is a no-op; a name used by another channel is ErrNameTaken.
+func (s *Store) Join(c Channel) error {
+	if err := ValidateChannelName(c.Name); err != nil {
+		return err
+	}
+	chans, err := s.Channels()
+	if err != nil {
+		return err
+	}
+	for _, o := range chans {
+		if o.Name == c.Name && o.Key != c.Key {
+			return fmt.Errorf("%w: %q", ErrNameTaken, c.Name)
+		}
+	}
+	v, err := encMode.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode channel: %w", err)
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(chanKey(c.ID()), v) }); err != nil {
+		return fmt.Errorf("join channel: %w", err)
+	}
+	return nil
+}
+
+// Part forgets channel d: it is no longer listed or replicated. Its feeds
+// stay in the store, so joining again later is cheap.
+func (s *Store) Part(d DiscoveryID) error {
+	if _, err := s.Channel(d); err != nil {
+		return err
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(chanKey(d)) }); err != nil {
+		return fmt.Errorf("part channel: %w", err)
+	}
+	return nil
+}
+
+// Channel returns the joined channel with discovery id d.
+func (s *Store) Channel(d DiscoveryID) (Channel, error) {
+	var c Channel
+	err := s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(chanKey(d))
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error { return decMode.Unmarshal(v, &c) })
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return c, fmt.Errorf("%w: %s", ErrUnknownChannel, d.Short())
+	}
+	if err != nil {
+		return c, fmt.Errorf("read channel: %w", err)
+	}
+	return c, nil
+}
+
+// Channels lists joined channels by name.
+func (s *Store) Channels() ([]Channel, error) {
+	var out []Channel
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pChan), PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var c Channel
+			if err := it.Item().Value(func(v []byte) error { return decMode.Unmarshal(v, &c) }); err != nil {
+				return err
+			}
+			out = append(out, c)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list channels: %w", err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Resolve finds a joined channel by its local name or its kchat:// key.
+func (s *Store) Resolve(nameOrKey string) (Channel, error) {
+	if LooksLikeKey(nameOrKey) {
+		k, _, err := ParseChannelKey(nameOrKey)
+		if err != nil {
+			return Channel{}, err
+		}
+		return s.Channel(k.DiscoveryID())
+	}
+	chans, err := s.Channels()
+	if err != nil {
+		return Channel{}, err
+	}
+	for _, c := range chans {
+		if c.Name == nameOrKey {
+			return c, nil
+		}
+	}
+	return Channel{}, fmt.Errorf("%w: no joined channel is named %q (see `kchat channels`)", ErrUnknownChannel, nameOrKey)
+}

@@ -1,0 +1,123 @@
+package feed
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// AuthorID is an author's Ed25519 public key: the id of their feeds.
+type AuthorID [32]byte
+
+// String is the full lowercase hex form.
+func (a AuthorID) String() string { return hex.EncodeToString(a[:]) }
+
+// Short is a stable 8-hex-digit form for display when no nickname is known
+// or when two authors claim the same nickname.
+func (a AuthorID) Short() string { return hex.EncodeToString(a[:4]) }
+
+// ParseAuthorID parses the 64-hex-digit form of an author id.
+func ParseAuthorID(s string) (AuthorID, error) {
+	var a AuthorID
+	if len(s) != 64 {
+		return a, fmt.Errorf("author id must be 64 hex digits, got %d characters", len(s))
+	}
+	if _, err := hex.Decode(a[:], []byte(s)); err != nil {
+		return a, fmt.Errorf("author id is not hex: %w", err)
+	}
+	return a, nil
+}
+
+// Identity is the user's signing key pair. The public half is the AuthorID.
+type Identity struct {
+	priv ed25519.PrivateKey
+	id   AuthorID
+}
+
+// NewIdentity makes a fresh random identity (not persisted).
+func NewIdentity() (*Identity, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate identity: %w", err)
+	}
+	return identityFromPriv(priv), nil
+}
+
+func identityFromPriv(priv ed25519.PrivateKey) *Identity {
+	id := &Identity{priv: priv}
+	copy(id.id[:], priv.Public().(ed25519.PublicKey))
+	return id
+}
+
+// ID is the author id (public key).
+func (i *Identity) ID() AuthorID { return i.id }
+
+// Sign signs msg with the identity's private key.
+func (i *Identity) Sign(msg []byte) []byte { return ed25519.Sign(i.priv, msg) }
+
+const identityHeader = "kchat-identity-v1"
+
+// ErrBadIdentity means the identity file exists but cannot be used. kchat
+// never replaces it silently: that would orphan the user's feeds.
+var ErrBadIdentity = errors.New("identity file is unusable")
+
+// LoadOrCreateIdentity reads the identity at path, creating it (mode 0600)
+// if the file does not exist. An unreadable or corrupt file is an error.
+func LoadOrCreateIdentity(path string) (*Identity, error) {
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		return parseIdentity(path, b)
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("%w: %s: %w", ErrBadIdentity, path, err)
+	}
+	id, err := NewIdentity()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create identity dir: %w", err)
+	}
+	text := identityHeader + "\n" + hex.EncodeToString(id.priv.Seed()) + "\n"
+	// O_EXCL: if two processes race to create it, one wins and the other
+	// reads the winner's key instead of overwriting it.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return LoadOrCreateIdentity(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create identity: %w", err)
+	}
+	if _, err := f.WriteString(text); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("write identity: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("sync identity: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("close identity: %w", err)
+	}
+	return id, nil
+}
+
+func parseIdentity(path string, b []byte) (*Identity, error) {
+	lines := strings.Fields(string(b))
+	if len(lines) != 2 || lines[0] != identityHeader {
+		return nil, fmt.Errorf("%w: %s: not a kchat identity file (expected %q header)", ErrBadIdentity, path, identityHeader)
+	}
+	seed, err := hex.DecodeString(lines[1])
+	if err != nil || len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("%w: %s: key is not %d hex bytes", ErrBadIdentity, path, ed25519.SeedSize)
+	}
+	return identityFromPriv(ed25519.NewKeyFromSeed(seed)), nil
+}

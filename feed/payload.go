@@ -1,0 +1,124 @@
+package feed
+
+import (
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// Kind is the type of a message payload.
+type Kind uint8
+
+// Payload kinds. Unknown kinds are stored and replicated (a newer peer may
+// have written them) but views ignore them.
+const (
+	KindText  Kind = 1 // a chat line
+	KindEmote Kind = 2 // /me
+	KindTopic Kind = 3 // channel topic
+	KindNick  Kind = 4 // the author's nickname claim
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindText:
+		return "text"
+	case KindEmote:
+		return "emote"
+	case KindTopic:
+		return "topic"
+	case KindNick:
+		return "nick"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Payload is the content of an entry, encoded as deterministic CBOR
+// (RFC 8949 core deterministic encoding): a map with integer keys
+// 1: kind (unsigned), 2: text (UTF-8 string).
+type Payload struct {
+	Kind Kind   `cbor:"1,keyasint"`
+	Text string `cbor:"2,keyasint,omitempty"`
+}
+
+// ErrBadPayload is returned for payloads that fail validation.
+var ErrBadPayload = errors.New("bad payload")
+
+var (
+	encMode cbor.EncMode
+	decMode cbor.DecMode
+)
+
+func init() {
+	var err error
+	if encMode, err = cbor.CoreDetEncOptions().EncMode(); err != nil {
+		panic(err)
+	}
+	if decMode, err = (cbor.DecOptions{
+		DupMapKey:       cbor.DupMapKeyEnforcedAPF,
+		IndefLength:     cbor.IndefLengthForbidden,
+		UTF8:            cbor.UTF8RejectInvalid,
+		MaxNestedLevels: 4,
+	}).DecMode(); err != nil {
+		panic(err)
+	}
+}
+
+// Validate checks a payload a user is about to send.
+func (p Payload) Validate() error {
+	switch p.Kind {
+	case KindText, KindEmote:
+		if p.Text == "" {
+			return fmt.Errorf("%w: empty message", ErrBadPayload)
+		}
+	case KindNick:
+		if p.Text == "" {
+			return fmt.Errorf("%w: empty nickname", ErrBadPayload)
+		}
+		if len(p.Text) > 64 {
+			return fmt.Errorf("%w: nickname is %d bytes, at most 64", ErrBadPayload, len(p.Text))
+		}
+	case KindTopic:
+	default:
+		return fmt.Errorf("%w: unknown kind %d", ErrBadPayload, p.Kind)
+	}
+	if !utf8.ValidString(p.Text) {
+		return fmt.Errorf("%w: text is not valid UTF-8", ErrBadPayload)
+	}
+	return nil
+}
+
+// Marshal encodes the payload canonically, checking Validate and the size limit.
+func (p Payload) Marshal() ([]byte, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	b, err := encMode.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadPayload, err)
+	}
+	if len(b) > MaxPayload {
+		return nil, fmt.Errorf("%w: message is %d bytes encoded, at most %d", ErrTooLarge, len(b), MaxPayload)
+	}
+	return b, nil
+}
+
+// UnmarshalPayload decodes an entry's payload. Fields it does not know are
+// ignored (forward compatibility); a kind it does not know is returned as is.
+func UnmarshalPayload(b []byte) (Payload, error) {
+	var p Payload
+	if err := decMode.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("%w: %w", ErrBadPayload, err)
+	}
+	return p, nil
+}
+
+// checkPayloadWellFormed is the store's acceptance rule for payloads: a single
+// well-formed CBOR data item. Semantics are the views' business.
+func checkPayloadWellFormed(b []byte) error {
+	if err := decMode.Wellformed(b); err != nil {
+		return fmt.Errorf("%w: payload is not well-formed CBOR: %w", ErrMalformed, err)
+	}
+	return nil
+}

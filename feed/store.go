@@ -1,0 +1,562 @@
+package feed
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Errors of the store. Each is wrapped with details; test with errors.Is.
+var (
+	ErrNotFound       = errors.New("not found")
+	ErrUnknownChannel = errors.New("unknown channel")
+	ErrWrongChannel   = errors.New("entry for another channel")
+	ErrWrongAuthor    = errors.New("entry for another author")
+	ErrSeqGap         = errors.New("seq gap")
+	ErrBadPrev        = errors.New("prev hash does not match")
+	ErrForked         = errors.New("feed is forked")
+)
+
+// Key layout, all under the prefix 'f' that this package owns:
+//
+//	f e <D 32> <author 32> <seq 8>  -> entry encoding
+//	f h <D 32> <author 32>          -> head: len 8, hash 32, forked 1
+//	f l <n 8>                       -> arrival log: D 32, author 32, seq 8
+//	f x <D 32> <author 32>          -> fork evidence (CBOR ForkEvidence)
+//	f c <D 32>                      -> joined channel (CBOR Channel)
+const (
+	pEntry = "fe"
+	pHead  = "fh"
+	pLog   = "fl"
+	pFork  = "fx"
+	pChan  = "fc"
+)
+
+// maxTxnEntries bounds one Badger transaction; larger appends and batches are
+// written as a sequence of transactions, each leaving a valid feed prefix.
+const maxTxnEntries = 2000
+
+// Head is the state of one feed: how many entries it holds and the hash of
+// the last one (zero for an empty feed).
+type Head struct {
+	Author AuthorID
+	Len    uint64
+	Hash   Hash
+	Forked bool // the author signed two entries at one seq; no more are accepted
+}
+
+type feedKey struct {
+	ch     DiscoveryID
+	author AuthorID
+}
+
+// Store is the feed store: every channel's feeds, verified, in Badger.
+// It is safe for concurrent use. Writes are serialised.
+type Store struct {
+	db  *badger.DB
+	log *slog.Logger
+	now func() time.Time
+
+	mu    sync.Mutex // serialises writes; guards heads and last
+	heads map[feedKey]Head
+	last  uint64 // last arrival number written
+
+	subMu sync.Mutex
+	subs  map[*Subscription]struct{}
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithLogger sets the store's logger.
+func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
+
+// WithClock sets the clock used to time own entries (tests).
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// Open opens the feed store on db. The caller owns db and closes it after
+// the store is no longer used.
+func Open(db *badger.DB, opts ...Option) (*Store, error) {
+	s := &Store{db: db, log: slog.New(slog.DiscardHandler), now: time.Now,
+		heads: map[feedKey]Head{}, subs: map[*Subscription]struct{}{}}
+	for _, o := range opts {
+		o(s)
+	}
+	err := db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pLog), Reverse: true})
+		defer it.Close()
+		it.Seek(append([]byte(pLog), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff))
+		if it.Valid() {
+			s.last = binary.BigEndian.Uint64(it.Item().Key()[len(pLog):])
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open feed store: %w", err)
+	}
+	return s, nil
+}
+
+func entryKey(ch DiscoveryID, a AuthorID, seq uint64) []byte {
+	k := make([]byte, 0, len(pEntry)+72)
+	k = append(append(append(k, pEntry...), ch[:]...), a[:]...)
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+func headKey(ch DiscoveryID, a AuthorID) []byte {
+	k := make([]byte, 0, len(pHead)+64)
+	return append(append(append(k, pHead...), ch[:]...), a[:]...)
+}
+
+func logKey(n uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(pLog), n)
+}
+
+func encodeHead(h Head) []byte {
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 41), h.Len)
+	b = append(b, h.Hash[:]...)
+	if h.Forked {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
+
+func decodeHead(a AuthorID, b []byte) (Head, error) {
+	if len(b) != 41 {
+		return Head{}, fmt.Errorf("corrupt head record (%d bytes)", len(b))
+	}
+	h := Head{Author: a, Len: binary.BigEndian.Uint64(b), Forked: b[40] == 1}
+	copy(h.Hash[:], b[8:40])
+	return h, nil
+}
+
+// head returns the cached or stored head. Caller holds s.mu.
+func (s *Store) head(ch DiscoveryID, a AuthorID) (Head, error) {
+	fk := feedKey{ch, a}
+	if h, ok := s.heads[fk]; ok {
+		return h, nil
+	}
+	h, err := s.Head(ch, a)
+	if err != nil {
+		return h, err
+	}
+	s.heads[fk] = h
+	return h, nil
+}
+
+// Head returns the head of author's feed in channel ch (Len 0 if none).
+func (s *Store) Head(ch DiscoveryID, a AuthorID) (Head, error) {
+	h := Head{Author: a}
+	err := s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(headKey(ch, a))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error {
+			h, err = decodeHead(a, v)
+			return err
+		})
+	})
+	if err != nil {
+		return Head{Author: a}, fmt.Errorf("read head: %w", err)
+	}
+	return h, nil
+}
+
+// Heads lists the feeds of channel ch with their heads, ordered by author.
+func (s *Store) Heads(ch DiscoveryID) ([]Head, error) {
+	var out []Head
+	prefix := append([]byte(pHead), ch[:]...)
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 100})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var a AuthorID
+			copy(a[:], it.Item().Key()[len(prefix):])
+			if err := it.Item().Value(func(v []byte) error {
+				h, err := decodeHead(a, v)
+				out = append(out, h)
+				return err
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list feeds: %w", err)
+	}
+	return out, nil
+}
+
+// Get reads entry seq of author's feed in ch.
+func (s *Store) Get(ch DiscoveryID, a AuthorID, seq uint64) (Entry, error) {
+	var e Entry
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		e, err = getEntry(txn, ch, a, seq)
+		return err
+	})
+	return e, err
+}
+
+func getEntry(txn *badger.Txn, ch DiscoveryID, a AuthorID, seq uint64) (Entry, error) {
+	it, err := txn.Get(entryKey(ch, a, seq))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return Entry{}, fmt.Errorf("entry %s/%d: %w", a.Short(), seq, ErrNotFound)
+	}
+	if err != nil {
+		return Entry{}, fmt.Errorf("read entry: %w", err)
+	}
+	var e Entry
+	err = it.Value(func(v []byte) error {
+		e, err = DecodeEntry(v)
+		return err
+	})
+	return e, err
+}
+
+// errStop ends an iteration early without an error.
+var errStop = errors.New("stop")
+
+// Range calls fn for entries from seq onwards of author's feed in ch, in seq
+// order, until the feed ends, limit entries were given (limit 0: no limit),
+// or fn returns an error (returned as is).
+func (s *Store) Range(ch DiscoveryID, a AuthorID, from uint64, limit int, fn func(Entry) error) error {
+	prefix := append(append([]byte(pEntry), ch[:]...), a[:]...)
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		n := 0
+		for it.Seek(entryKey(ch, a, from)); it.Valid(); it.Next() {
+			var e Entry
+			err := it.Item().Value(func(v []byte) error {
+				var err error
+				e, err = DecodeEntry(v)
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("read entry: %w", err)
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+			if n++; limit > 0 && n >= limit {
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
+// Last is the arrival number of the newest stored entry (0: none). Every
+// stored entry, own or replicated, gets the next number in the order it was
+// written; Since walks them. Views keep one such number as their clock.
+func (s *Store) Last() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last
+}
+
+// Since calls fn for every entry with arrival number > after, in arrival
+// order, up to limit entries (0: all), and stops at fn's first error.
+// Entries of one feed always arrive in seq order.
+func (s *Store) Since(after uint64, limit int, fn func(n uint64, e Entry) error) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pLog), PrefetchValues: true, PrefetchSize: 256})
+		defer it.Close()
+		count := 0
+		for it.Seek(logKey(after + 1)); it.Valid(); it.Next() {
+			n := binary.BigEndian.Uint64(it.Item().Key()[len(pLog):])
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return fmt.Errorf("read arrival log: %w", err)
+			}
+			if len(v) != 72 {
+				return fmt.Errorf("corrupt arrival record %d", n)
+			}
+			var ch DiscoveryID
+			var a AuthorID
+			copy(ch[:], v[:32])
+			copy(a[:], v[32:64])
+			e, err := getEntry(txn, ch, a, binary.BigEndian.Uint64(v[64:]))
+			if err != nil {
+				return err
+			}
+			if err := fn(n, e); err != nil {
+				return err
+			}
+			if count++; limit > 0 && count >= limit {
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
+// Append signs payloads as the next entries of id's feed in channel ch and
+// stores them durably (fsync) before returning them. All payloads are
+// checked before anything is written.
+func (s *Store) Append(ctx context.Context, id *Identity, ch DiscoveryID, payloads ...Payload) ([]Entry, error) {
+	raws := make([][]byte, len(payloads))
+	for i, p := range payloads {
+		b, err := p.Marshal()
+		if err != nil {
+			return nil, err
+		}
+		raws[i] = b
+	}
+	if _, err := s.Channel(ch); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, err := s.head(ch, id.ID())
+	if err != nil {
+		return nil, err
+	}
+	if h.Forked {
+		return nil, fmt.Errorf("append to own feed: %w", ErrForked)
+	}
+	out := make([]Entry, 0, len(raws))
+	now := s.now().UnixMilli()
+	for i, raw := range raws {
+		e, err := NewEntry(id, ch, h, now, raw)
+		if err != nil {
+			return nil, fmt.Errorf("message %d: %w", i+1, err)
+		}
+		out = append(out, e)
+		h.Len, h.Hash = e.Seq+1, e.Hash()
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.write(ch, id.ID(), out); err != nil {
+		return nil, err
+	}
+	if err := s.db.Sync(); err != nil {
+		return nil, fmt.Errorf("sync store: %w", err)
+	}
+	s.notify()
+	return out, nil
+}
+
+// write stores verified, contiguous entries of one feed that extend its
+// current head, in transactions of at most maxTxnEntries. Caller holds s.mu.
+func (s *Store) write(ch DiscoveryID, a AuthorID, es []Entry) error {
+	for len(es) > 0 {
+		n := min(len(es), maxTxnEntries)
+		chunk := es[:n]
+		txn := s.db.NewTransaction(true)
+		last := s.last
+		for i := range chunk {
+			e := &chunk[i]
+			last++
+			ref := make([]byte, 0, 72)
+			ref = binary.BigEndian.AppendUint64(append(append(ref, ch[:]...), a[:]...), e.Seq)
+			if err := txn.Set(entryKey(ch, a, e.Seq), e.Encode()); err != nil {
+				txn.Discard()
+				return fmt.Errorf("store entry: %w", err)
+			}
+			if err := txn.Set(logKey(last), ref); err != nil {
+				txn.Discard()
+				return fmt.Errorf("store entry: %w", err)
+			}
+		}
+		tail := &chunk[n-1]
+		h := Head{Author: a, Len: tail.Seq + 1, Hash: tail.Hash()}
+		if err := txn.Set(headKey(ch, a), encodeHead(h)); err != nil {
+			txn.Discard()
+			return fmt.Errorf("store head: %w", err)
+		}
+		if err := txn.Commit(); err != nil {
+			return fmt.Errorf("commit entries: %w", err)
+		}
+		s.last = last
+		s.heads[feedKey{ch, a}] = h
+		es = es[n:]
+	}
+	return nil
+}
+
+// Apply verifies a batch of entries of author a's feed in channel ch,
+// received from elsewhere, and stores the part that is new. The batch must be
+// contiguous in seq; it is verified with the hash chain from the local head
+// and ONE signature check on its last entry (which commits to all earlier
+// ones through prev). On any violation nothing is stored and the error says
+// why. Entries already held are skipped; a valid entry that differs from the
+// one held at its seq is a fork: the evidence is recorded, the feed refuses
+// further entries, and ErrForked is returned. Apply returns how many entries
+// were new.
+func (s *Store) Apply(ctx context.Context, ch DiscoveryID, a AuthorID, batch []Entry) (int, error) {
+	if len(batch) == 0 {
+		return 0, nil
+	}
+	if _, err := s.Channel(ch); err != nil {
+		return 0, err
+	}
+	first := batch[0].Seq
+	for i := range batch {
+		e := &batch[i]
+		switch {
+		case e.Channel != ch:
+			return 0, fmt.Errorf("%w: entry %d of batch", ErrWrongChannel, i)
+		case e.Author != a:
+			return 0, fmt.Errorf("%w: entry %d of batch is by %s", ErrWrongAuthor, i, e.Author.Short())
+		case e.Seq != first+uint64(i):
+			return 0, fmt.Errorf("%w: entry %d of batch has seq %d, want %d", ErrSeqGap, i, e.Seq, first+uint64(i))
+		case len(e.Payload) > MaxPayload || len(e.Encode()) > MaxEntry:
+			return 0, fmt.Errorf("%w: entry %d of batch", ErrTooLarge, i)
+		}
+		if i > 0 && e.Prev != batch[i-1].Hash() {
+			return 0, fmt.Errorf("%w: entry seq %d does not chain to seq %d", ErrBadPrev, e.Seq, e.Seq-1)
+		}
+		if e.Seq == 0 && e.Prev != (Hash{}) {
+			return 0, fmt.Errorf("%w: seq 0 must have a zero prev", ErrBadPrev)
+		}
+	}
+	tail := &batch[len(batch)-1]
+	if err := tail.VerifySignature(); err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, err := s.head(ch, a)
+	if err != nil {
+		return 0, err
+	}
+	if h.Forked {
+		return 0, fmt.Errorf("feed %s: %w", a.Short(), ErrForked)
+	}
+	if first > h.Len {
+		return 0, fmt.Errorf("%w: batch starts at seq %d, feed %s has %d entries", ErrSeqGap, first, a.Short(), h.Len)
+	}
+	if first < h.Len {
+		// The batch overlaps what we hold. Both runs are hash chains, so the
+		// last overlapping entry matching proves the whole overlap matches.
+		i := min(tail.Seq, h.Len-1) - first
+		held, err := s.Get(ch, a, batch[i].Seq)
+		if err != nil {
+			return 0, err
+		}
+		if held.Hash() != batch[i].Hash() {
+			if err := s.recordFork(ch, a, h, held, batch[i]); err != nil {
+				return 0, err
+			}
+			return 0, fmt.Errorf("feed %s seq %d: %w", a.Short(), batch[i].Seq, ErrForked)
+		}
+		if tail.Seq < h.Len {
+			return 0, nil
+		}
+		batch = batch[h.Len-first:]
+	} else if batch[0].Prev != h.Hash {
+		return 0, fmt.Errorf("%w: seq %d does not chain to the held head of feed %s", ErrBadPrev, first, a.Short())
+	}
+	if err := s.write(ch, a, batch); err != nil {
+		return 0, err
+	}
+	s.notify()
+	return len(batch), nil
+}
+
+// ForkEvidence is two valid entries by one author at one seq.
+type ForkEvidence struct {
+	Author AuthorID `cbor:"1,keyasint"`
+	Seq    uint64   `cbor:"2,keyasint"`
+	Held   []byte   `cbor:"3,keyasint"` // encoding of the entry held first
+	Other  []byte   `cbor:"4,keyasint"` // encoding of the conflicting entry
+}
+
+func (s *Store) recordFork(ch DiscoveryID, a AuthorID, h Head, held, other Entry) error {
+	ev, err := encMode.Marshal(ForkEvidence{Author: a, Seq: held.Seq, Held: held.Encode(), Other: other.Encode()})
+	if err != nil {
+		return fmt.Errorf("encode fork evidence: %w", err)
+	}
+	h.Forked = true
+	err = s.db.Update(func(txn *badger.Txn) error {
+		k := append(append([]byte(pFork), ch[:]...), a[:]...)
+		if err := txn.Set(k, ev); err != nil {
+			return err
+		}
+		return txn.Set(headKey(ch, a), encodeHead(h))
+	})
+	if err != nil {
+		return fmt.Errorf("record fork: %w", err)
+	}
+	s.heads[feedKey{ch, a}] = h
+	s.log.Warn("feed forked: author signed two entries at one seq", "channel", ch.Short(), "author", a.Short(), "seq", held.Seq)
+	return nil
+}
+
+// Forks returns the fork evidence recorded in channel ch.
+func (s *Store) Forks(ch DiscoveryID) ([]ForkEvidence, error) {
+	var out []ForkEvidence
+	prefix := append([]byte(pFork), ch[:]...)
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var ev ForkEvidence
+			if err := it.Item().Value(func(v []byte) error { return decMode.Unmarshal(v, &ev) }); err != nil {
+				return err
+			}
+			out = append(out, ev)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read forks: %w", err)
+	}
+	return out, nil
+}
+
+// Subscription signals that new entries were stored. Signals coalesce: a
+// subscriber that is busy gets one signal for many writes, then reads what is
+// new with Since. Nothing queues, so a slow subscriber costs no memory.
+type Subscription struct {
+	s *Store
+	c chan struct{}
+}
+
+// C receives a value after new entries are stored.
+func (sub *Subscription) C() <-chan struct{} { return sub.c }
+
+// Close stops the subscription.
+func (sub *Subscription) Close() {
+	sub.s.subMu.Lock()
+	delete(sub.s.subs, sub)
+	sub.s.subMu.Unlock()
+}
+
+// Subscribe returns a subscription to new entries.
+func (s *Store) Subscribe() *Subscription {
+	sub := &Subscription{s: s, c: make(chan struct{}, 1)}
+	s.subMu.Lock()
+	s.subs[sub] = struct{}{}
+	s.subMu.Unlock()
+	return sub
+}
+
+func (s *Store) notify() {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	for sub := range s.subs {
+		select {
+		case sub.c <- struct{}{}:
+		default:
+		}
+	}
+}

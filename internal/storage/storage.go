@@ -1,0 +1,67 @@
+// Package storage opens the one Badger database a kchat data dir holds, with
+// options fit for a chat program: small memory, logs through log/slog.
+//
+// Each package that keeps state in it owns a key prefix (feed: "f", views:
+// "v") and never reads another's keys.
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// ErrLocked is returned when another process holds the data dir.
+var ErrLocked = errors.New("data dir is in use by another kchat process")
+
+// Open opens (creating if needed) the Badger database in dir.
+func Open(dir string, log *slog.Logger) (*badger.DB, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts := badger.DefaultOptions(dir).
+		WithLogger(badgerLogger{log.With("lib", "badger")}).
+		WithLoggingLevel(badger.WARNING).
+		// Memory: Badger's defaults (64 MB memtables x5, 256 MB block cache)
+		// are for databases, not a chat client that idles for days.
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		WithBlockCacheSize(16 << 20).
+		WithIndexCacheSize(8 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithNumCompactors(2).
+		WithCompactL0OnClose(false).
+		// Own appends call DB.Sync before they are acknowledged; replicated
+		// batches can be fetched again, so they are not synced one by one.
+		WithSyncWrites(false).
+		WithDetectConflicts(false)
+	db, err := badger.Open(opts)
+	if err != nil {
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("open store %s: %w", dir, ErrLocked)
+		}
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	return db, nil
+}
+
+// badgerLogger adapts Badger's printf logger to slog.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error(strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn(strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Infof(f string, a ...any) {
+	b.l.Info(strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Debugf(f string, a ...any) {
+	b.l.Debug(strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
