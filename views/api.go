@@ -43,6 +43,8 @@ type Unread struct {
 //
 //	func Open(db *badger.DB, st *feed.Store, self feed.AuthorID, opts ...Option) (*Views, error)
 //	    catches every view up with the store, then follows it live until Close.
+//	    Open returns at once; the catch-up runs in the indexer goroutine.
+//	func (v *Views) CatchUp(ctx context.Context) error     WaitIndexed(ctx, st.Last()): for one-shot readers
 //	func (v *Views) Close() error                         stops the indexer goroutine
 //	func (v *Views) Last(ch feed.DiscoveryID, n int) ([]Message, error)          newest n, oldest first
 //	func (v *Views) Before(ch feed.DiscoveryID, c Cursor, n int) ([]Message, error)  n older than c, oldest first

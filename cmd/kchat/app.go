@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/kchat-p2p/kchat/node"
+	"github.com/spf13/cobra"
+)
+
+// served is the running node a control-socket invocation uses.
+type served struct{ node *node.Node }
+
+// app holds one invocation's flags and the node it opened.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	served         *served
+	rawArgs        []string
+
+	dataDir string
+	debug   bool
+	net     node.NetOptions
+
+	node    *node.Node
+	logFile *os.File
+}
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "kchat",
+		Short: "kchat is a peer-to-peer terminal chat",
+		Long: `kchat is a peer-to-peer terminal chat. Each user writes to a personal, signed,
+append-only feed; everyone holding a channel's key replicates all its feeds, over
+libp2p, finding peers by mDNS on a LAN and the Kademlia DHT across the internet.
+
+Run without a command to open the chat UI.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE:          a.runUI,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.dataDir, "data", node.DefaultDataDir(), "data dir (identity, store, logs)")
+	pf.BoolVar(&a.debug, "debug", false, "debug logging (to kchat.log in the data dir)")
+	pf.StringArrayVar(&a.net.Listen, "listen", nil, "multiaddr to listen on (repeatable; default all interfaces, TCP and QUIC, random ports)")
+	pf.StringArrayVar(&a.net.Peers, "peer", nil, "multiaddr of a peer to dial (repeatable)")
+	pf.StringArrayVar(&a.net.Bootstrap, "bootstrap", nil, "DHT bootstrap multiaddr (repeatable; replaces the public list; 'none' for a first node)")
+	pf.BoolVar(&a.net.NoMDNS, "no-mdns", false, "do not look for peers on the LAN with mDNS")
+	pf.BoolVar(&a.net.NoDHT, "no-dht", false, "do not use the DHT")
+	pf.BoolVar(&a.net.NoNAT, "no-nat", false, "no NAT port mapping")
+	root.AddCommand(a.idCmd(), a.nickCmd(), a.newCmd(), a.joinCmd(), a.partCmd(), a.channelsCmd(),
+		a.sendCmd(), a.readCmd(), a.syncCmd(), a.seedCmd(), a.peersCmd())
+	return root
+}
+
+// logger opens the log: a file in the data dir, never the terminal.
+func (a *app) logger() *slog.Logger {
+	if a.served != nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(a.dataDir, 0o700); err != nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	f, err := os.OpenFile(filepath.Join(a.dataDir, "kchat.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	a.logFile = f
+	level := slog.LevelInfo
+	if a.debug {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: level}))
+}
+
+// errForwarded ends a command whose work was done by the running node.
+type errForwarded struct{ code int }
+
+func (e errForwarded) Error() string { return "forwarded" }
+
+// withNode gives fn the node for this data dir: the one this invocation runs
+// in, the one running elsewhere (the whole command is then forwarded to it
+// over the control socket), or one opened here (networked if withNet).
+func (a *app) withNode(cmd *cobra.Command, withNet bool, fn func(context.Context, *node.Node) error) error {
+	ctx := cmd.Context()
+	if a.served != nil {
+		return fn(ctx, a.served.node)
+	}
+	if _, err := os.Stat(node.ControlSocket(a.dataDir)); err == nil {
+		code, err := node.RunRemote(ctx, a.dataDir, a.rawArgs, a.stdin, a.stdout, a.stderr)
+		if err == nil {
+			return exitError{code}
+		}
+		if !errors.Is(err, node.ErrNoNode) {
+			return err
+		}
+	}
+	o := node.Options{DataDir: a.dataDir, Logger: a.logger()}
+	if withNet {
+		netOpts := a.net
+		o.Net = &netOpts
+	}
+	n, err := node.Open(ctx, o)
+	if err != nil {
+		return err
+	}
+	a.node = n
+	return fn(ctx, n)
+}
+
+func (a *app) closeNode() {
+	if a.node != nil {
+		if err := a.node.Close(); err != nil {
+			fmt.Fprintf(a.stderr, "kchat: closing store: %v\n", err)
+		}
+		a.node = nil
+	}
+	if a.logFile != nil {
+		a.logFile.Close()
+		a.logFile = nil
+	}
+}
+
+// serve runs the control socket of a long-running node (seed, UI), so that
+// headless commands of other processes use this node.
+func (a *app) serve(ctx context.Context, n *node.Node) (*node.ControlServer, error) {
+	return n.ServeControl(ctx, func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+		return run(ctx, args, stdin, stdout, stderr, &served{node: n})
+	})
+}

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/kchat-p2p/kchat/node"
+)
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func kchat(t *testing.T, dir string, stdin string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	var in io.Reader = strings.NewReader(stdin)
+	code := run(context.Background(), append([]string{"--data", dir}, args...), in, &out, &errb, nil)
+	return result{code, out.String(), errb.String()}
+}
+
+func mustOK(t *testing.T, r result) result {
+	t.Helper()
+	if r.code != 0 {
+		t.Fatalf("exit %d, stderr: %s", r.code, r.stderr)
+	}
+	return r
+}
+
+func TestHeadlessCommands(t *testing.T) {
+	dir := t.TempDir()
+	id := mustOK(t, kchat(t, dir, "", "id")).stdout
+	if !regexp.MustCompile(`^[0-9a-f]{64}\n$`).MatchString(id) {
+		t.Fatalf("id: %q", id)
+	}
+	if again := mustOK(t, kchat(t, dir, "", "id")).stdout; again != id {
+		t.Fatal("identity changed between runs")
+	}
+	key := strings.TrimSpace(mustOK(t, kchat(t, dir, "", "new", "general")).stdout)
+	if !strings.HasPrefix(key, "kchat://") {
+		t.Fatalf("new printed %q", key)
+	}
+	mustOK(t, kchat(t, dir, "", "nick", "alice"))
+	mustOK(t, kchat(t, dir, "", "send", "general", "hello", "world"))
+	read := mustOK(t, kchat(t, dir, "", "read", "general")).stdout
+	if !strings.Contains(read, "<alice> hello world") {
+		t.Fatalf("read: %q", read)
+	}
+	chans := mustOK(t, kchat(t, dir, "", "channels")).stdout
+	if !strings.HasPrefix(chans, "general\t") {
+		t.Fatalf("channels: %q", chans)
+	}
+
+	// A second data dir joins by key under the name hint.
+	dir2 := t.TempDir()
+	if out := mustOK(t, kchat(t, dir2, "", "join", key)).stdout; out != "joined general\n" {
+		t.Fatalf("join: %q", out)
+	}
+}
+
+func TestSendStdinAndJSON(t *testing.T) {
+	dir := t.TempDir()
+	mustOK(t, kchat(t, dir, "", "new", "general"))
+	var in strings.Builder
+	for i := 1; i <= 3000; i++ {
+		fmt.Fprintf(&in, "line %d\n", i)
+	}
+	r := mustOK(t, kchat(t, dir, in.String(), "send", "general", "--stdin"))
+	if n := strings.Count(r.stdout, "ok "); n != 3000 {
+		t.Fatalf("%d acks, want 3000", n)
+	}
+	if !strings.HasSuffix(r.stdout, "ok 2999\n") {
+		t.Fatalf("last ack: %q", r.stdout[len(r.stdout)-20:])
+	}
+	out := mustOK(t, kchat(t, dir, "", "read", "general", "--limit", "5", "--json")).stdout
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("%d lines: %q", len(lines), out)
+	}
+	for i, l := range lines {
+		var m jsonMessage
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("line %d", 2996+i); m.Text != want || m.Kind != "text" {
+			t.Fatalf("message %d: %+v, want %q", i, m, want)
+		}
+	}
+}
+
+func TestBadInputIsRejectedAndNothingHalfWritten(t *testing.T) {
+	dir := t.TempDir()
+	mustOK(t, kchat(t, dir, "", "new", "general"))
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"join", "kchat://1234"}, "bad channel key"},
+		{[]string{"join", "not-a-key"}, "bad channel key"},
+		{[]string{"send", "nowhere", "hi"}, "unknown channel"},
+		{[]string{"send", "general", ""}, "empty message"},
+		{[]string{"send", "general"}, "nothing to send"},
+		{[]string{"new", "bad name"}, "white space"},
+		{[]string{"new", "general"}, "already in use"},
+		{[]string{"read", "general", "--limit", "0"}, "--limit"},
+	} {
+		r := kchat(t, dir, "", c.args...)
+		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%v: exit %d, stderr %q, want %q", c.args, r.code, r.stderr, c.want)
+		}
+	}
+	// A 1 MB line among good lines: the good ones are stored and
+	// acknowledged, the bad one is reported, the exit code says so.
+	in := "first\n" + strings.Repeat("x", 1<<20) + "\n\nlast\n"
+	r := kchat(t, dir, in, "send", "general", "--stdin")
+	if r.code == 0 || !strings.Contains(r.stderr, "line 2") || !strings.Contains(r.stderr, "line 3") {
+		t.Fatalf("exit %d stderr %q", r.code, r.stderr)
+	}
+	if r.stdout != "ok 0\nok 1\n" {
+		t.Fatalf("acks %q", r.stdout)
+	}
+	read := mustOK(t, kchat(t, dir, "", "read", "general", "--json")).stdout
+	if strings.Count(read, "\n") != 2 || !strings.Contains(read, `"text":"last"`) {
+		t.Fatalf("stored: %q", read)
+	}
+}
+
+func TestCommandsGoThroughRunningNode(t *testing.T) {
+	dir := t.TempDir()
+	mustOK(t, kchat(t, dir, "", "new", "general"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n, err := node.Open(ctx, node.Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	a := &app{dataDir: dir}
+	srv, err := a.serve(ctx, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	// The store is locked by n: these only work through the control socket.
+	mustOK(t, kchat(t, dir, "one\ntwo\n", "send", "general", "--stdin"))
+	mustOK(t, kchat(t, dir, "", "send", "general", "three"))
+	out := mustOK(t, kchat(t, dir, "", "read", "general")).stdout
+	if !strings.Contains(out, "> one") || !strings.Contains(out, "> three") {
+		t.Fatalf("read through node: %q", out)
+	}
+	if r := kchat(t, dir, "", "send", "nowhere", "x"); r.code == 0 || !strings.Contains(r.stderr, "unknown channel") {
+		t.Fatalf("error through node: %+v", r)
+	}
+}
+
+func TestPrintableNeutralisesTerminalTricks(t *testing.T) {
+	got := printable("hi\x1b[2J\r\n<mallory> fake\u202e")
+	if strings.ContainsAny(got, "\x1b\r\n\u202e") {
+		t.Fatalf("%q", got)
+	}
+}

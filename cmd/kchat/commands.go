@@ -1,0 +1,434 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/kchat-p2p/kchat/feed"
+	"github.com/kchat-p2p/kchat/node"
+	"github.com/kchat-p2p/kchat/views"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) idCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "id",
+		Short: "Print your author id (your public key)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withNode(cmd, false, func(_ context.Context, n *node.Node) error {
+				fmt.Fprintln(a.stdout, n.Self())
+				return nil
+			})
+		},
+	}
+}
+
+func (a *app) nickCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "nick NAME",
+		Short: "Set your nickname (announced in every joined channel)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withNode(cmd, false, func(ctx context.Context, n *node.Node) error {
+				return n.SetNick(ctx, args[0])
+			})
+		},
+	}
+}
+
+func (a *app) newCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "new NAME",
+		Short: "Create a channel and print its key (share the key to invite people)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := feed.ValidateChannelName(args[0]); err != nil {
+				return err
+			}
+			return a.withNode(cmd, false, func(ctx context.Context, n *node.Node) error {
+				if _, err := n.Resolve(args[0]); err == nil {
+					return fmt.Errorf("%w: %q", feed.ErrNameTaken, args[0])
+				}
+				c, err := n.Create(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(a.stdout, c.Key.WithName(c.Name))
+				return nil
+			})
+		},
+	}
+}
+
+func (a *app) joinCmd() *cobra.Command {
+	var name string
+	cmd := &cobra.Command{
+		Use:   "join KEY",
+		Short: "Join a channel by its kchat:// key",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			k, hint, err := feed.ParseChannelKey(args[0])
+			if err != nil {
+				return err
+			}
+			if name == "" {
+				name = hint
+			}
+			if name != "" {
+				if err := feed.ValidateChannelName(name); err != nil {
+					return err
+				}
+			}
+			return a.withNode(cmd, false, func(ctx context.Context, n *node.Node) error {
+				c, err := n.Join(ctx, k, name)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "joined %s\n", c.Name)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "local name for the channel (default: the key's name hint)")
+	return cmd
+}
+
+func (a *app) partCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "part CHANNEL",
+		Short: "Leave a channel (its history stays on disk)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withNode(cmd, false, func(ctx context.Context, n *node.Node) error {
+				c, err := n.Resolve(args[0])
+				if err != nil {
+					return err
+				}
+				return n.Part(ctx, c.ID())
+			})
+		},
+	}
+}
+
+func (a *app) channelsCmd() *cobra.Command {
+	var keys bool
+	cmd := &cobra.Command{
+		Use:   "channels",
+		Short: "List joined channels",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withNode(cmd, false, func(ctx context.Context, n *node.Node) error {
+				chans, err := n.Channels()
+				if err != nil {
+					return err
+				}
+				for _, c := range chans {
+					count, err := n.Views().Count(c.ID())
+					if err != nil {
+						return err
+					}
+					if keys {
+						fmt.Fprintf(a.stdout, "%s\t%d messages\t%s\n", c.Name, count, c.Key.WithName(c.Name))
+					} else {
+						fmt.Fprintf(a.stdout, "%s\t%d messages\n", c.Name, count)
+					}
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&keys, "keys", false, "also print each channel's key")
+	return cmd
+}
+
+func (a *app) sendCmd() *cobra.Command {
+	var fromStdin, emote bool
+	cmd := &cobra.Command{
+		Use:   "send CHANNEL [TEXT...]",
+		Short: "Send a message (works offline; peers get it when they meet you)",
+		Long: `Send a message to CHANNEL (its name or key). The words of TEXT are joined by
+spaces. With --stdin, every line of standard input is one message; each stored
+message is acknowledged on stdout as "ok SEQ" once it is on disk.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if fromStdin && len(args) > 1 {
+				return errors.New("give either TEXT or --stdin, not both")
+			}
+			if !fromStdin && len(args) < 2 {
+				return errors.New("nothing to send: give TEXT or --stdin")
+			}
+			kind := feed.KindText
+			if emote {
+				kind = feed.KindEmote
+			}
+			return a.withNode(cmd, false, func(ctx context.Context, n *node.Node) error {
+				c, err := n.Resolve(args[0])
+				if err != nil {
+					return err
+				}
+				if !fromStdin {
+					es, err := n.Send(ctx, c.ID(), feed.Payload{Kind: kind, Text: strings.Join(args[1:], " ")})
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(a.stdout, "ok %d\n", es[0].Seq)
+					return nil
+				}
+				return a.sendLines(ctx, n, c, kind)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&fromStdin, "stdin", false, "send each line of standard input as a message")
+	cmd.Flags().BoolVar(&emote, "me", false, "send as an action (/me)")
+	return cmd
+}
+
+// sendLines sends stdin line by line. Lines are batched while more input is
+// ready (one fsync per batch); bad lines are reported and skipped.
+func (a *app) sendLines(ctx context.Context, n *node.Node, c feed.Channel, kind feed.Kind) error {
+	type line struct {
+		no   int
+		text string
+		err  error
+	}
+	lines := make(chan line, 1024)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		defer close(lines)
+		br := bufio.NewReaderSize(a.stdin, 64<<10)
+		for no := 1; ; no++ {
+			text, err := readLine(br, feed.MaxPayload)
+			if errors.Is(err, io.EOF) && text == "" {
+				return
+			}
+			l := line{no: no, text: text}
+			if err != nil && !errors.Is(err, io.EOF) {
+				l.err = err
+			}
+			select {
+			case lines <- l:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil && !errors.Is(err, errLineTooLong) {
+				return
+			}
+		}
+	}()
+	failed := 0
+	var batch []feed.Payload
+	var nos []int
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		es, err := n.Send(ctx, c.ID(), batch...)
+		if err != nil {
+			return err
+		}
+		w := bufio.NewWriter(a.stdout)
+		for _, e := range es {
+			fmt.Fprintf(w, "ok %d\n", e.Seq)
+		}
+		batch, nos = batch[:0], nos[:0]
+		return w.Flush()
+	}
+	for l := range lines {
+		batch, nos, failed = a.addLine(l.no, l.text, l.err, kind, batch, nos, failed)
+		// Gather what arrives within a moment (a pipe delivers many lines
+		// at once), then store it as one batch with one fsync.
+		linger := time.NewTimer(2 * time.Millisecond)
+	drain:
+		for len(batch) < 1000 {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					break drain
+				}
+				batch, nos, failed = a.addLine(l.no, l.text, l.err, kind, batch, nos, failed)
+			case <-linger.C:
+				break drain
+			}
+		}
+		linger.Stop()
+		if err := flush(); err != nil {
+			return err
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d line(s) not sent", failed)
+	}
+	return nil
+}
+
+func (a *app) addLine(no int, text string, err error, kind feed.Kind, batch []feed.Payload, nos []int, failed int) ([]feed.Payload, []int, int) {
+	if err == nil {
+		p := feed.Payload{Kind: kind, Text: text}
+		if err = p.Validate(); err == nil {
+			if _, err = p.Marshal(); err == nil {
+				return append(batch, p), append(nos, no), failed
+			}
+		}
+	}
+	fmt.Fprintf(a.stderr, "kchat: line %d not sent: %v\n", no, err)
+	return batch, nos, failed + 1
+}
+
+// errLineTooLong reports a line over the message size limit; the rest of
+// the line is consumed so the next line is read normally.
+var errLineTooLong = errors.New("line too long")
+
+// readLine reads one line without its newline (and a trailing \r).
+func readLine(br *bufio.Reader, max int) (string, error) {
+	var sb strings.Builder
+	for {
+		frag, err := br.ReadSlice('\n')
+		if sb.Len()+len(frag) <= max+2 {
+			sb.Write(frag)
+		} else if sb.Len() <= max+2 {
+			sb.Write(frag[:max+3-sb.Len()])
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		s := strings.TrimSuffix(strings.TrimSuffix(sb.String(), "\n"), "\r")
+		if len(s) > max {
+			if err == nil || errors.Is(err, io.EOF) {
+				return "", fmt.Errorf("%w: more than %d bytes", errLineTooLong, max)
+			}
+		}
+		if err != nil {
+			return s, err
+		}
+		return s, nil
+	}
+}
+
+func (a *app) readCmd() *cobra.Command {
+	var limit int
+	var asJSON, follow bool
+	cmd := &cobra.Command{
+		Use:   "read CHANNEL",
+		Short: "Print the last messages of a channel, oldest first",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if limit < 1 {
+				return errors.New("--limit must be at least 1")
+			}
+			return a.withNode(cmd, false, func(ctx context.Context, n *node.Node) error {
+				c, err := n.Resolve(args[0])
+				if err != nil {
+					return err
+				}
+				if err := n.WaitIndexed(ctx); err != nil {
+					return err
+				}
+				msgs, err := n.Views().Last(c.ID(), limit)
+				if err != nil {
+					return err
+				}
+				w := bufio.NewWriter(a.stdout)
+				for _, m := range msgs {
+					a.printMessage(w, m, asJSON)
+				}
+				if err := w.Flush(); err != nil || !follow {
+					return err
+				}
+				return a.follow(ctx, n, c, msgs, asJSON)
+			})
+		},
+	}
+	cmd.Flags().IntVarP(&limit, "limit", "n", 50, "how many messages")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per message per line")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new messages as they arrive")
+	return cmd
+}
+
+// follow prints messages as they are indexed, in arrival order, until ctx ends.
+func (a *app) follow(ctx context.Context, n *node.Node, c feed.Channel, shown []views.Message, asJSON bool) error {
+	sub := n.Views().Subscribe()
+	defer sub.Close()
+	after := n.Views().Indexed()
+	seen := map[[2]any]bool{}
+	for _, m := range shown {
+		seen[[2]any{m.Author, m.Seq}] = true
+	}
+	for {
+		msgs, err := n.Views().Arrived(c.ID(), after, 1000)
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			after = max(after, m.Arrival)
+			if !seen[[2]any{m.Author, m.Seq}] {
+				a.printMessage(a.stdout, m, asJSON)
+			}
+		}
+		if len(msgs) == 1000 {
+			continue
+		}
+		clear(seen)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-sub.C():
+		}
+	}
+}
+
+type jsonMessage struct {
+	Time    string `json:"time"`
+	Claimed string `json:"claimed_time"`
+	Author  string `json:"author"`
+	Nick    string `json:"nick"`
+	Seq     uint64 `json:"seq"`
+	Kind    string `json:"kind"`
+	Text    string `json:"text"`
+}
+
+func (a *app) printMessage(w io.Writer, m views.Message, asJSON bool) {
+	if asJSON {
+		b, _ := json.Marshal(jsonMessage{Time: m.Time.UTC().Format(time.RFC3339Nano), Claimed: m.Claimed.UTC().Format(time.RFC3339Nano),
+			Author: m.Author.String(), Nick: m.Nick, Seq: m.Seq, Kind: m.Kind.String(), Text: m.Text})
+		fmt.Fprintf(w, "%s\n", b)
+		return
+	}
+	ts := m.Time.Local().Format("2006-01-02 15:04")
+	nick, text := printable(m.Display), printable(m.Text)
+	switch m.Kind {
+	case feed.KindEmote:
+		fmt.Fprintf(w, "%s * %s %s\n", ts, nick, text)
+	case feed.KindTopic:
+		fmt.Fprintf(w, "%s -- %s set the topic: %s\n", ts, nick, text)
+	case feed.KindNick:
+		fmt.Fprintf(w, "%s -- %s is now known as %s\n", ts, printable(m.Author.Short()), text)
+	default:
+		fmt.Fprintf(w, "%s <%s> %s\n", ts, nick, text)
+	}
+}
+
+// printable makes peer-written text safe for a terminal: control characters
+// (escape sequences, carriage returns, newlines that could fake another
+// line) and bidi overrides become visible placeholders.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n':
+			return '↵'
+		case r == '\t':
+			return ' '
+		case unicode.IsControl(r), r >= 0x202A && r <= 0x202E, r >= 0x2066 && r <= 0x2069:
+			return '�'
+		}
+		return r
+	}, s)
+}

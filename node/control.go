@@ -1,0 +1,186 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// The control socket lets headless commands (send, read, sync, channels...)
+// run against a node that holds the data dir (Badger allows one process per
+// dir). It is a unix socket in the data dir; the dir is mode 0700 and the
+// socket 0600, so only the owner can use it.
+//
+// Wire: the client sends one JSON line {"args":[...]} then streams its stdin
+// and half-closes. The server answers with JSON lines {"out":"..."},
+// {"err":"..."} and finally {"exit":N}.
+
+// ControlSocket is the path of the control socket of a data dir.
+func ControlSocket(dataDir string) string { return filepath.Join(dataDir, "control.sock") }
+
+// Command runs one CLI invocation inside the running node.
+type Command func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int
+
+type controlRequest struct {
+	Args []string `json:"args"`
+}
+
+type controlReply struct {
+	Out  string `json:"out,omitempty"`
+	Err  string `json:"err,omitempty"`
+	Exit *int   `json:"exit,omitempty"`
+}
+
+// ControlServer serves the control socket until ctx ends or Close.
+type ControlServer struct {
+	ln     net.Listener
+	path   string
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// ServeControl starts the control socket of the node's data dir. A stale
+// socket left by a crashed node is replaced: holding the store lock proves
+// no other node runs here.
+func (n *Node) ServeControl(ctx context.Context, run Command) (*ControlServer, error) {
+	path := ControlSocket(n.dir)
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	s := &ControlServer{ln: ln, path: path, cancel: cancel}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		<-ctx.Done()
+		ln.Close()
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				defer c.Close()
+				serveConn(ctx, c, run, n.log)
+			}()
+		}
+	}()
+	return s, nil
+}
+
+// Close stops the server, waits for running commands, removes the socket.
+func (s *ControlServer) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	os.Remove(s.path)
+	return nil
+}
+
+// lockedWriter serialises replies from stdout and stderr writers.
+type lockedWriter struct {
+	mu  *sync.Mutex
+	enc *json.Encoder
+	err bool
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	r := controlReply{Out: string(p)}
+	if w.err {
+		r = controlReply{Err: string(p)}
+	}
+	if err := w.enc.Encode(r); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func serveConn(ctx context.Context, c net.Conn, run Command, log *slog.Logger) {
+	br := bufio.NewReader(c)
+	line, err := br.ReadBytes('\n')
+	if err != nil {
+		return
+	}
+	var req controlRequest
+	if err := json.Unmarshal(line, &req); err != nil {
+		log.Warn("control: bad request", "err", err)
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	enc := json.NewEncoder(c)
+	stdout := lockedWriter{mu: &mu, enc: enc}
+	stderr := lockedWriter{mu: &mu, enc: enc, err: true}
+	code := run(ctx, req.Args, br, stdout, stderr)
+	mu.Lock()
+	enc.Encode(controlReply{Exit: &code})
+	mu.Unlock()
+}
+
+// ErrNoNode means no node is serving the data dir.
+var ErrNoNode = errors.New("no running node")
+
+// RunRemote runs args in the node serving dataDir, copying stdin to it and
+// its output to stdout/stderr. It returns ErrNoNode when none is running.
+func RunRemote(ctx context.Context, dataDir string, args []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	var d net.Dialer
+	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	c, err := d.DialContext(dctx, "unix", ControlSocket(dataDir))
+	cancel()
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrNoNode, err)
+	}
+	defer c.Close()
+	uc := c.(*net.UnixConn)
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	b, _ := json.Marshal(controlRequest{Args: args})
+	if _, err := c.Write(append(b, '\n')); err != nil {
+		return 0, fmt.Errorf("control socket: %w", err)
+	}
+	go func() {
+		if stdin != nil {
+			io.Copy(c, stdin)
+		}
+		uc.CloseWrite()
+	}()
+	dec := json.NewDecoder(c)
+	for {
+		var r controlReply
+		if err := dec.Decode(&r); err != nil {
+			return 1, fmt.Errorf("control socket closed before the command finished: %w", err)
+		}
+		if r.Out != "" {
+			io.WriteString(stdout, r.Out)
+		}
+		if r.Err != "" {
+			io.WriteString(stderr, r.Err)
+		}
+		if r.Exit != nil {
+			return *r.Exit, nil
+		}
+	}
+}

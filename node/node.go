@@ -1,0 +1,224 @@
+// Package node is one running kchat: the identity, the feed store, the views
+// and (when networked) the libp2p host, discovery and replication, wired
+// together over one data dir. The CLI and the UI talk to a Node; a Node that
+// serves a data dir also answers the headless commands of other processes
+// over a control socket in that dir (see control.go).
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/kchat-p2p/kchat/feed"
+	"github.com/kchat-p2p/kchat/internal/storage"
+	"github.com/kchat-p2p/kchat/views"
+)
+
+// Options configure a Node.
+type Options struct {
+	DataDir string
+	Logger  *slog.Logger
+	// Net, when set, starts the network side (host, discovery, replication).
+	Net *NetOptions
+}
+
+// Node is a running kchat over one data dir.
+type Node struct {
+	dir   string
+	log   *slog.Logger
+	db    *badger.DB
+	id    *feed.Identity
+	store *feed.Store
+	views *views.Views
+	net   *network
+
+	nickMu sync.Mutex
+	closed sync.Once
+}
+
+// DefaultDataDir is $XDG_DATA_HOME/kchat, or ~/.local/share/kchat.
+func DefaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "kchat")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "kchat-data"
+	}
+	return filepath.Join(home, ".local", "share", "kchat")
+}
+
+// Open opens the data dir (creating it, mode 0700) and starts the node.
+func Open(ctx context.Context, o Options) (*Node, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	id, err := feed.LoadOrCreateIdentity(filepath.Join(o.DataDir, "identity"))
+	if err != nil {
+		return nil, err
+	}
+	db, err := storage.Open(filepath.Join(o.DataDir, "store"), o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{dir: o.DataDir, log: o.Logger, db: db, id: id}
+	if n.store, err = feed.Open(db, feed.WithLogger(o.Logger)); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if n.views, err = views.Open(db, n.store, id.ID(), views.WithLogger(o.Logger)); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if o.Net != nil {
+		if n.net, err = startNetwork(ctx, n, *o.Net); err != nil {
+			n.views.Close()
+			db.Close()
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// Close stops the network, the views and the store, in that order.
+func (n *Node) Close() error {
+	var errs []error
+	n.closed.Do(func() {
+		if n.net != nil {
+			errs = append(errs, n.net.close())
+		}
+		errs = append(errs, n.views.Close())
+		errs = append(errs, n.db.Close())
+	})
+	return errors.Join(errs...)
+}
+
+// DataDir is the node's data dir.
+func (n *Node) DataDir() string { return n.dir }
+
+// Self is the local author id.
+func (n *Node) Self() feed.AuthorID { return n.id.ID() }
+
+// Store is the feed store (read side for replication and tests).
+func (n *Node) Store() *feed.Store { return n.store }
+
+// Views is the read API of the views.
+func (n *Node) Views() *views.Views { return n.views }
+
+// Channels lists joined channels.
+func (n *Node) Channels() ([]feed.Channel, error) { return n.store.Channels() }
+
+// Resolve finds a joined channel by name or key.
+func (n *Node) Resolve(nameOrKey string) (feed.Channel, error) { return n.store.Resolve(nameOrKey) }
+
+// Send appends payloads to the local user's feed in ch, durably, and returns
+// once the views have indexed them (so a read right after shows them).
+func (n *Node) Send(ctx context.Context, ch feed.DiscoveryID, ps ...feed.Payload) ([]feed.Entry, error) {
+	es, err := n.store.Append(ctx, n.id, ch, ps...)
+	if err != nil {
+		return nil, err
+	}
+	return es, nil
+}
+
+// Create makes a new channel named name and joins it.
+func (n *Node) Create(ctx context.Context, name string) (feed.Channel, error) {
+	k, err := feed.NewChannelKey()
+	if err != nil {
+		return feed.Channel{}, err
+	}
+	return n.Join(ctx, k, name)
+}
+
+// Join joins the channel with key k under the local name (a default is made
+// from the key when name is empty). If a nickname is set it is announced.
+func (n *Node) Join(ctx context.Context, k feed.ChannelKey, name string) (feed.Channel, error) {
+	if name == "" {
+		name = "channel-" + k.DiscoveryID().Short()
+	}
+	if c, err := n.store.Channel(k.DiscoveryID()); err == nil {
+		return c, nil // already joined
+	}
+	c := feed.Channel{Key: k, Name: name}
+	if err := n.store.Join(c); err != nil {
+		return c, err
+	}
+	if nick := n.Nick(); nick != "" {
+		if _, err := n.Send(ctx, c.ID(), feed.Payload{Kind: feed.KindNick, Text: nick}); err != nil {
+			return c, err
+		}
+	}
+	if n.net != nil {
+		n.net.join(c)
+	}
+	return c, nil
+}
+
+// Part leaves channel ch: no longer listed or replicated.
+func (n *Node) Part(ctx context.Context, ch feed.DiscoveryID) error {
+	if err := n.store.Part(ch); err != nil {
+		return err
+	}
+	if n.net != nil {
+		n.net.leave(ch)
+	}
+	return nil
+}
+
+func (n *Node) nickPath() string { return filepath.Join(n.dir, "nick") }
+
+// Nick is the local user's nickname ("" if never set).
+func (n *Node) Nick() string {
+	b, err := os.ReadFile(n.nickPath())
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// SetNick sets the nickname: remembered for channels joined later, and
+// announced now with a nick entry in every joined channel.
+func (n *Node) SetNick(ctx context.Context, nick string) error {
+	nick = strings.TrimSpace(nick)
+	p := feed.Payload{Kind: feed.KindNick, Text: nick}
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	if strings.ContainsAny(nick, " \t\r\n") {
+		return fmt.Errorf("%w: nickname %q contains white space", feed.ErrBadPayload, nick)
+	}
+	n.nickMu.Lock()
+	defer n.nickMu.Unlock()
+	chans, err := n.store.Channels()
+	if err != nil {
+		return err
+	}
+	for _, c := range chans {
+		if _, err := n.Send(ctx, c.ID(), p); err != nil {
+			return fmt.Errorf("announce nick in %s: %w", c.Name, err)
+		}
+	}
+	tmp := n.nickPath() + ".tmp"
+	if err := os.WriteFile(tmp, []byte(nick+"\n"), 0o600); err != nil {
+		return fmt.Errorf("save nick: %w", err)
+	}
+	return os.Rename(tmp, n.nickPath())
+}
+
+// WaitIndexed waits until the views include everything stored so far.
+func (n *Node) WaitIndexed(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return n.views.WaitIndexed(ctx, n.store.Last())
+}

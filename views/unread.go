@@ -1,0 +1,218 @@
+package views
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/kchat-p2p/kchat/feed"
+)
+
+// unreadView counts, per channel, the messages (text and emote, not the
+// local user's own) that arrived after the channel's read marker, and how
+// many of them mention the local user. A mention is the local user's latest
+// nickname in the channel, as known when the message was indexed, appearing
+// in the text as a whole word, case-insensitively.
+//
+// The read marker is local state (not derived from feeds, never dropped by a
+// rebuild): the arrival number up to which the user has read, and the cursor
+// of the newest message then, for the "last read" line. Counting by arrival
+// rather than by position means a message that arrives late but sorts into
+// the past (its author was offline) is still counted as unread.
+type unreadView struct{ self feed.AuthorID }
+
+func (*unreadView) Name() string       { return "unread" }
+func (*unreadView) Version() uint32    { return 1 }
+func (*unreadView) Prefixes() [][]byte { return [][]byte{prefix(tagUnread), prefix(tagSelf)} }
+
+func (u *unreadView) Map(txn *badger.Txn, b *Batch) error {
+	type chanState struct {
+		marker      uint64
+		me          string // own nick, folded
+		meChanged   bool
+		msgs, ments uint64
+	}
+	chans := map[feed.DiscoveryID]*chanState{}
+	for i := range b.Items {
+		it := &b.Items[i]
+		ch := it.Entry.Channel
+		cs := chans[ch]
+		if cs == nil {
+			m, err := readMarker(txn, ch)
+			if err != nil {
+				return err
+			}
+			me, err := getString(txn, chanKey(tagSelf, ch))
+			if err != nil {
+				return err
+			}
+			cs = &chanState{marker: m.arrival, me: me}
+			chans[ch] = cs
+		}
+		if it.Entry.Author == u.self {
+			if it.Kind == feed.KindNick && it.Text != "" && len(it.Text) <= maxNick {
+				cs.me, cs.meChanged = fold(it.Text), true
+			}
+			continue
+		}
+		if (it.Kind != feed.KindText && it.Kind != feed.KindEmote) || it.N <= cs.marker {
+			continue
+		}
+		cs.msgs++
+		if mentions(it.Text, cs.me) {
+			cs.ments++
+		}
+	}
+	for ch, cs := range chans {
+		if cs.meChanged {
+			if err := txn.Set(chanKey(tagSelf, ch), []byte(cs.me)); err != nil {
+				return err
+			}
+		}
+		if cs.msgs == 0 {
+			continue
+		}
+		n, err := readUnread(txn, ch)
+		if err != nil {
+			return err
+		}
+		n.Messages += int(cs.msgs)
+		n.Mentions += int(cs.ments)
+		if err := txn.Set(chanKey(tagUnread, ch), putU64(nil, uint64(n.Messages), uint64(n.Mentions))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mentions reports whether text contains nick (already folded) as a whole
+// word, case-insensitively: the characters either side of it are not
+// letters, digits or '_'.
+func mentions(text, nick string) bool {
+	if nick == "" {
+		return false
+	}
+	t := fold(text)
+	for off := 0; ; {
+		i := strings.Index(t[off:], nick)
+		if i < 0 {
+			return false
+		}
+		i += off
+		before, _ := utf8.DecodeLastRuneInString(t[:i])
+		after, _ := utf8.DecodeRuneInString(t[i+len(nick):])
+		if !isWord(before) && !isWord(after) {
+			return true
+		}
+		_, w := utf8.DecodeRuneInString(t[i:])
+		off = i + w
+	}
+}
+
+func isWord(r rune) bool {
+	return r != utf8.RuneError && (r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r))
+}
+
+type marker struct {
+	arrival uint64
+	pos     []byte // empty or posLen bytes
+}
+
+func readMarker(txn *badger.Txn, ch feed.DiscoveryID) (marker, error) {
+	v, err := getString(txn, chanKey(tagMarker, ch))
+	if err != nil || v == "" {
+		return marker{}, err
+	}
+	if len(v) != 8 && len(v) != 8+posLen {
+		return marker{}, fmt.Errorf("corrupt read marker (%d bytes)", len(v))
+	}
+	return marker{arrival: binary.BigEndian.Uint64([]byte(v)), pos: []byte(v[8:])}, nil
+}
+
+func readUnread(txn *badger.Txn, ch feed.DiscoveryID) (Unread, error) {
+	v, err := getString(txn, chanKey(tagUnread, ch))
+	if err != nil || v == "" {
+		return Unread{}, err
+	}
+	if len(v) != 16 {
+		return Unread{}, fmt.Errorf("corrupt unread counts (%d bytes)", len(v))
+	}
+	b := []byte(v)
+	return Unread{Messages: int(binary.BigEndian.Uint64(b)), Mentions: int(binary.BigEndian.Uint64(b[8:]))}, nil
+}
+
+// Unread returns ch's counts of messages after the read marker.
+func (v *Views) Unread(ch feed.DiscoveryID) (Unread, error) {
+	var n Unread
+	err := v.db.View(func(txn *badger.Txn) error {
+		var err error
+		n, err = readUnread(txn, ch)
+		return err
+	})
+	if err != nil {
+		return Unread{}, fmt.Errorf("read unread counts: %w", err)
+	}
+	return n, nil
+}
+
+// MarkRead moves ch's read marker to the newest message: everything indexed
+// so far counts as read, and the counts restart from zero.
+func (v *Views) MarkRead(ch feed.DiscoveryID) error {
+	v.writeMu.Lock()
+	err := v.db.Update(func(txn *badger.Txn) error {
+		pre := chanKey(tagMsg, ch)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: pre, Reverse: true})
+		it.Seek(append(pre, bytes.Repeat([]byte{0xff}, posLen+1)...))
+		val := putU64(make([]byte, 0, 8+posLen), v.clocks[v.unreadIndex()])
+		if it.Valid() {
+			val = append(val, it.Item().Key()[len(pre):]...)
+		}
+		it.Close()
+		if err := txn.Set(chanKey(tagMarker, ch), val); err != nil {
+			return err
+		}
+		return txn.Set(chanKey(tagUnread, ch), putU64(nil, 0, 0))
+	})
+	v.writeMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("mark read: %w", err)
+	}
+	v.notify()
+	return nil
+}
+
+func (v *Views) unreadIndex() int {
+	for i, vw := range v.views {
+		if _, ok := vw.(*unreadView); ok {
+			return i
+		}
+	}
+	panic("views: no unread view")
+}
+
+// ReadMarker returns the cursor of the newest message when ch was last
+// marked read ("" if never, or if the channel was empty then). Messages after
+// it in Before/After order are below the "last read" line.
+func (v *Views) ReadMarker(ch feed.DiscoveryID) (Cursor, error) {
+	var m marker
+	err := v.db.View(func(txn *badger.Txn) error {
+		var err error
+		m, err = readMarker(txn, ch)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("read marker: %w", err)
+	}
+	if len(m.pos) == 0 {
+		return "", nil
+	}
+	p, err := parsePos(m.pos)
+	if err != nil {
+		return "", err
+	}
+	return p.cursor(), nil
+}

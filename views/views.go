@@ -1,0 +1,223 @@
+package views
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/kchat-p2p/kchat/feed"
+)
+
+// Errors of Views.
+var (
+	ErrClosed      = errors.New("views closed")                        // WaitIndexed after Close
+	ErrAlreadyOpen = errors.New("views already open on this database") // a second Open on one DB
+)
+
+// open guards against two indexers on one DB: both would map every entry
+// and the counters would count it twice.
+var (
+	openMu  sync.Mutex
+	openDBs = map[*badger.DB]bool{}
+)
+
+// Views is the set of kchat's views over one feed store, kept up to date by
+// one indexer goroutine, and the read API over them. It is safe for
+// concurrent use. At most one Views may be open on a database.
+type Views struct {
+	db   *badger.DB
+	st   *feed.Store
+	self feed.AuthorID
+	log  *slog.Logger
+	now  func() time.Time
+
+	views  []View
+	mapped []atomic.Int64 // entries given to each view's Map (tests, stats)
+	nicks  *nickCache
+
+	// writeMu serialises the indexer's transactions with MarkRead's, because
+	// the DB is opened without conflict detection. clocks and rebuild are
+	// written by the indexer goroutine under writeMu.
+	writeMu sync.Mutex
+	clocks  []uint64
+	rebuild []bool
+
+	indexed atomic.Uint64 // min over clocks
+	waitMu  sync.Mutex
+	waitCh  chan struct{} // closed and replaced when indexed advances
+
+	subMu sync.Mutex
+	subs  map[*Subscription]struct{}
+
+	sub       *feed.Subscription
+	cancel    context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
+
+	chunkEntries int
+	chunkBytes   int
+	readers      int // parallel readers while catching up
+	// beforeCommit, if set, is called before each chunk's commit (tests:
+	// simulated crashes). An error rolls the chunk back.
+	beforeCommit func(last uint64) error
+}
+
+// Option configures Views.
+type Option func(*Views)
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(v *Views) { v.log = l } }
+
+// WithClock sets the local clock used by the ordering rule (tests).
+func WithClock(now func() time.Time) Option { return func(v *Views) { v.now = now } }
+
+// Open opens the views of store st on db for the local user self and starts
+// the indexer: it catches every view up with the store in the background,
+// then follows the store live until Close. Open itself only reads each
+// view's state, so it is fast however big the store; a caller that needs the
+// views current (a one-shot CLI read) waits with CatchUp or WaitIndexed.
+func Open(db *badger.DB, st *feed.Store, self feed.AuthorID, opts ...Option) (*Views, error) {
+	v := &Views{
+		db: db, st: st, self: self,
+		log: slog.New(slog.DiscardHandler), now: time.Now,
+		nicks:        newNickCache(),
+		waitCh:       make(chan struct{}),
+		subs:         map[*Subscription]struct{}{},
+		done:         make(chan struct{}),
+		chunkEntries: maxChunkEntries,
+		chunkBytes:   maxChunkBytes,
+		readers:      min(runtime.GOMAXPROCS(0), 4),
+	}
+	for _, o := range opts {
+		o(v)
+	}
+	v.views = []View{
+		&messagesView{},
+		&topicsView{},
+		&usersView{},
+		&unreadView{self: self},
+	}
+	openMu.Lock()
+	defer openMu.Unlock()
+	if openDBs[db] {
+		return nil, ErrAlreadyOpen
+	}
+	v.mapped = make([]atomic.Int64, len(v.views))
+	v.clocks = make([]uint64, len(v.views))
+	v.rebuild = make([]bool, len(v.views))
+	if err := v.loadStates(); err != nil {
+		return nil, fmt.Errorf("open views: %w", err)
+	}
+	lo := v.clocks[0]
+	for _, c := range v.clocks {
+		lo = min(lo, c)
+	}
+	v.indexed.Store(lo)
+	// Subscribe before the first catch-up, so no write is missed.
+	v.sub = st.Subscribe()
+	ctx, cancel := context.WithCancel(context.Background())
+	v.cancel = cancel
+	openDBs[db] = true
+	go v.run(ctx)
+	return v, nil
+}
+
+// Close stops the indexer and waits for it. A chunk being indexed is either
+// committed whole or rolled back. Close does not close db.
+func (v *Views) Close() error {
+	v.closeOnce.Do(func() {
+		v.cancel()
+		<-v.done
+		openMu.Lock()
+		delete(openDBs, v.db)
+		openMu.Unlock()
+	})
+	return nil
+}
+
+// Indexed is the arrival number every view has processed: each entry the
+// store numbered up to it is visible in every view.
+func (v *Views) Indexed() uint64 { return v.indexed.Load() }
+
+// WaitIndexed returns once Indexed() >= n, or with ctx's error, or with
+// ErrClosed after Close.
+func (v *Views) WaitIndexed(ctx context.Context, n uint64) error {
+	for {
+		v.waitMu.Lock()
+		ch := v.waitCh
+		v.waitMu.Unlock()
+		if v.indexed.Load() >= n {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-v.done:
+			if v.indexed.Load() >= n {
+				return nil
+			}
+			return ErrClosed
+		}
+	}
+}
+
+// CatchUp waits until the views hold every entry the store held when it was
+// called: WaitIndexed(ctx, st.Last()).
+func (v *Views) CatchUp(ctx context.Context) error {
+	return v.WaitIndexed(ctx, v.st.Last())
+}
+
+// advance publishes a new Indexed value and wakes waiters and subscribers.
+func (v *Views) advance(n uint64) {
+	v.indexed.Store(n)
+	v.waitMu.Lock()
+	close(v.waitCh)
+	v.waitCh = make(chan struct{})
+	v.waitMu.Unlock()
+	v.notify()
+}
+
+// Subscription signals changes to the views. Signals coalesce: a busy
+// subscriber gets one signal for many chunks, then reads what is new (with
+// Arrived, Last or Unread). Nothing queues.
+type Subscription struct {
+	v *Views
+	c chan struct{}
+}
+
+// C receives a value after each indexed chunk and after MarkRead.
+func (s *Subscription) C() <-chan struct{} { return s.c }
+
+// Close stops the subscription.
+func (s *Subscription) Close() {
+	s.v.subMu.Lock()
+	delete(s.v.subs, s)
+	s.v.subMu.Unlock()
+}
+
+// Subscribe returns a subscription to changes of the views.
+func (v *Views) Subscribe() *Subscription {
+	s := &Subscription{v: v, c: make(chan struct{}, 1)}
+	v.subMu.Lock()
+	v.subs[s] = struct{}{}
+	v.subMu.Unlock()
+	return s
+}
+
+func (v *Views) notify() {
+	v.subMu.Lock()
+	defer v.subMu.Unlock()
+	for s := range v.subs {
+		select {
+		case s.c <- struct{}{}:
+		default:
+		}
+	}
+}
