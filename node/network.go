@@ -3,14 +3,22 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
 
+	"github.com/kchat-p2p/kchat/discovery"
 	"github.com/kchat-p2p/kchat/feed"
+	"github.com/kchat-p2p/kchat/replicate"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // NetOptions configure the network side of a node.
 type NetOptions struct {
-	Listen    []string // multiaddrs to listen on
-	Peers     []string // multiaddrs to dial (manual peers)
+	Listen    []string // multiaddrs to listen on (nil: all interfaces, TCP and QUIC)
+	Peers     []string // multiaddrs to dial for every joined channel (manual peers)
 	Bootstrap []string // nil: the public DHT's list; ["none"]: empty
 	NoMDNS    bool
 	NoDHT     bool
@@ -18,12 +26,227 @@ type NetOptions struct {
 	Seed      bool // DHT server + relay service
 }
 
-type network struct{}
-
-func startNetwork(ctx context.Context, n *Node, o NetOptions) (*network, error) {
-	return nil, errors.New("networking is not wired yet")
+// network is the node's libp2p side: discovery finds peers of joined
+// channels, replication syncs with each of them. It owns the goroutines that
+// connect found peers; all stop on close.
+type network struct {
+	n      *Node
+	disc   *discovery.Node
+	rep    *replicate.Replicator
+	peers  []string
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	dials  chan struct{} // bounds concurrent session attempts
 }
 
-func (nw *network) close() error             { return nil }
-func (nw *network) join(c feed.Channel)      {}
-func (nw *network) leave(d feed.DiscoveryID) {}
+func startNetwork(ctx context.Context, n *Node, o NetOptions) (*network, error) {
+	disc, err := discovery.Start(ctx, discovery.Config{
+		HostKeyPath: filepath.Join(n.dir, "hostkey"),
+		Listen:      o.Listen,
+		Bootstrap:   o.Bootstrap,
+		NoMDNS:      o.NoMDNS,
+		NoDHT:       o.NoDHT,
+		NoNAT:       o.NoNAT,
+		Seed:        o.Seed,
+		Logger:      n.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	nctx, cancel := context.WithCancel(context.Background())
+	nw := &network{n: n, disc: disc, peers: o.Peers, ctx: nctx, cancel: cancel, dials: make(chan struct{}, 16)}
+	nw.rep = replicate.New(disc.Host(), n.store, replicate.Config{Logger: n.log})
+	chans, err := n.store.Channels()
+	if err != nil {
+		nw.close()
+		return nil, err
+	}
+	for _, c := range chans {
+		nw.join(c)
+	}
+	nw.wg.Add(1)
+	go nw.foundLoop()
+	return nw, nil
+}
+
+func (nw *network) close() error {
+	nw.cancel()
+	nw.wg.Wait()
+	return errors.Join(nw.rep.Close(), nw.disc.Close())
+}
+
+// join starts finding peers of c and dials the manual peers for it.
+func (nw *network) join(c feed.Channel) {
+	d := c.ID()
+	nw.disc.Join(d)
+	for _, addr := range nw.peers {
+		nw.wg.Add(1)
+		go func() {
+			defer nw.wg.Done()
+			if _, err := nw.connectAddr(nw.ctx, d, addr); err != nil {
+				nw.n.log.Warn("manual peer", "addr", addr, "channel", c.Name, "err", err)
+			}
+		}()
+	}
+}
+
+func (nw *network) leave(d feed.DiscoveryID) {
+	nw.disc.Leave(d)
+	nw.rep.CloseChannel(d)
+}
+
+// foundLoop opens a sync session with every peer discovery reports.
+func (nw *network) foundLoop() {
+	defer nw.wg.Done()
+	for {
+		select {
+		case <-nw.ctx.Done():
+			return
+		case f, ok := <-nw.disc.Found():
+			if !ok {
+				return
+			}
+			select {
+			case nw.dials <- struct{}{}:
+			case <-nw.ctx.Done():
+				return
+			}
+			nw.wg.Add(1)
+			go func() {
+				defer nw.wg.Done()
+				defer func() { <-nw.dials }()
+				nw.connect(nw.ctx, f.Topic, f.Peer.ID)
+			}()
+		}
+	}
+}
+
+func (nw *network) connect(ctx context.Context, d feed.DiscoveryID, p peer.ID) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := nw.rep.Connect(ctx, p, d); err != nil {
+		nw.disc.Book().MarkDropped(d, p, err.Error())
+		nw.n.log.Info("sync session failed", "peer", p, "channel", d.Short(), "err", err)
+		return err
+	}
+	return nil
+}
+
+// connectAddr dials addr and opens a sync session for channel d.
+func (nw *network) connectAddr(ctx context.Context, d feed.DiscoveryID, addr string) (peer.ID, error) {
+	ai, err := nw.disc.AddManual(ctx, d, addr)
+	if err != nil {
+		return "", fmt.Errorf("dial %s: %w", addr, err)
+	}
+	if err := nw.connect(ctx, d, ai.ID); err != nil {
+		return ai.ID, fmt.Errorf("sync with %s: %w", ai.ID, err)
+	}
+	return ai.ID, nil
+}
+
+// ErrOffline is returned by network operations of a node without network.
+var ErrOffline = errors.New("node is offline (started without network)")
+
+// Addrs are the node's full multiaddrs (with /p2p/), to give to peers.
+func (n *Node) Addrs() []string {
+	if n.net == nil {
+		return nil
+	}
+	var out []string
+	for _, a := range n.net.disc.Addrs() {
+		out = append(out, a.String())
+	}
+	return out
+}
+
+// PeerStatus is one peer of a channel as the CLI and UI show it.
+type PeerStatus struct {
+	ID        string
+	Source    string // mdns, dht, relay, manual, inbound
+	Connected bool
+	Syncing   bool // a session is live
+	Synced    bool // same heads on both sides
+	Want      uint64
+	Sent      uint64
+	Received  uint64
+	LastSeen  time.Time
+	Dropped   string
+}
+
+// Peers lists the peers of channel ch: connected ones first.
+func (n *Node) Peers(ch feed.DiscoveryID) []PeerStatus {
+	if n.net == nil {
+		return nil
+	}
+	byID := map[peer.ID]*PeerStatus{}
+	var out []*PeerStatus
+	for _, p := range n.net.disc.Book().Peers(ch) {
+		ps := &PeerStatus{ID: p.ID.String(), Source: string(p.Source), Connected: p.Connected, LastSeen: p.LastSeen, Dropped: p.Dropped}
+		byID[p.ID] = ps
+		out = append(out, ps)
+	}
+	for _, s := range n.net.rep.Sessions(ch) {
+		ps := byID[s.Peer]
+		if ps == nil {
+			ps = &PeerStatus{ID: s.Peer.String(), Source: "inbound", Connected: true, LastSeen: time.Now()}
+			out = append(out, ps)
+		}
+		ps.Syncing, ps.Synced, ps.Want, ps.Sent, ps.Received = true, s.Synced, s.Want, s.Sent, s.Received
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Syncing && !out[j].Syncing })
+	res := make([]PeerStatus, len(out))
+	for i, p := range out {
+		res[i] = *p
+	}
+	return res
+}
+
+// NetChanged is a coalescing signal that peers or sync status changed.
+// It returns nil (never ready) for an offline node.
+func (n *Node) NetChanged() *replicate.Subscription {
+	if n.net == nil {
+		return nil
+	}
+	return n.net.rep.Subscribe()
+}
+
+// SyncSummary is what `kchat sync` reports.
+type SyncSummary struct {
+	Peers    int
+	Received uint64 // new entries stored
+	Sent     uint64
+	Elapsed  time.Duration
+}
+
+// Sync replicates channel ch with the peers at addrs (or, with none, with
+// the peers discovery finds) until both sides hold the same heads.
+func (n *Node) Sync(ctx context.Context, ch feed.DiscoveryID, addrs []string) (SyncSummary, error) {
+	start := time.Now()
+	if n.net == nil {
+		return SyncSummary{}, ErrOffline
+	}
+	before := n.net.rep.Stats()
+	sum := func() SyncSummary {
+		st := n.net.rep.Stats()
+		return SyncSummary{Peers: len(n.net.rep.Sessions(ch)), Received: st.EntriesStored - before.EntriesStored,
+			Sent: st.EntriesSent - before.EntriesSent, Elapsed: time.Since(start)}
+	}
+	var ids []peer.ID
+	for _, a := range addrs {
+		id, err := n.net.connectAddr(ctx, ch, a)
+		if err != nil {
+			return sum(), err
+		}
+		ids = append(ids, id)
+	}
+	if err := n.net.rep.WaitSynced(ctx, ch, ids...); err != nil {
+		return sum(), fmt.Errorf("not caught up: %w", err)
+	}
+	if err := n.WaitIndexed(ctx); err != nil {
+		return sum(), err
+	}
+	s := sum()
+	s.Peers = max(s.Peers, len(ids))
+	return s, nil
+}

@@ -1,26 +1,133 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"time"
 
+	"github.com/kchat-p2p/kchat/node"
 	"github.com/spf13/cobra"
 )
 
-func (a *app) runUI(cmd *cobra.Command, _ []string) error {
-	return errors.New("the UI is not wired yet")
-}
-
 func (a *app) syncCmd() *cobra.Command {
-	return &cobra.Command{Use: "sync CHANNEL", Short: "Replicate a channel with peers until caught up, then exit", Hidden: true,
-		RunE: func(cmd *cobra.Command, args []string) error { return errors.New("not wired yet") }}
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "sync CHANNEL",
+		Short: "Replicate a channel with peers until both sides hold the same messages, then exit",
+		Long: `Replicate CHANNEL with the peers given by --peer (or, with none, the peers
+discovery finds) until both sides hold the same heads; print a summary. Exits
+non-zero on --timeout, saying what was done.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			peers := a.net.Peers
+			a.net.Peers = nil // dialled by Sync itself, once
+			return a.withNode(cmd, true, func(ctx context.Context, n *node.Node) error {
+				c, err := n.Resolve(args[0])
+				if err != nil {
+					return err
+				}
+				ctx, cancel := context.WithTimeout(ctx, timeout)
+				defer cancel()
+				sum, err := n.Sync(ctx, c.ID(), peers)
+				fmt.Fprintf(a.stdout, "%s: %d peer(s), %d entries received, %d sent, %.2fs\n",
+					c.Name, sum.Peers, sum.Received, sum.Sent, sum.Elapsed.Seconds())
+				if errors.Is(err, context.DeadlineExceeded) {
+					return fmt.Errorf("timed out after %s: %w", timeout, err)
+				}
+				return err
+			})
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "give up after this long")
+	return cmd
 }
 
 func (a *app) seedCmd() *cobra.Command {
-	return &cobra.Command{Use: "seed", Short: "Run a headless always-on peer", Hidden: true,
-		RunE: func(cmd *cobra.Command, args []string) error { return errors.New("not wired yet") }}
+	return &cobra.Command{
+		Use:   "seed",
+		Short: "Run a headless, always-on peer: replica of its channels, DHT server and relay",
+		Long: `Run a headless peer that replicates all joined channels live, serves the DHT
+and relays for peers behind NATs. Prints its multiaddrs (give one to others as
+--peer or --bootstrap), then runs until SIGINT or SIGTERM.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if a.served != nil {
+				return errors.New("a node is already running on this data dir")
+			}
+			a.net.Seed = true
+			ctx := cmd.Context()
+			n, err := node.Open(ctx, node.Options{DataDir: a.dataDir, Logger: a.logger(), Net: &a.net})
+			if err != nil {
+				return err
+			}
+			a.node = n
+			srv, err := a.serve(ctx, n)
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			fmt.Fprintf(a.stdout, "kchat seed %s\n", n.Self())
+			for _, addr := range n.Addrs() {
+				fmt.Fprintln(a.stdout, addr)
+			}
+			chans, err := n.Channels()
+			if err != nil {
+				return err
+			}
+			for _, c := range chans {
+				fmt.Fprintf(a.stdout, "replicating %s\n", c.Name)
+			}
+			<-ctx.Done()
+			fmt.Fprintln(a.stdout, "shutting down")
+			return nil
+		},
+	}
 }
 
 func (a *app) peersCmd() *cobra.Command {
-	return &cobra.Command{Use: "peers", Short: "List connected peers of a running node", Hidden: true,
-		RunE: func(cmd *cobra.Command, args []string) error { return errors.New("not wired yet") }}
+	return &cobra.Command{
+		Use:   "peers [CHANNEL]",
+		Short: "List the peers of a running node (seed or UI), per channel",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withNode(cmd, false, func(ctx context.Context, n *node.Node) error {
+				if a.served == nil {
+					return errors.New("no kchat node is running on this data dir (start `kchat seed` or the UI)")
+				}
+				chans, err := n.Channels()
+				if err != nil {
+					return err
+				}
+				for _, c := range chans {
+					if len(args) == 1 && c.Name != args[0] {
+						continue
+					}
+					ps := n.Peers(c.ID())
+					fmt.Fprintf(a.stdout, "%s: %d peer(s)\n", c.Name, len(ps))
+					for _, p := range ps {
+						state := "disconnected"
+						switch {
+						case p.Synced:
+							state = "synced"
+						case p.Syncing:
+							state = fmt.Sprintf("syncing, %d to fetch", p.Want)
+						case p.Connected:
+							state = "connected"
+						}
+						fmt.Fprintf(a.stdout, "  %s  via %-7s %s, last seen %s", p.ID, p.Source, state, p.LastSeen.Format(time.TimeOnly))
+						if p.Dropped != "" {
+							fmt.Fprintf(a.stdout, ", dropped: %s", p.Dropped)
+						}
+						fmt.Fprintln(a.stdout)
+					}
+				}
+				return nil
+			})
+		},
+	}
+}
+
+func (a *app) runUI(cmd *cobra.Command, _ []string) error {
+	return errors.New("the UI is not wired yet")
 }

@@ -1,0 +1,193 @@
+package discovery
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// inNamespaceEnv is set in the environment of a test binary re-executed inside a
+// network namespace made by the test (unshare -rn). Only there may mDNS and port
+// mapping run: this machine must never send to anything but loopback.
+const inNamespaceEnv = "KCHAT_DISCOVERY_IN_NETNS"
+
+func inTestNamespace() bool { return os.Getenv(inNamespaceEnv) == "1" }
+
+var loopbackListen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
+
+// syncBuffer collects a test's logs; printed only if the test fails (library logs
+// are routed process-wide, so writing to t.Log after the test ended would panic).
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	buf := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() || os.Getenv("KCHAT_TEST_LOGS") != "" {
+			t.Logf("node logs:\n%s", buf.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// localConfig is a loopback-only configuration: 127.0.0.1 listeners, the given
+// bootstrap peers (never the public list), no mDNS, no port mapping.
+func localConfig(t testing.TB, bootstrap ...string) Config {
+	if bootstrap == nil {
+		bootstrap = []string{}
+	}
+	return Config{
+		Listen:    loopbackListen,
+		Bootstrap: bootstrap,
+		NoMDNS:    true,
+		NoNAT:     true,
+		Logger:    testLogger(t),
+	}
+}
+
+// startNode starts a node and closes it at the end of the test. It refuses
+// configurations that would leave loopback.
+func startNode(t testing.TB, cfg Config) *Node {
+	t.Helper()
+	if cfg.Bootstrap == nil && !cfg.NoDHT {
+		t.Fatal("test config would use the public bootstrap list")
+	}
+	if (!cfg.NoMDNS || !cfg.NoNAT) && !inTestNamespace() {
+		t.Fatal("mDNS and port mapping only run inside a test-made network namespace")
+	}
+	if cfg.Listen == nil {
+		t.Fatal("test config must listen on explicit (loopback) addresses")
+	}
+	n, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { _ = n.Close() })
+	return n
+}
+
+func addrStrings(n *Node) []string {
+	var out []string
+	for _, a := range n.Addrs() {
+		out = append(out, a.String())
+	}
+	return out
+}
+
+// tcpAddr returns the node's first TCP /p2p/ address.
+func tcpAddr(t testing.TB, n *Node) string {
+	for _, a := range addrStrings(n) {
+		if strings.Contains(a, "/tcp/") {
+			return a
+		}
+	}
+	t.Fatalf("node has no TCP address: %v", addrStrings(n))
+	return ""
+}
+
+func testTopic(name string) [32]byte {
+	return sha256.Sum256([]byte("kchat/test/" + name))
+}
+
+// waitFound waits for a Found on n matching want, failing after timeout. Found
+// values not matching are returned in the second result.
+func waitFound(t testing.TB, n *Node, timeout time.Duration, want func(Found) bool) (Found, []Found) {
+	t.Helper()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	var other []Found
+	for {
+		select {
+		case f, ok := <-n.Found():
+			if !ok {
+				t.Fatal("Found channel closed")
+			}
+			if want(f) {
+				return f, other
+			}
+			other = append(other, f)
+		case <-timer.C:
+			t.Fatalf("no matching Found within %v (other reports: %v)", timeout, other)
+		}
+	}
+}
+
+func foundPeer(topic [32]byte, p peer.ID) func(Found) bool {
+	return func(f Found) bool { return f.Topic == topic && f.Peer.ID == p }
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	wait := 5 * time.Millisecond
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, 200*time.Millisecond)
+	}
+}
+
+// settledGoroutines returns the goroutine count once it stops falling (goroutines
+// of earlier work winding down), polling with a deadline.
+func settledGoroutines() int {
+	deadline := time.Now().Add(10 * time.Second)
+	last := runtime.NumGoroutine()
+	stable := 0
+	for time.Now().Before(deadline) && stable < 5 {
+		time.Sleep(50 * time.Millisecond)
+		cur := runtime.NumGoroutine()
+		if cur >= last {
+			stable++
+		} else {
+			stable = 0
+		}
+		last = cur
+	}
+	return last
+}
+
+// checkNoLeak waits until the goroutine count is back to baseline, or fails with a
+// dump of every goroutine.
+func checkNoLeak(t testing.TB, baseline int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for runtime.NumGoroutine() > baseline {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<22)
+			buf = buf[:runtime.Stack(buf, true)]
+			t.Fatalf("goroutine leak: %d goroutines, baseline %d\n%s", runtime.NumGoroutine(), baseline, buf)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func fmtDur(d time.Duration) string {
+	return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
+}

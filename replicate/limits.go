@@ -1,0 +1,88 @@
+package replicate
+
+import (
+	"time"
+
+	"github.com/kchat-p2p/kchat/feed"
+)
+
+// ProtocolID is the libp2p protocol of kchat replication. One stream of it
+// carries one channel between two peers.
+const ProtocolID = "/kchat/sync/1"
+
+// Protocol limits. A sender MUST stay within them; a receiver MUST accept
+// anything within them (see PROTOCOL-DRAFT.md). Limits lower than these are
+// for tests only: a peer configured so would drop honest peers.
+const (
+	// ProtoMaxFrame bounds one frame (type byte + CBOR body).
+	ProtoMaxFrame = 1 << 20
+	// ProtoMaxBatchEntries bounds the entries of one entries frame.
+	ProtoMaxBatchEntries = 1024
+	// ProtoMaxBatchBytes bounds the summed entry encodings of one entries
+	// frame, except that a frame of one entry may hold any valid entry.
+	ProtoMaxBatchBytes = 512 << 10
+	// ProtoMaxFeeds bounds the feeds one peer advertises for a channel
+	// over a whole session.
+	ProtoMaxFeeds = 4096
+)
+
+// Limits bound what a session accepts and how long it waits.
+type Limits struct {
+	MaxFrame         int // bytes of one frame; larger is a protocol violation
+	MaxBatchEntries  int // entries per entries frame, sent and accepted
+	MaxBatchBytes    int // summed entry encodings per entries frame, sent
+	MaxFeeds         int // feeds advertised per session and channel; feeds stored per channel from replication
+	IdleTimeout      time.Duration
+	HandshakeTimeout time.Duration
+	BanDuration      time.Duration // how long a peer that broke the protocol is refused, per channel
+}
+
+// DefaultLimits are the protocol limits with timeouts fit for chat: a quiet
+// session sends a ping every IdleTimeout/3.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxFrame:         ProtoMaxFrame,
+		MaxBatchEntries:  ProtoMaxBatchEntries,
+		MaxBatchBytes:    ProtoMaxBatchBytes,
+		MaxFeeds:         ProtoMaxFeeds,
+		IdleTimeout:      60 * time.Second,
+		HandshakeTimeout: 10 * time.Second,
+		BanDuration:      10 * time.Minute,
+	}
+}
+
+// withDefaults fills zero fields from DefaultLimits and keeps the sending
+// bounds inside what the frame size lets through.
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	if l.MaxFrame <= 0 {
+		l.MaxFrame = d.MaxFrame
+	}
+	if l.MaxBatchEntries <= 0 {
+		l.MaxBatchEntries = d.MaxBatchEntries
+	}
+	if l.MaxBatchBytes <= 0 {
+		l.MaxBatchBytes = d.MaxBatchBytes
+	}
+	if l.MaxFeeds <= 0 {
+		l.MaxFeeds = d.MaxFeeds
+	}
+	if l.IdleTimeout <= 0 {
+		l.IdleTimeout = d.IdleTimeout
+	}
+	if l.HandshakeTimeout <= 0 {
+		l.HandshakeTimeout = d.HandshakeTimeout
+	}
+	if l.BanDuration <= 0 {
+		l.BanDuration = d.BanDuration
+	}
+	// A batch always carries at least one entry, so its byte bound is at
+	// least one entry; a whole batch must fit in a frame.
+	l.MaxBatchBytes = max(min(l.MaxBatchBytes, l.MaxFrame-entriesOverhead(l.MaxBatchEntries)), feed.MaxEntry)
+	return l
+}
+
+// entriesOverhead bounds the CBOR bytes of an entries frame besides the
+// entry encodings: type byte, map head, author, first seq, array head, and
+// one byte-string head (at most 5 bytes for an entry) per entry.
+func entriesOverhead(n int) int { return 1 + 1 + 1 + 2 + 32 + 1 + 9 + 1 + 5 + 5*n }

@@ -1,0 +1,500 @@
+// Package replicate is kchat's sync protocol (/kchat/sync/1) over libp2p
+// streams: one stream per (peer, channel); a mutual proof of the channel key
+// before any data; have-vectors; bounded, verified batches of what the other
+// side lacks, both ways; then live push of every new entry, own or received
+// from a third peer, so gossip is transitive.
+//
+// Data flows one way: a received batch goes into the feed store through its
+// verified batch path (feed.Store.Apply), and what a session sends is always
+// read back from the store, never from an in-memory queue. Writes block on
+// the stream's flow control, so a slow peer slows its session, not memory.
+//
+// The wire format is specified in PROTOCOL-DRAFT.md.
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kchat-p2p/kchat/feed"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Errors of the replicator. Others are wrapped with details.
+var (
+	ErrClosed    = errors.New("replicator closed")
+	ErrBanned    = errors.New("peer is banned for this channel")
+	ErrNoSession = errors.New("no session")
+)
+
+// Config configures a Replicator. Zero fields take defaults.
+type Config struct {
+	Limits Limits
+	Logger *slog.Logger
+}
+
+// SessionInfo is the state of one session, for status displays.
+type SessionInfo struct {
+	Peer     peer.ID
+	Channel  feed.DiscoveryID
+	Outbound bool      // we opened the stream
+	Since    time.Time // when the key proofs checked
+	Sent     uint64    // entries sent
+	Received uint64    // entries received
+	Stored   uint64    // received entries that were new here
+	Synced   bool      // both sides hold the same heads, as last exchanged
+	Want     uint64    // entries the peer advertised that we do not hold
+	Owe      uint64    // entries we hold that the peer has not advertised holding
+}
+
+// Stats are totals since New.
+type Stats struct {
+	Sessions        int    // live sessions
+	Banned          int    // (peer, channel) pairs currently refused
+	EntriesSent     uint64 // in entries frames
+	EntriesReceived uint64 // in entries frames
+	EntriesStored   uint64 // received and new
+	FramesSent      uint64
+	FramesReceived  uint64
+	BytesSent       uint64 // frame bytes, without the length prefix
+	BytesReceived   uint64
+	Violations      uint64 // sessions ended because the peer broke the protocol
+}
+
+type sessKey struct {
+	peer peer.ID
+	ch   feed.DiscoveryID
+}
+
+// counters are shared by the replicator and its sessions.
+type counters struct {
+	entriesSent, entriesReceived, entriesStored atomic.Uint64
+	framesSent, framesReceived                  atomic.Uint64
+	bytesSent, bytesReceived                    atomic.Uint64
+	violations                                  atomic.Uint64
+}
+
+// Replicator runs the sync protocol for every joined channel of a store on
+// a libp2p host. It answers inbound streams from New on, and opens streams
+// on Connect. It never dials by itself: who to connect to and when to
+// reconnect is the caller's (discovery's) business.
+type Replicator struct {
+	h     host.Host
+	st    *feed.Store
+	lim   Limits
+	log   *slog.Logger
+	codec *codec
+	ctx   context.Context
+	stop  context.CancelFunc
+	wg    sync.WaitGroup // every goroutine the replicator starts
+	cnt   counters
+
+	mu       sync.Mutex
+	closed   bool
+	sessions map[sessKey]*session
+	dialing  map[sessKey]*dial
+	bans     map[sessKey]time.Time
+	ended    map[sessKey]error // why the last session of a key ended
+
+	subMu sync.Mutex
+	subs  map[*Subscription]struct{}
+}
+
+type dial struct {
+	done chan struct{}
+	err  error
+}
+
+// New makes a replicator for st on h and sets the stream handler.
+func New(h host.Host, st *feed.Store, cfg Config) *Replicator {
+	lim := cfg.Limits.withDefaults()
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	r := &Replicator{
+		h: h, st: st, lim: lim, log: log.With("component", "replicate"), codec: newCodec(lim),
+		ctx: ctx, stop: stop,
+		sessions: map[sessKey]*session{}, dialing: map[sessKey]*dial{},
+		bans: map[sessKey]time.Time{}, ended: map[sessKey]error{},
+		subs: map[*Subscription]struct{}{},
+	}
+	h.SetStreamHandler(ProtocolID, r.handle)
+	return r
+}
+
+// Close removes the stream handler, ends every session and waits until all
+// goroutines of the replicator have stopped.
+func (r *Replicator) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	r.mu.Unlock()
+	r.h.RemoveStreamHandler(ProtocolID)
+	r.stop()
+	r.wg.Wait()
+	return nil
+}
+
+// track registers a goroutine the replicator owns; false once closed.
+func (r *Replicator) track() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.wg.Add(1)
+	return true
+}
+
+// Connect opens a session with p for channel ch, unless one is live, and
+// returns once both key proofs have checked (or the attempt failed). The
+// session then runs until Close, CloseChannel, an error, or the peer leaves.
+func (r *Replicator) Connect(ctx context.Context, p peer.ID, ch feed.DiscoveryID) error {
+	key := sessKey{p, ch}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	if until, ok := r.bans[key]; ok && time.Now().Before(until) {
+		r.mu.Unlock()
+		return fmt.Errorf("connect %s: %w until %s", p.ShortString(), ErrBanned, until.Format(time.TimeOnly))
+	}
+	if s := r.sessions[key]; s != nil && s.alive() {
+		r.mu.Unlock()
+		return nil
+	}
+	if d := r.dialing[key]; d != nil {
+		r.mu.Unlock()
+		select {
+		case <-d.done:
+			return d.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	d := &dial{done: make(chan struct{})}
+	r.dialing[key] = d
+	r.mu.Unlock()
+
+	d.err = r.connect(ctx, key)
+	r.mu.Lock()
+	delete(r.dialing, key)
+	r.mu.Unlock()
+	close(d.done)
+	return d.err
+}
+
+func (r *Replicator) connect(ctx context.Context, key sessKey) error {
+	c, err := r.st.Channel(key.ch)
+	if err != nil {
+		return err
+	}
+	s, err := r.h.NewStream(ctx, key.peer, ProtocolID)
+	if err != nil {
+		return fmt.Errorf("open sync stream to %s: %w", key.peer.ShortString(), err)
+	}
+	sess, err := r.handshake(ctx, s, c, true)
+	if err != nil {
+		err = r.failed(key, s, err)
+		var v *violation
+		if !errors.As(err, &v) && r.live(key) {
+			return nil // the peer's own stream for this channel won the race
+		}
+		return err
+	}
+	if !r.track() {
+		s.Reset()
+		return ErrClosed
+	}
+	if !r.register(sess) {
+		r.wg.Done()
+		s.Reset()
+		return nil // the peer's own stream for this channel won; it is live
+	}
+	go func() {
+		defer r.wg.Done()
+		r.run(sess)
+	}()
+	return nil
+}
+
+// handle answers an inbound stream.
+func (r *Replicator) handle(s network.Stream) {
+	if !r.track() {
+		s.Reset()
+		return
+	}
+	defer r.wg.Done()
+	sess, err := r.handshake(r.ctx, s, feed.Channel{}, false)
+	if err != nil {
+		r.failed(sessKey{peer: s.Conn().RemotePeer()}, s, err)
+		return
+	}
+	if !r.register(sess) {
+		s.Close() // not Reset: the initiator must still read our proof
+		return
+	}
+	r.run(sess)
+}
+
+// failed resets s after a failed handshake, bans the peer if it broke the
+// protocol, and returns err.
+func (r *Replicator) failed(key sessKey, s network.Stream, err error) error {
+	s.Reset()
+	var v *violation
+	switch {
+	case errors.As(err, &v) && v.ch != (feed.DiscoveryID{}):
+		key.ch = v.ch
+		r.ban(key, err)
+	case errors.As(err, &v):
+		r.cnt.violations.Add(1)
+		r.log.Warn("peer sent an invalid hello; dropped", "peer", key.peer.String(), "why", err)
+	default:
+		r.log.Debug("sync handshake failed", "peer", key.peer.ShortString(), "err", err)
+	}
+	return err
+}
+
+func (r *Replicator) ban(key sessKey, why error) {
+	r.cnt.violations.Add(1)
+	until := time.Now().Add(r.lim.BanDuration)
+	r.mu.Lock()
+	r.bans[key] = until
+	r.mu.Unlock()
+	r.log.Warn("peer broke the sync protocol; dropped and banned", "peer", key.peer.String(),
+		"channel", key.ch.Short(), "until", until.Format(time.TimeOnly), "why", why)
+	r.notify()
+}
+
+// banned reports whether key is banned, forgetting expired bans.
+func (r *Replicator) banned(key sessKey) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	until, ok := r.bans[key]
+	if ok && !time.Now().Before(until) {
+		delete(r.bans, key)
+		ok = false
+	}
+	return ok
+}
+
+// Banned reports whether p is refused for channel ch (it broke the protocol
+// less than BanDuration ago).
+func (r *Replicator) Banned(p peer.ID, ch feed.DiscoveryID) bool { return r.banned(sessKey{p, ch}) }
+
+// live reports whether a live session for key exists.
+func (r *Replicator) live(key sessKey) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.sessions[key]
+	return s != nil && s.alive()
+}
+
+// register makes sess the session of its key. When the two peers opened
+// streams for one channel at the same time, both keep the stream opened by
+// the peer with the smaller id; otherwise the newer session replaces the
+// older one (a reconnect). It returns false if sess lost and must be closed.
+func (r *Replicator) register(sess *session) bool {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return false
+	}
+	old := r.sessions[sess.key]
+	if old != nil && old.alive() && old.outbound != sess.outbound {
+		if old.initiator() < sess.initiator() {
+			r.mu.Unlock()
+			r.log.Debug("simultaneous open: keeping the other stream", "peer", sess.key.peer.ShortString())
+			return false
+		}
+	}
+	r.sessions[sess.key] = sess
+	delete(r.ended, sess.key)
+	r.mu.Unlock()
+	if old != nil {
+		old.cancel(errReplaced)
+	}
+	r.log.Info("sync session up", "peer", sess.key.peer.String(), "channel", sess.key.ch.Short(), "outbound", sess.outbound)
+	r.notify()
+	return true
+}
+
+var errReplaced = errors.New("replaced by a newer session")
+
+func (r *Replicator) unregister(sess *session, why error) {
+	r.mu.Lock()
+	if r.sessions[sess.key] == sess {
+		delete(r.sessions, sess.key)
+		r.ended[sess.key] = why
+	}
+	r.mu.Unlock()
+	r.notify()
+}
+
+// CloseChannel ends every session of channel ch (after the user parts it).
+func (r *Replicator) CloseChannel(ch feed.DiscoveryID) {
+	r.mu.Lock()
+	var ss []*session
+	for k, s := range r.sessions {
+		if k.ch == ch {
+			ss = append(ss, s)
+		}
+	}
+	r.mu.Unlock()
+	for _, s := range ss {
+		s.cancel(errors.New("channel closed"))
+	}
+}
+
+// Sessions describes the live sessions of channel ch.
+func (r *Replicator) Sessions(ch feed.DiscoveryID) []SessionInfo {
+	r.mu.Lock()
+	var ss []*session
+	for k, s := range r.sessions {
+		if k.ch == ch {
+			ss = append(ss, s)
+		}
+	}
+	r.mu.Unlock()
+	out := make([]SessionInfo, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, s.info())
+	}
+	return out
+}
+
+// Stats returns totals since New.
+func (r *Replicator) Stats() Stats {
+	r.mu.Lock()
+	st := Stats{Sessions: len(r.sessions)}
+	now := time.Now()
+	for _, until := range r.bans {
+		if now.Before(until) {
+			st.Banned++
+		}
+	}
+	r.mu.Unlock()
+	st.EntriesSent = r.cnt.entriesSent.Load()
+	st.EntriesReceived = r.cnt.entriesReceived.Load()
+	st.EntriesStored = r.cnt.entriesStored.Load()
+	st.FramesSent = r.cnt.framesSent.Load()
+	st.FramesReceived = r.cnt.framesReceived.Load()
+	st.BytesSent = r.cnt.bytesSent.Load()
+	st.BytesReceived = r.cnt.bytesReceived.Load()
+	st.Violations = r.cnt.violations.Load()
+	return st
+}
+
+// WaitSynced returns once, at one moment, the session with every given peer
+// on channel ch is synced: both sides hold the same heads, as exchanged in
+// have frames. With no peers it waits for every live session of ch (and at
+// least one). It fails if a given peer has no session (it ended, or none was
+// opened), or when ctx ends.
+func (r *Replicator) WaitSynced(ctx context.Context, ch feed.DiscoveryID, peers ...peer.ID) error {
+	sub := r.Subscribe()
+	defer sub.Close()
+	for {
+		ok, err := r.synced(ch, peers)
+		if ok || err != nil {
+			return err
+		}
+		select {
+		case <-sub.C():
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.ctx.Done():
+			return ErrClosed
+		}
+	}
+}
+
+func (r *Replicator) synced(ch feed.DiscoveryID, peers []peer.ID) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false, ErrClosed
+	}
+	if len(peers) == 0 {
+		n := 0
+		for k, s := range r.sessions {
+			if k.ch == ch {
+				n++
+				if !s.isSynced() {
+					return false, nil
+				}
+			}
+		}
+		return n > 0, nil
+	}
+	all := true
+	for _, p := range peers {
+		key := sessKey{p, ch}
+		s := r.sessions[key]
+		if s == nil {
+			if d := r.dialing[key]; d != nil {
+				all = false
+				continue
+			}
+			why := r.ended[key]
+			if why == nil {
+				why = errors.New("never connected")
+			}
+			return false, fmt.Errorf("%w with %s on %s: %w", ErrNoSession, p.ShortString(), ch.Short(), why)
+		}
+		if !s.isSynced() {
+			all = false
+		}
+	}
+	return all, nil
+}
+
+// Subscription signals status changes (sessions up or down, progress,
+// synced). Signals coalesce: a busy reader gets one for many changes and
+// reads the state with Sessions and Stats.
+type Subscription struct {
+	r *Replicator
+	c chan struct{}
+}
+
+// C receives a value after the status changed.
+func (s *Subscription) C() <-chan struct{} { return s.c }
+
+// Close stops the subscription.
+func (s *Subscription) Close() {
+	s.r.subMu.Lock()
+	delete(s.r.subs, s)
+	s.r.subMu.Unlock()
+}
+
+// Subscribe returns a subscription to status changes.
+func (r *Replicator) Subscribe() *Subscription {
+	s := &Subscription{r: r, c: make(chan struct{}, 1)}
+	r.subMu.Lock()
+	r.subs[s] = struct{}{}
+	r.subMu.Unlock()
+	return s
+}
+
+func (r *Replicator) notify() {
+	r.subMu.Lock()
+	defer r.subMu.Unlock()
+	for s := range r.subs {
+		select {
+		case s.c <- struct{}{}:
+		default:
+		}
+	}
+}
