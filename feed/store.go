@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -38,9 +39,13 @@ const (
 	pChan  = "fc"
 )
 
-// maxTxnEntries bounds one Badger transaction; larger appends and batches are
+// maxTxnEntries and maxTxnBytes bound one Badger transaction (Badger refuses
+// transactions over 15% of a memtable); larger appends and batches are
 // written as a sequence of transactions, each leaving a valid feed prefix.
-const maxTxnEntries = 2000
+const (
+	maxTxnEntries = 2000
+	maxTxnBytes   = 1 << 20
+)
 
 // Head is the state of one feed: how many entries it holds and the hash of
 // the last one (zero for an empty feed).
@@ -272,35 +277,76 @@ func (s *Store) Last() uint64 {
 // Entries of one feed always arrive in seq order.
 func (s *Store) Since(after uint64, limit int, fn func(n uint64, e Entry) error) error {
 	return s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pLog), PrefetchValues: true, PrefetchSize: 256})
-		defer it.Close()
+		logIt := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pLog), PrefetchValues: true, PrefetchSize: 256})
+		defer logIt.Close()
+		entIt := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pEntry)})
+		defer entIt.Close()
 		count := 0
-		for it.Seek(logKey(after + 1)); it.Valid(); it.Next() {
-			n := binary.BigEndian.Uint64(it.Item().Key()[len(pLog):])
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return fmt.Errorf("read arrival log: %w", err)
+		refs := make([]arrivalRef, 0, 512)
+		logIt.Seek(logKey(after + 1))
+		for {
+			// Read a chunk of arrival records, then resolve them run by run:
+			// consecutive entries of one feed are adjacent keys, read with one
+			// seek and Next, not a lookup each.
+			refs = refs[:0]
+			for ; logIt.Valid() && len(refs) < cap(refs) && (limit == 0 || count+len(refs) < limit); logIt.Next() {
+				r, err := decodeRef(logIt.Item())
+				if err != nil {
+					return err
+				}
+				refs = append(refs, r)
 			}
-			if len(v) != 72 {
-				return fmt.Errorf("corrupt arrival record %d", n)
+			if len(refs) == 0 {
+				return nil
 			}
-			var ch DiscoveryID
-			var a AuthorID
-			copy(ch[:], v[:32])
-			copy(a[:], v[32:64])
-			e, err := getEntry(txn, ch, a, binary.BigEndian.Uint64(v[64:]))
-			if err != nil {
-				return err
+			for i, r := range refs {
+				if i == 0 || r.ch != refs[i-1].ch || r.author != refs[i-1].author || r.seq != refs[i-1].seq+1 {
+					entIt.Seek(entryKey(r.ch, r.author, r.seq))
+				} else {
+					entIt.Next()
+				}
+				if !entIt.Valid() || !bytes.Equal(entIt.Item().Key(), entryKey(r.ch, r.author, r.seq)) {
+					return fmt.Errorf("arrival %d: entry %s/%d: %w", r.n, r.author.Short(), r.seq, ErrNotFound)
+				}
+				var e Entry
+				if err := entIt.Item().Value(func(v []byte) error {
+					var err error
+					e, err = DecodeEntry(v)
+					return err
+				}); err != nil {
+					return fmt.Errorf("arrival %d: %w", r.n, err)
+				}
+				if err := fn(r.n, e); err != nil {
+					return err
+				}
+				count++
 			}
-			if err := fn(n, e); err != nil {
-				return err
-			}
-			if count++; limit > 0 && count >= limit {
+			if limit > 0 && count >= limit {
 				return nil
 			}
 		}
+	})
+}
+
+type arrivalRef struct {
+	n      uint64
+	ch     DiscoveryID
+	author AuthorID
+	seq    uint64
+}
+
+func decodeRef(it *badger.Item) (arrivalRef, error) {
+	r := arrivalRef{n: binary.BigEndian.Uint64(it.Key()[len(pLog):])}
+	err := it.Value(func(v []byte) error {
+		if len(v) != 72 {
+			return fmt.Errorf("corrupt arrival record %d", r.n)
+		}
+		copy(r.ch[:], v[:32])
+		copy(r.author[:], v[32:64])
+		r.seq = binary.BigEndian.Uint64(v[64:])
 		return nil
 	})
+	return r, err
 }
 
 // Append signs payloads as the next entries of id's feed in channel ch and
@@ -354,7 +400,11 @@ func (s *Store) Append(ctx context.Context, id *Identity, ch DiscoveryID, payloa
 // current head, in transactions of at most maxTxnEntries. Caller holds s.mu.
 func (s *Store) write(ch DiscoveryID, a AuthorID, es []Entry) error {
 	for len(es) > 0 {
-		n := min(len(es), maxTxnEntries)
+		n, size := 0, 0
+		for n < len(es) && n < maxTxnEntries && (n == 0 || size+len(es[n].Encode()) <= maxTxnBytes) {
+			size += len(es[n].Encode()) + 160
+			n++
+		}
 		chunk := es[:n]
 		txn := s.db.NewTransaction(true)
 		last := s.last
@@ -422,6 +472,9 @@ func (s *Store) Apply(ctx context.Context, ch DiscoveryID, a AuthorID, batch []E
 		}
 		if e.Seq == 0 && e.Prev != (Hash{}) {
 			return 0, fmt.Errorf("%w: seq 0 must have a zero prev", ErrBadPrev)
+		}
+		if err := checkPayloadWellFormed(e.Payload); err != nil {
+			return 0, fmt.Errorf("entry %d of batch: %w", i, err)
 		}
 	}
 	tail := &batch[len(batch)-1]

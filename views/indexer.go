@@ -135,8 +135,9 @@ func (v *Views) prepare(ctx context.Context) error {
 	return nil
 }
 
-// dropPrefix deletes every key under p in bounded transactions. (DB.DropPrefix
-// would block the other packages' writes on the shared DB meanwhile.)
+// dropPrefix deletes every key under p in transactions of 1000 deletions
+// (about 100 kB, far below Badger's limit). DB.DropPrefix is not used: it
+// would block the other packages' writes on the shared DB meanwhile.
 func (v *Views) dropPrefix(ctx context.Context, p []byte) error {
 	for {
 		if err := ctx.Err(); err != nil {
@@ -146,7 +147,7 @@ func (v *Views) dropPrefix(ctx context.Context, p []byte) error {
 		err := v.db.View(func(txn *badger.Txn) error {
 			it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
 			defer it.Close()
-			for it.Rewind(); it.Valid() && len(keys) < 5000; it.Next() {
+			for it.Rewind(); it.Valid() && len(keys) < 1000; it.Next() {
 				keys = append(keys, it.Item().KeyCopy(nil))
 			}
 			return nil
@@ -155,34 +156,17 @@ func (v *Views) dropPrefix(ctx context.Context, p []byte) error {
 			return err
 		}
 		v.writeMu.Lock()
-		txn := v.db.NewTransaction(true)
-		for _, k := range keys {
-			if err = txn.Delete(k); err != nil {
-				break
-			}
-		}
-		if err == nil {
-			err = txn.Commit()
-		}
-		txn.Discard()
-		v.writeMu.Unlock()
-		if err != nil && !errors.Is(err, badger.ErrTxnTooBig) {
-			return err
-		}
-		if errors.Is(err, badger.ErrTxnTooBig) {
-			// Commit what fits: delete the same keys in two halves.
-			for _, half := range [][][]byte{keys[:len(keys)/2], keys[len(keys)/2:]} {
-				if err := v.db.Update(func(txn *badger.Txn) error {
-					for _, k := range half {
-						if err := txn.Delete(k); err != nil {
-							return err
-						}
-					}
-					return nil
-				}); err != nil {
+		err = v.db.Update(func(txn *badger.Txn) error {
+			for _, k := range keys {
+				if err := txn.Delete(k); err != nil {
 					return err
 				}
 			}
+			return nil
+		})
+		v.writeMu.Unlock()
+		if err != nil {
+			return err
 		}
 	}
 }

@@ -258,6 +258,9 @@ func TestRebuildOnVersionChange(t *testing.T) {
 // TestCloseStopsIndexer: Close waits for the goroutine; waiters are released.
 func TestCloseStopsIndexer(t *testing.T) {
 	e := newEnv(t)
+	if _, err := Open(e.db, e.st, e.me.ID()); !errors.Is(err, ErrAlreadyOpen) {
+		t.Fatalf("second Open on one DB: %v", err)
+	}
 	waitErr := make(chan error, 1)
 	go func() { waitErr <- e.v.WaitIndexed(context.Background(), 1_000_000) }()
 	e.v.Close()
@@ -282,6 +285,7 @@ func TestCloseStopsIndexer(t *testing.T) {
 	if err := e.v.WaitIndexed(ctx, 0); err != nil {
 		t.Fatalf("already reached: %v", err)
 	}
+	e.openViews() // Close released the DB
 }
 
 // TestLiveFollow: a subscriber sees own appends (durable, through

@@ -97,6 +97,9 @@ func Open(db *badger.DB, st *feed.Store, self feed.AuthorID, opts ...Option) (*V
 	for _, o := range opts {
 		o(v)
 	}
+	if v.log == nil {
+		v.log = slog.New(slog.DiscardHandler)
+	}
 	v.views = []View{
 		&messagesView{},
 		&topicsView{},

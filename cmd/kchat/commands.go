@@ -332,6 +332,9 @@ func (a *app) readCmd() *cobra.Command {
 				if err := n.WaitIndexed(ctx); err != nil {
 					return err
 				}
+				// Taken before Last: whatever is indexed in between is
+				// printed by follow (which skips what Last showed).
+				indexed := n.Views().Indexed()
 				msgs, err := n.Views().Last(c.ID(), limit)
 				if err != nil {
 					return err
@@ -343,7 +346,7 @@ func (a *app) readCmd() *cobra.Command {
 				if err := w.Flush(); err != nil || !follow {
 					return err
 				}
-				return a.follow(ctx, n, c, msgs, asJSON)
+				return a.follow(ctx, n, c, indexed, msgs, asJSON)
 			})
 		},
 	}
@@ -354,10 +357,9 @@ func (a *app) readCmd() *cobra.Command {
 }
 
 // follow prints messages as they are indexed, in arrival order, until ctx ends.
-func (a *app) follow(ctx context.Context, n *node.Node, c feed.Channel, shown []views.Message, asJSON bool) error {
+func (a *app) follow(ctx context.Context, n *node.Node, c feed.Channel, after uint64, shown []views.Message, asJSON bool) error {
 	sub := n.Views().Subscribe()
 	defer sub.Close()
-	after := n.Views().Indexed()
 	seen := map[[2]any]bool{}
 	for _, m := range shown {
 		seen[[2]any{m.Author, m.Seq}] = true
