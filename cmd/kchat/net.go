@@ -127,7 +127,3 @@ func (a *app) peersCmd() *cobra.Command {
 		},
 	}
 }
-
-func (a *app) runUI(cmd *cobra.Command, _ []string) error {
-	return errors.New("the UI is not wired yet")
-}

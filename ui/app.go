@@ -1,0 +1,552 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/gdamore/tcell/v2"
+	"github.com/rivo/tview"
+
+	"github.com/kchat-p2p/kchat/feed"
+	"github.com/kchat-p2p/kchat/views"
+)
+
+// UI is the terminal chat client. Build it with New (or use Run), then call
+// (*UI).Run. All fields are owned by the tview goroutine unless noted.
+type UI struct {
+	b      Backend
+	self   feed.AuthorID
+	app    *tview.Application
+	screen tcell.Screen
+	pump   *pump
+	log    *slog.Logger
+	now    func() time.Time
+	page   int // messages per page read from the views
+
+	cancel  context.CancelFunc // stops Run (set by Run; safe to call from any goroutine)
+	stopped chan struct{}      // closed when the tview loop has ended
+
+	chans   chanList
+	bufs    map[feed.DiscoveryID]*buffer
+	status  *buffer // shown when no channel is joined
+	blocked map[feed.AuthorID]bool
+	nick    string // the user's nickname ("" until set)
+	started bool   // the initial state has arrived
+
+	ed   editor
+	hist history
+	comp completer
+
+	markPending bool   // a MarkRead of the current channel is queued
+	title       string // the terminal title set last
+	bells       int    // bells rung (tests)
+
+	root *rootView
+}
+
+// Option configures a UI.
+type Option func(*UI)
+
+// WithClock sets the clock (tests).
+func WithClock(now func() time.Time) Option { return func(u *UI) { u.now = now } }
+
+// WithPageSize sets how many messages one page of history holds.
+func WithPageSize(n int) Option {
+	return func(u *UI) {
+		if n > 0 {
+			u.page = n
+		}
+	}
+}
+
+// WithLogger sets a logger for problems the UI notices (backend errors are
+// also shown on screen). It must not write to the terminal: point it at the
+// log file in the data dir.
+func WithLogger(l *slog.Logger) Option { return func(u *UI) { u.log = l } }
+
+// Run runs the terminal UI on the process's terminal until the user quits
+// (/quit, Ctrl+C) or ctx is cancelled. Nothing else may write to the
+// terminal meanwhile: route logs to a file before calling it.
+func Run(ctx context.Context, b Backend, opts ...Option) error {
+	screen, err := tcell.NewScreen()
+	if err != nil {
+		return fmt.Errorf("open terminal: %w", err)
+	}
+	return New(b, screen, opts...).Run(ctx)
+}
+
+// New builds the UI on screen (a real terminal screen, or
+// tcell.NewSimulationScreen in tests). It does not touch the backend until
+// Run.
+func New(b Backend, screen tcell.Screen, opts ...Option) *UI {
+	u := &UI{
+		b: b, self: b.Self(), screen: screen,
+		log: slog.New(slog.DiscardHandler), now: time.Now, page: 200,
+		stopped: make(chan struct{}),
+		bufs:    map[feed.DiscoveryID]*buffer{},
+		status:  &buffer{status: true, loaded: true, atStart: true},
+		blocked: map[feed.AuthorID]bool{},
+		chans:   chanList{cur: -1},
+		cancel:  func() {},
+	}
+	for _, o := range opts {
+		o(u)
+	}
+	u.app = tview.NewApplication()
+	u.app.SetScreen(screen)
+	u.app.EnableMouse(true)
+	u.app.EnablePaste(true)
+	u.root = newRootView(u)
+	u.app.SetRoot(u.root, true)
+	u.app.SetInputCapture(func(ev *tcell.EventKey) *tcell.EventKey {
+		u.handleKey(ev)
+		return nil
+	})
+	u.pump = newPump(b, u.post, u.now)
+	u.pump.onUpdate = u.onUpdate
+	u.pump.onNet = u.onNet
+	u.status.addNote("Welcome to kchat. Loading…", false, u.now())
+	return u
+}
+
+// Run runs the UI until the user quits or ctx is cancelled.
+func (u *UI) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	u.cancel = cancel
+	defer cancel()
+	pumpDone := make(chan struct{})
+	go func() {
+		defer close(pumpDone)
+		u.pump.run(ctx, u.onStart)
+	}()
+	go func() {
+		<-ctx.Done()
+		<-pumpDone // the pump's last update is applied before the loop stops
+		u.post(u.app.Stop)
+	}()
+	err := u.app.Run()
+	close(u.stopped)
+	cancel()
+	<-pumpDone
+	return err
+}
+
+// quit ends Run; safe on the UI goroutine (it does not wait).
+func (u *UI) quit() { u.cancel() }
+
+// post runs f on the UI goroutine and redraws. It gives up if the tview
+// loop has ended.
+func (u *UI) post(f func()) {
+	done := make(chan struct{})
+	go func() {
+		u.app.QueueUpdateDraw(f)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-u.stopped:
+	}
+}
+
+// do queues work for the pump (never blocks).
+func (u *UI) do(j job) { u.pump.enqueue(j) }
+
+// --- state ---
+
+// cur is the buffer shown.
+func (u *UI) cur() *buffer {
+	if ci := u.chans.current(); ci != nil {
+		return u.buffer(ci.id)
+	}
+	return u.status
+}
+
+func (u *UI) buffer(id feed.DiscoveryID) *buffer {
+	b := u.bufs[id]
+	if b == nil {
+		b = newBuffer(id)
+		u.bufs[id] = b
+	}
+	return b
+}
+
+func (u *UI) hidden(a feed.AuthorID) bool { return u.blocked[a] }
+
+// note shows local information in the current buffer.
+func (u *UI) note(format string, args ...any) {
+	u.cur().addNote(fmt.Sprintf(format, args...), false, u.now())
+}
+
+// fail shows an error in the current buffer (and logs it).
+func (u *UI) fail(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	u.log.Warn("ui", "error", msg)
+	u.cur().addNote(msg, true, u.now())
+}
+
+// onStart applies the initial state.
+func (u *UI) onStart(st initial) func() {
+	return func() {
+		u.started = true
+		u.blocked = st.blocked
+		if u.blocked == nil {
+			u.blocked = map[feed.AuthorID]bool{}
+		}
+		u.nick = st.nick
+		u.status.items = nil
+		if st.err != nil {
+			u.fail("Cannot list channels: %v", st.err)
+		}
+		u.setChannels(st.chans)
+		for id, info := range st.infos {
+			if ci := u.chans.get(id); ci != nil {
+				ci.unread, ci.topic, ci.net = info.unread, info.topic, info.net
+			}
+		}
+		u.welcome()
+		total, in := 0, 0
+		for _, ci := range u.chans.chans {
+			if ci != u.chans.current() && ci.unread.Messages > 0 {
+				total += ci.unread.Messages
+				in++
+			}
+		}
+		if total > 0 {
+			u.note("%s since you were last here in %s (Alt+A jumps there).",
+				plural(total, "new message", "new messages"), plural(in, "channel", "channels"))
+		}
+		if ci := u.chans.current(); ci != nil {
+			u.enter(ci)
+		}
+		u.updateTitle()
+	}
+}
+
+func (u *UI) welcome() {
+	if len(u.chans.chans) > 0 {
+		return
+	}
+	u.status.items = nil
+	lines := []string{
+		"Welcome to kchat: chat with no server. You are " + u.self.Short() + ".",
+		"You have not joined a channel yet:",
+		"  /new NAME      create a channel; you get a key to share",
+		"  /join KEY      join a channel with the key someone shared",
+		"  /nick NAME     choose your nickname",
+		"  /help          commands and keys;  /quit to leave",
+	}
+	for _, l := range lines {
+		u.status.addNote(l, false, u.now())
+	}
+}
+
+// setChannels replaces the channel list.
+func (u *UI) setChannels(chs []feed.Channel) {
+	u.chans.set(chs)
+	keep := map[feed.DiscoveryID]bool{}
+	for _, c := range u.chans.chans {
+		keep[c.id] = true
+	}
+	for id := range u.bufs {
+		if !keep[id] {
+			delete(u.bufs, id)
+		}
+	}
+	u.welcome()
+}
+
+// switchTo makes channel i current.
+func (u *UI) switchTo(i int) {
+	if i < 0 || i >= len(u.chans.chans) || i == u.chans.cur {
+		return
+	}
+	u.chans.cur = i
+	u.comp.reset()
+	u.enter(u.chans.chans[i])
+	u.updateTitle()
+}
+
+// enter opens the channel: loads its newest page if needed, freezes the
+// last-read line, and marks it read.
+func (u *UI) enter(ci *chanInfo) {
+	b := u.buffer(ci.id)
+	id := ci.id
+	needPage := !b.loaded || b.stale
+	page := u.page
+	self := u.self
+	u.do(func(ctx context.Context) func() {
+		r := u.b.Views()
+		marker, _ := r.ReadMarker(id)
+		unread, _ := r.Unread(id)
+		var msgs []views.Message
+		var err error
+		if needPage {
+			msgs, err = r.Last(id, page)
+		}
+		topic, _ := r.Topic(id)
+		nick := r.Nick(id, self)
+		if err == nil {
+			err = r.MarkRead(id)
+		}
+		return func() {
+			if err != nil {
+				u.fail("Cannot read #%s: %v", cleanInline(ci.ch.Name, 64), err)
+			}
+			if needPage && err == nil {
+				b.setPage(msgs, len(msgs) >= page)
+				b.stale = false
+			}
+			b.setReadLine(marker, unread.Messages)
+			if unread.Messages >= max(u.root.paneR.h, 10) {
+				// The read line is off screen: say it at the bottom, once.
+				b.addNote(b.readLabel+" since you were last here: PgUp reads back to the red line.", false, u.now())
+			}
+			ci.unread = views.Unread{}
+			ci.topic = topic
+			if nick != "" {
+				u.nick = nick
+			}
+		}
+	})
+}
+
+// markRead queues a MarkRead of the current channel (the user is looking
+// at its newest messages).
+func (u *UI) markRead() {
+	ci := u.chans.current()
+	if ci == nil || u.markPending {
+		return
+	}
+	u.markPending = true
+	id := ci.id
+	u.do(func(ctx context.Context) func() {
+		err := u.b.Views().MarkRead(id)
+		return func() {
+			u.markPending = false
+			if err == nil {
+				if c := u.chans.get(id); c != nil {
+					c.unread = views.Unread{}
+				}
+			}
+		}
+	})
+}
+
+// loadOlder asks for the page before the oldest loaded message.
+func (u *UI) loadOlder(b *buffer) {
+	if b.status || b.loading || b.atStart || !b.loaded {
+		return
+	}
+	b.loading = true
+	id, c, n := b.ch, b.oldest(), u.page
+	u.do(func(ctx context.Context) func() {
+		msgs, err := u.b.Views().Before(id, c, n)
+		return func() {
+			if err != nil {
+				b.loading = false
+				b.atStart = true // stop asking; the error is shown
+				u.fail("Cannot read older messages: %v", err)
+				return
+			}
+			b.prependOlder(msgs, len(msgs) >= n)
+		}
+	})
+}
+
+// onUpdate applies new arrivals.
+func (u *UI) onUpdate(up *update) {
+	if up.chans != nil {
+		had := u.chans.current()
+		u.setChannels(up.chans)
+		if now := u.chans.current(); now != nil && now != had {
+			u.enter(now)
+		}
+	}
+	cur := u.chans.current()
+	bell := false
+	for _, cu := range up.per {
+		ci := u.chans.get(cu.id)
+		if ci == nil {
+			continue
+		}
+		ci.topic = cu.topic
+		ci.unread = cu.unread
+		b := u.bufs[cu.id]
+		isCur := cur != nil && cur.id == cu.id
+		if b != nil && b.loaded {
+			if cu.count > len(cu.msgs) {
+				// More arrived than were handed over: reload when shown.
+				b.stale = true
+				if isCur && b.scroll == 0 {
+					u.enter(ci)
+				}
+			} else {
+				b.merge(cu.msgs)
+				if b.scroll == 0 {
+					b.trim(max(2*u.page, 500))
+				}
+			}
+			if cu.nicks {
+				u.refreshNames(b)
+			}
+			if isCur && cu.count > bulkArrivals {
+				b.summarise(cu.count, u.now())
+			}
+		}
+		if isCur {
+			ci.unread = views.Unread{}
+			if b != nil && b.scroll == 0 {
+				u.markRead()
+			}
+		}
+		if cu.live {
+			bell = true
+		}
+	}
+	if bell {
+		u.bells++
+		u.screen.Beep()
+	}
+	u.updateTitle()
+}
+
+// updateTitle puts the number of unread mentions in the terminal title.
+func (u *UI) updateTitle() {
+	n := 0
+	for _, ci := range u.chans.chans {
+		if ci != u.chans.current() {
+			n += ci.unread.Mentions
+		}
+	}
+	t := "kchat"
+	if n > 0 {
+		t = fmt.Sprintf("kchat (%d)", n)
+	}
+	if t != u.title {
+		u.title = t
+		u.app.SetTitle(t)
+	}
+}
+
+// onNet applies network status.
+func (u *UI) onNet(st map[feed.DiscoveryID]NetStatus) {
+	for id, s := range st {
+		if ci := u.chans.get(id); ci != nil {
+			ci.net = s
+		}
+	}
+}
+
+// refreshNames re-reads the display names of the authors loaded in b (a
+// nickname claim can change how other authors are shown).
+func (u *UI) refreshNames(b *buffer) {
+	id := b.ch
+	authors := b.authors()
+	u.do(func(ctx context.Context) func() {
+		r := u.b.Views()
+		names := make(map[feed.AuthorID]string, len(authors))
+		for _, a := range authors {
+			names[a] = r.Display(id, a)
+		}
+		nick := r.Nick(id, u.self)
+		return func() {
+			b.refreshDisplay(names)
+			if ci := u.chans.current(); ci != nil && ci.id == id && nick != "" {
+				u.nick = nick
+			}
+		}
+	})
+}
+
+// --- input ---
+
+// submit handles Enter.
+func (u *UI) submit() {
+	line := u.ed.String()
+	if strings.TrimSpace(line) == "" {
+		return
+	}
+	u.hist.add(line)
+	u.ed.clear()
+	u.cur().scroll = 0
+	if strings.HasPrefix(line, "/") && !strings.HasPrefix(line, "//") {
+		u.command(line)
+		return
+	}
+	line = strings.TrimPrefix(line, "/") // "//text" sends "/text"
+	u.send(feed.Payload{Kind: feed.KindText, Text: line})
+}
+
+// send appends p to the current channel (off the UI goroutine). The line
+// appears when the views have indexed it, like everyone else's.
+func (u *UI) send(p feed.Payload) {
+	ci := u.chans.current()
+	if ci == nil {
+		u.fail("You are not in a channel: /new NAME creates one, /join KEY joins one.")
+		return
+	}
+	if _, err := p.Marshal(); err != nil {
+		u.fail("Not sent: %v", err)
+		return
+	}
+	id := ci.id
+	u.cur().resetSummary()
+	u.do(func(ctx context.Context) func() {
+		err := u.b.Send(ctx, id, p)
+		if err == nil {
+			return nil
+		}
+		return func() { u.fail("Not sent: %v", err) }
+	})
+}
+
+// pasted handles a bracketed paste: a paste never sends anything by itself.
+// Several lines become one message in the input line, to be sent with Enter
+// (or cleared with Ctrl+U).
+func (u *UI) pasted(text string) {
+	text = strings.ReplaceAll(text, "\r\n", "\n")
+	text = strings.ReplaceAll(text, "\r", "\n")
+	text = strings.TrimRight(text, "\n")
+	if text == "" {
+		return
+	}
+	if len(u.ed.String())+len(text) > feed.MaxPayload-64 {
+		u.fail("Paste not inserted: %s is more than one message can hold (16 KiB).", byteSize(len(text)))
+		return
+	}
+	u.comp.reset()
+	u.ed.insert(text)
+	if n := strings.Count(text, "\n") + 1; n > 1 {
+		u.note("Pasted %d lines into the input: Enter sends them as ONE message, Ctrl+U clears.", n)
+	}
+}
+
+func byteSize(n int) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d bytes", n)
+	}
+	return fmt.Sprintf("%.1f KiB", float64(n)/1024)
+}
+
+// completions lists Tab candidates.
+func (u *UI) completions(word string, atStart bool) []string {
+	var nicks []string
+	b := u.cur()
+	for _, a := range b.authors() {
+		for i := len(b.items) - 1; i >= 0; i-- {
+			it := b.items[i]
+			if !it.isNote() && it.msg.Author == a {
+				n := it.msg.Nick
+				if n == "" {
+					n = it.msg.Display
+				}
+				nicks = append(nicks, cleanInline(n, 64))
+				break
+			}
+		}
+	}
+	return candidates(word, atStart, commandNames(), nicks)
+}

@@ -1,0 +1,108 @@
+// Package ui is kchat's terminal user interface (tview).
+//
+// The UI talks to the running node only through Backend: it reads through
+// the views' API (Reader) and writes through the node's send path. Every
+// Backend call runs on one background goroutine (see pump.go), never on the
+// UI goroutine, and every change reaches tview through QueueUpdateDraw.
+//
+// Layers, as in k9s: the model (buffer.go, chanlist.go, editor.go,
+// history.go, complete.go, layout.go, sanitize.go, text.go) is plain Go
+// without tview and is tested as pure functions; widgets.go draws it;
+// app.go, keys.go and commands.go make the screen.
+package ui
+
+import (
+	"context"
+	"time"
+
+	"github.com/kchat-p2p/kchat/feed"
+	"github.com/kchat-p2p/kchat/views"
+)
+
+// Backend is what the UI needs from the running node.
+type Backend interface {
+	// Self is the local user's author id.
+	Self() feed.AuthorID
+	// Channels lists the joined channels, ordered by name.
+	Channels() ([]feed.Channel, error)
+	// Send appends p to the local user's feed in channel ch (a local,
+	// durable append; replication pushes it to peers later).
+	Send(ctx context.Context, ch feed.DiscoveryID, p feed.Payload) error
+	// Join joins the channel with key under the local name (never empty:
+	// the UI picks a default), announces the remembered nickname in it (a
+	// nick entry) and starts finding its peers.
+	Join(ctx context.Context, key feed.ChannelKey, name string) (feed.Channel, error)
+	// Create makes a new channel named name and joins it (as Join).
+	Create(ctx context.Context, name string) (feed.Channel, error)
+	// Part leaves channel ch (it is no longer listed or replicated).
+	Part(ctx context.Context, ch feed.DiscoveryID) error
+	// Nick is the remembered nickname ("" if never set).
+	Nick() string
+	// SetNick remembers the nickname for channels joined later and
+	// announces it with a nick entry in every joined channel (none joined:
+	// it is only remembered).
+	SetNick(ctx context.Context, nick string) error
+	// Views is the read side. *views.Views satisfies Reader.
+	Views() Reader
+	// Status is the network state of channel ch, for the status bar.
+	Status(ch feed.DiscoveryID) NetStatus
+	// Peers lists the peers known for channel ch, connected ones first.
+	Peers(ch feed.DiscoveryID) []PeerInfo
+	// Addrs lists the multiaddrs (with /p2p/ID) others can dial to reach
+	// this node with --peer; empty when the network is off.
+	Addrs() []string
+	// NetChanged signals (coalescing, like views.Subscription) that Status
+	// or Peers may have changed. It may be nil if nothing ever changes.
+	NetChanged() <-chan struct{}
+	// Block hides an author's messages locally; Unblock shows them again.
+	// The list is the node's to keep (it survives restarts).
+	Block(a feed.AuthorID) error
+	Unblock(a feed.AuthorID) error
+	// Blocked is the current list of blocked authors.
+	Blocked() map[feed.AuthorID]bool
+}
+
+// Reader is the part of the views' API the UI reads through.
+type Reader interface {
+	Last(ch feed.DiscoveryID, n int) ([]views.Message, error)
+	Before(ch feed.DiscoveryID, c views.Cursor, n int) ([]views.Message, error)
+	Arrived(ch feed.DiscoveryID, after uint64, n int) ([]views.Message, error)
+	Unread(ch feed.DiscoveryID) (views.Unread, error)
+	MarkRead(ch feed.DiscoveryID) error
+	ReadMarker(ch feed.DiscoveryID) (views.Cursor, error)
+	Topic(ch feed.DiscoveryID) (string, error)
+	Nick(ch feed.DiscoveryID, a feed.AuthorID) string
+	Display(ch feed.DiscoveryID, a feed.AuthorID) string
+	Indexed() uint64
+	Subscribe() *views.Subscription
+}
+
+var _ Reader = (*views.Views)(nil)
+
+// NetStatus is the network state of one channel.
+type NetStatus struct {
+	// Peers is the number of peers connected for this channel.
+	Peers int
+	// Known is the number of peers found but not connected now.
+	Known int
+	// Have and Want give sync progress: entries held of the entries the
+	// connected peers announced. Syncing while Want > Have.
+	Have, Want uint64
+	// Searching is true while discovery is looking for peers.
+	Searching bool
+	// Problem is a short description of a network problem ("" if none),
+	// such as "DHT unreachable" or "listen failed".
+	Problem string
+}
+
+// Syncing reports whether the channel is catching up with its peers.
+func (s NetStatus) Syncing() bool { return s.Want > s.Have }
+
+// PeerInfo is one peer of a channel, for /peers.
+type PeerInfo struct {
+	ID        string // libp2p peer id
+	Source    string // how it was found: "mdns", "dht", "relay", "manual", "inbound"
+	Addr      string // the address of the connection ("" if none)
+	Connected bool
+	LastSeen  time.Time
+}

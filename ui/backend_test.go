@@ -1,0 +1,382 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/gdamore/tcell/v2"
+	"github.com/rivo/uniseg"
+
+	"github.com/kchat-p2p/kchat/feed"
+	"github.com/kchat-p2p/kchat/internal/storage"
+	"github.com/kchat-p2p/kchat/views"
+)
+
+// testBackend implements Backend over the real parts: a Badger store, the
+// feed store and the views. Send is a local append, exactly what the node
+// does; "a message from a peer" is another identity's entries in the same
+// store, exactly what replication produces.
+type testBackend struct {
+	t  *testing.T
+	db *badger.DB
+	st *feed.Store
+	v  *views.Views
+	id *feed.Identity
+	r  *countingReader
+
+	mu      sync.Mutex
+	nick    string
+	blocked map[feed.AuthorID]bool
+	status  map[feed.DiscoveryID]NetStatus
+	peers   map[feed.DiscoveryID][]PeerInfo
+	netc    chan struct{}
+}
+
+func newTestBackend(t *testing.T) *testBackend {
+	t.Helper()
+	db, err := storage.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := feed.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := feed.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := views.Open(db, st, id.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		v.Close()
+		db.Close()
+	})
+	return &testBackend{t: t, db: db, st: st, v: v, id: id, r: &countingReader{Views: v},
+		blocked: map[feed.AuthorID]bool{}, status: map[feed.DiscoveryID]NetStatus{},
+		peers: map[feed.DiscoveryID][]PeerInfo{}, netc: make(chan struct{}, 1)}
+}
+
+// countingReader counts the pages read backwards (lazy paging).
+type countingReader struct {
+	*views.Views
+	before atomic.Int64
+}
+
+func (c *countingReader) Before(ch feed.DiscoveryID, cur views.Cursor, n int) ([]views.Message, error) {
+	c.before.Add(1)
+	return c.Views.Before(ch, cur, n)
+}
+
+func (b *testBackend) Self() feed.AuthorID               { return b.id.ID() }
+func (b *testBackend) Channels() ([]feed.Channel, error) { return b.st.Channels() }
+func (b *testBackend) Views() Reader                     { return b.r }
+func (b *testBackend) NetChanged() <-chan struct{}       { return b.netc }
+func (b *testBackend) Addrs() []string {
+	return []string{"/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWtest"}
+}
+
+func (b *testBackend) Send(ctx context.Context, ch feed.DiscoveryID, p feed.Payload) error {
+	_, err := b.st.Append(ctx, b.id, ch, p)
+	return err
+}
+
+func (b *testBackend) Join(ctx context.Context, key feed.ChannelKey, name string) (feed.Channel, error) {
+	c := feed.Channel{Key: key, Name: name}
+	if err := b.st.Join(c); err != nil {
+		return c, err
+	}
+	if n := b.Nick(); n != "" {
+		return c, b.Send(ctx, c.ID(), nick(n))
+	}
+	return c, nil
+}
+
+func (b *testBackend) Nick() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.nick
+}
+
+func (b *testBackend) Create(ctx context.Context, name string) (feed.Channel, error) {
+	k, err := feed.NewChannelKey()
+	if err != nil {
+		return feed.Channel{}, err
+	}
+	return b.Join(ctx, k, name)
+}
+
+func (b *testBackend) Part(ctx context.Context, ch feed.DiscoveryID) error { return b.st.Part(ch) }
+
+func (b *testBackend) SetNick(ctx context.Context, nick string) error {
+	chans, err := b.st.Channels()
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.nick = nick
+	b.mu.Unlock()
+	var errs []error
+	for _, c := range chans {
+		_, err := b.st.Append(ctx, b.id, c.ID(), feed.Payload{Kind: feed.KindNick, Text: nick})
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (b *testBackend) Status(ch feed.DiscoveryID) NetStatus {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.status[ch]
+}
+
+func (b *testBackend) Peers(ch feed.DiscoveryID) []PeerInfo {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.peers[ch]
+}
+
+func (b *testBackend) setStatus(ch feed.DiscoveryID, s NetStatus, peers []PeerInfo) {
+	b.mu.Lock()
+	b.status[ch] = s
+	b.peers[ch] = peers
+	b.mu.Unlock()
+	select {
+	case b.netc <- struct{}{}:
+	default:
+	}
+}
+
+func (b *testBackend) Block(a feed.AuthorID) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.blocked[a] = true
+	return nil
+}
+
+func (b *testBackend) Unblock(a feed.AuthorID) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.blocked, a)
+	return nil
+}
+
+func (b *testBackend) Blocked() map[feed.AuthorID]bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[feed.AuthorID]bool, len(b.blocked))
+	for a := range b.blocked {
+		out[a] = true
+	}
+	return out
+}
+
+// --- helpers that act on the store directly, as a peer or the CLI would ---
+
+func (b *testBackend) channel(name string) feed.Channel {
+	b.t.Helper()
+	c, err := b.Create(context.Background(), name)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return c
+}
+
+func newPeer(t *testing.T) *feed.Identity {
+	t.Helper()
+	id, err := feed.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// post appends payloads as id (a peer when id is not the backend's own).
+func (b *testBackend) post(id *feed.Identity, ch feed.Channel, ps ...feed.Payload) {
+	b.t.Helper()
+	if _, err := b.st.Append(context.Background(), id, ch.ID(), ps...); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+func text(s string) feed.Payload { return feed.Payload{Kind: feed.KindText, Text: s} }
+func nick(s string) feed.Payload { return feed.Payload{Kind: feed.KindNick, Text: s} }
+
+// replicate stores entries of id's feed written at time at, through the
+// store's replication path (Apply), as a sync with a peer would.
+func (b *testBackend) replicate(id *feed.Identity, ch feed.Channel, at time.Time, ps ...feed.Payload) {
+	b.t.Helper()
+	head, err := b.st.Head(ch.ID(), id.ID())
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	var batch []feed.Entry
+	for i, p := range ps {
+		raw, err := p.Marshal()
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		e, err := feed.NewEntry(id, ch.ID(), head, at.Add(time.Duration(i)*time.Millisecond).UnixMilli(), raw)
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		batch = append(batch, e)
+		head = feed.Head{Author: id.ID(), Len: e.Seq + 1, Hash: e.Hash()}
+	}
+	if _, err := b.st.Apply(context.Background(), ch.ID(), id.ID(), batch); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+func (b *testBackend) catchUp() {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.v.CatchUp(ctx); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// --- the screen harness ---
+
+// beepScreen counts bells.
+type beepScreen struct {
+	tcell.SimulationScreen
+	beeps atomic.Int64
+}
+
+func (s *beepScreen) Beep() error { s.beeps.Add(1); return nil }
+
+type harness struct {
+	t    *testing.T
+	b    *testBackend
+	scr  *beepScreen
+	u    *UI
+	done chan error
+	stop context.CancelFunc
+}
+
+func start(t *testing.T, b *testBackend, w, h int, opts ...Option) *harness {
+	t.Helper()
+	scr := &beepScreen{SimulationScreen: tcell.NewSimulationScreen("UTF-8")}
+	u := New(b, scr, opts...)
+	scr.SetSize(w, h)
+	ctx, cancel := context.WithCancel(context.Background())
+	hs := &harness{t: t, b: b, scr: scr, u: u, done: make(chan error, 1), stop: cancel}
+	go func() { hs.done <- u.Run(ctx) }()
+	t.Cleanup(hs.close)
+	return hs
+}
+
+func (h *harness) close() {
+	h.stop()
+	select {
+	case err := <-h.done:
+		if err != nil {
+			h.t.Errorf("Run: %v", err)
+		}
+		h.done <- nil
+	case <-time.After(10 * time.Second):
+		h.t.Error("UI did not stop")
+	}
+}
+
+// onUI runs f on the UI goroutine (reading UI state safely).
+func (h *harness) onUI(f func()) {
+	done := make(chan struct{})
+	go func() {
+		h.u.app.QueueUpdate(f)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		h.t.Fatal("UI goroutine stuck")
+	}
+}
+
+// lines is the screen's text, one string per row (wide characters once).
+func (h *harness) lines() []string {
+	var out []string
+	h.onUI(func() {
+		cells, w, hh := h.scr.GetContents()
+		for y := 0; y < hh; y++ {
+			var b strings.Builder
+			for x := 0; x < w; x++ {
+				c := cells[y*w+x]
+				if len(c.Runes) == 0 {
+					b.WriteByte(' ')
+					continue
+				}
+				b.WriteString(string(c.Runes))
+				if uniseg.StringWidth(string(c.Runes)) == 2 {
+					x++ // the cell a wide character covers
+				}
+			}
+			out = append(out, b.String())
+		}
+	})
+	return out
+}
+
+func (h *harness) screen() string { return strings.Join(h.lines(), "\n") }
+
+// waitFor polls the screen until cond holds or the deadline passes.
+func (h *harness) waitFor(what string, cond func(screen string) bool) string {
+	h.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		s := h.screen()
+		if cond(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %s; screen:\n%s", what, s)
+		}
+		time.Sleep(10 * time.Millisecond) // poll interval, not synchronisation
+	}
+}
+
+func (h *harness) waitText(s string) string {
+	h.t.Helper()
+	return h.waitFor(`"`+s+`"`, func(scr string) bool { return strings.Contains(scr, s) })
+}
+
+func (h *harness) waitGone(s string) string {
+	h.t.Helper()
+	return h.waitFor(`"`+s+`" to go`, func(scr string) bool { return !strings.Contains(scr, s) })
+}
+
+func (h *harness) key(k tcell.Key, r rune, mod tcell.ModMask) { h.scr.InjectKey(k, r, mod) }
+
+func (h *harness) typeLine(s string) {
+	for _, r := range s {
+		h.key(tcell.KeyRune, r, tcell.ModNone)
+	}
+	h.key(tcell.KeyEnter, '\r', tcell.ModNone)
+}
+
+func (h *harness) resize(w, hh int) {
+	h.onUI(func() { h.scr.SetSize(w, hh) })
+	h.scr.PostEvent(tcell.NewEventResize(w, hh))
+}
+
+// pressUntil presses key until text is on screen.
+func (h *harness) pressUntil(k tcell.Key, text string) {
+	h.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(h.screen(), text) {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%q never shown; screen:\n%s", text, h.screen())
+		}
+		h.key(k, 0, tcell.ModNone)
+	}
+}

@@ -1,0 +1,118 @@
+package ui
+
+import (
+	"github.com/kchat-p2p/kchat/feed"
+	"github.com/kchat-p2p/kchat/views"
+)
+
+// chanInfo is what the UI knows about one joined channel.
+type chanInfo struct {
+	ch     feed.Channel
+	id     feed.DiscoveryID
+	unread views.Unread
+	topic  string
+	net    NetStatus
+}
+
+// chanList is the ordered list of joined channels and the current one.
+// cur is -1 when no channel is joined (the status window is shown).
+type chanList struct {
+	chans []*chanInfo
+	cur   int
+}
+
+// set replaces the list (ordered by name, as the store lists them), keeping
+// what is known about channels that stay and the current channel if it
+// stays. It returns the channels that are new.
+func (l *chanList) set(chs []feed.Channel) (added []*chanInfo) {
+	old := map[feed.DiscoveryID]*chanInfo{}
+	for _, c := range l.chans {
+		old[c.id] = c
+	}
+	var curID feed.DiscoveryID
+	hadCur := l.cur >= 0 && l.cur < len(l.chans)
+	if hadCur {
+		curID = l.chans[l.cur].id
+	}
+	l.chans = l.chans[:0]
+	for _, c := range chs {
+		id := c.ID()
+		ci, ok := old[id]
+		if !ok {
+			ci = &chanInfo{id: id}
+			added = append(added, ci)
+		}
+		ci.ch = c
+		l.chans = append(l.chans, ci)
+	}
+	l.cur = -1
+	if hadCur {
+		l.cur = l.index(curID)
+	}
+	if l.cur < 0 && len(l.chans) > 0 {
+		l.cur = 0
+	}
+	return added
+}
+
+func (l *chanList) index(id feed.DiscoveryID) int {
+	for i, c := range l.chans {
+		if c.id == id {
+			return i
+		}
+	}
+	return -1
+}
+
+func (l *chanList) get(id feed.DiscoveryID) *chanInfo {
+	if i := l.index(id); i >= 0 {
+		return l.chans[i]
+	}
+	return nil
+}
+
+// current is the current channel, or nil in the status window.
+func (l *chanList) current() *chanInfo {
+	if l.cur < 0 || l.cur >= len(l.chans) {
+		return nil
+	}
+	return l.chans[l.cur]
+}
+
+// step returns the index delta positions away from the current, wrapping.
+func (l *chanList) step(delta int) int {
+	n := len(l.chans)
+	if n == 0 {
+		return -1
+	}
+	return ((l.cur+delta)%n + n) % n
+}
+
+// nextActive is the next channel after the current with mentions, else the
+// next with unread messages, else -1 (irssi/weechat Alt+A).
+func (l *chanList) nextActive() int {
+	n := len(l.chans)
+	for _, mentions := range []bool{true, false} {
+		for d := 1; d <= n; d++ {
+			i := ((l.cur+d)%n + n) % n
+			if i == l.cur {
+				continue
+			}
+			u := l.chans[i].unread
+			if mentions && u.Mentions > 0 || !mentions && u.Messages > 0 {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// byName finds a channel by its local name.
+func (l *chanList) byName(name string) int {
+	for i, c := range l.chans {
+		if c.ch.Name == name {
+			return i
+		}
+	}
+	return -1
+}

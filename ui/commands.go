@@ -1,0 +1,473 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"unicode"
+
+	"github.com/kchat-p2p/kchat/feed"
+)
+
+// command is one /command. The table drives dispatch, aliases, Tab
+// completion and /help (gomuks habit: commands as a table).
+type command struct {
+	name    string
+	aliases []string
+	args    string
+	help    string
+	run     func(u *UI, args string)
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{"join", []string{"j"}, "KEY [NAME]", "join the channel whose key someone shared with you", (*UI).cmdJoin},
+		{"new", []string{"create"}, "NAME", "create a channel and show the key to share", (*UI).cmdNew},
+		{"key", []string{"invite"}, "", "show this channel's key, to invite someone (keep it secret otherwise)", (*UI).cmdKey},
+		{"nick", nil, "NAME", "set your nickname (in every channel)", (*UI).cmdNick},
+		{"me", []string{"emote"}, "TEXT", "say something as an action: * you TEXT", (*UI).cmdMe},
+		{"topic", []string{"t"}, "[TEXT]", "show or set the channel topic", (*UI).cmdTopic},
+		{"part", []string{"leave", "close"}, "", "leave this channel", (*UI).cmdPart},
+		{"peers", []string{"net", "who"}, "", "who is connected for this channel, and how they were found", (*UI).cmdPeers},
+		{"block", []string{"ignore"}, "ID|NICK", "hide an author's messages (on this device only); no argument: list", (*UI).cmdBlock},
+		{"unblock", []string{"unignore"}, "ID|NICK", "show a blocked author's messages again", (*UI).cmdUnblock},
+		{"help", []string{"h", "?"}, "", "commands and keys", func(u *UI, _ string) { u.help() }},
+		{"quit", []string{"q", "exit"}, "", "leave kchat", func(u *UI, _ string) { u.quit() }},
+	}
+}
+
+// commandNames lists "/name" for completion, primary names first.
+func commandNames() []string {
+	var out []string
+	for _, c := range commands {
+		out = append(out, "/"+c.name)
+	}
+	for _, c := range commands {
+		for _, a := range c.aliases {
+			out = append(out, "/"+a)
+		}
+	}
+	return out
+}
+
+// parseCommand splits "/name args" and finds the command (by name or
+// alias). ok is false for an unknown command.
+func parseCommand(line string) (c command, args string, ok bool) {
+	line = strings.TrimPrefix(line, "/")
+	name, args, _ := strings.Cut(line, " ")
+	name = strings.ToLower(name)
+	for _, c := range commands {
+		if c.name == name {
+			return c, strings.TrimSpace(args), true
+		}
+		for _, a := range c.aliases {
+			if a == name {
+				return c, strings.TrimSpace(args), true
+			}
+		}
+	}
+	return command{}, "", false
+}
+
+func (u *UI) command(line string) {
+	c, args, ok := parseCommand(line)
+	if !ok {
+		name, _, _ := strings.Cut(strings.TrimPrefix(line, "/"), " ")
+		u.fail("Unknown command /%s. /help lists them; start a line with // to send one that begins with /.", cleanInline(name, 32))
+		return
+	}
+	c.run(u, args)
+}
+
+// help shows commands and keys, generated from the tables.
+func (u *UI) help() {
+	u.note("%s", helpText())
+}
+
+func (u *UI) needChannel() *chanInfo {
+	ci := u.chans.current()
+	if ci == nil {
+		u.fail("You are not in a channel: /new NAME creates one, /join KEY joins one.")
+	}
+	return ci
+}
+
+func (u *UI) cmdJoin(args string) {
+	fs := strings.Fields(args)
+	if len(fs) == 0 || len(fs) > 2 {
+		u.fail("Usage: /join KEY [NAME]  (KEY looks like kchat://…; someone in the channel gets it with /key)")
+		return
+	}
+	key, hint, err := feed.ParseChannelKey(fs[0])
+	if err != nil {
+		u.fail("%v", err)
+		return
+	}
+	id := key.DiscoveryID()
+	if i := u.chans.index(id); i >= 0 {
+		u.switchTo(i)
+		u.note("You are already in #%s.", cleanInline(u.chans.chans[i].ch.Name, 64))
+		return
+	}
+	name := hint
+	if len(fs) == 2 {
+		name = fs[1]
+	}
+	if name == "" {
+		name = "chan-" + id.Short()
+	}
+	if u.chans.byName(name) >= 0 && len(fs) < 2 {
+		name = name + "-" + id.Short()[:4]
+	}
+	if err := feed.ValidateChannelName(name); err != nil {
+		u.fail("%v", err)
+		return
+	}
+	u.joined(func(ctx context.Context) (feed.Channel, error) { return u.b.Join(ctx, key, name) },
+		func(c feed.Channel) {
+			u.note("Joined #%s. Looking for peers; the status bar shows when someone is reachable and how far syncing is.", cleanInline(c.Name, 64))
+		})
+}
+
+func (u *UI) cmdNew(args string) {
+	name := strings.TrimPrefix(strings.TrimSpace(args), "#")
+	if name == "" {
+		u.fail("Usage: /new NAME")
+		return
+	}
+	if err := feed.ValidateChannelName(name); err != nil {
+		u.fail("%v", err)
+		return
+	}
+	if u.chans.byName(name) >= 0 {
+		u.fail("You already have a channel named #%s.", cleanInline(name, 64))
+		return
+	}
+	u.joined(func(ctx context.Context) (feed.Channel, error) { return u.b.Create(ctx, name) },
+		func(c feed.Channel) {
+			u.note("Created #%s. To invite someone, give them the key below; they type /join KEY. Anyone with the key can read and write here; /key shows it again.",
+				cleanInline(c.Name, 64))
+			u.cur().addRaw(u.now(), c.Key.WithName(c.Name), c.Key.String())
+		})
+}
+
+// joined runs a join or create on the pump and switches to the channel.
+// (The backend announces the user's nickname in it.)
+func (u *UI) joined(do func(context.Context) (feed.Channel, error), then func(feed.Channel)) {
+	u.do(func(ctx context.Context) func() {
+		c, err := do(ctx)
+		if err != nil {
+			return func() {
+				if errors.Is(err, feed.ErrNameTaken) {
+					u.fail("%v: give another name, /join KEY NAME", err)
+					return
+				}
+				u.fail("%v", err)
+			}
+		}
+		chans := u.pump.channelsNow()
+		return func() {
+			u.setChannels(chans)
+			if i := u.chans.index(c.ID()); i >= 0 {
+				u.chans.cur = -1 // force enter
+				u.chans.cur = i
+				u.enter(u.chans.chans[i])
+			}
+			then(c)
+		}
+	})
+}
+
+func (u *UI) cmdKey(string) {
+	ci := u.needChannel()
+	if ci == nil {
+		return
+	}
+	u.note("Key of #%s: give it only to people you want in the channel; they type /join KEY.", cleanInline(ci.ch.Name, 64))
+	u.cur().addRaw(u.now(), ci.ch.Key.WithName(ci.ch.Name), ci.ch.Key.String())
+}
+
+// validNick checks a nickname before it is sent.
+func validNick(n string) error {
+	if n == "" {
+		return errors.New("Usage: /nick NAME")
+	}
+	if len(n) > 64 {
+		return fmt.Errorf("nickname is %d bytes, at most 64", len(n))
+	}
+	for _, r := range n {
+		if unicode.IsSpace(r) || unicode.IsControl(r) || isBidiControl(r) || r == '~' {
+			return fmt.Errorf("nickname %q: no spaces, control characters or '~'", n)
+		}
+	}
+	return nil
+}
+
+func (u *UI) cmdNick(args string) {
+	n := strings.TrimSpace(args)
+	if n == "" && u.nick != "" {
+		u.note("You are %s (%s).", cleanInline(u.nick, 64), u.self.Short())
+		return
+	}
+	if err := validNick(n); err != nil {
+		u.fail("%v", err)
+		return
+	}
+	none := len(u.chans.chans) == 0
+	u.do(func(ctx context.Context) func() {
+		err := u.b.SetNick(ctx, n)
+		return func() {
+			if err != nil {
+				u.fail("Could not set your nickname: %v", err)
+				return
+			}
+			u.nick = n
+			if none {
+				u.note("You will be %s in the channels you create or join.", cleanInline(n, 64))
+			}
+		}
+	})
+}
+
+func (u *UI) cmdMe(args string) {
+	if strings.TrimSpace(args) == "" {
+		u.fail("Usage: /me TEXT")
+		return
+	}
+	u.send(feed.Payload{Kind: feed.KindEmote, Text: args})
+}
+
+func (u *UI) cmdTopic(args string) {
+	ci := u.needChannel()
+	if ci == nil {
+		return
+	}
+	if args == "" {
+		if strings.TrimSpace(ci.topic) == "" {
+			u.note("#%s has no topic. /topic TEXT sets one.", cleanInline(ci.ch.Name, 64))
+		} else {
+			u.note("Topic of #%s: %s", cleanInline(ci.ch.Name, 64), ci.topic)
+		}
+		return
+	}
+	u.send(feed.Payload{Kind: feed.KindTopic, Text: args})
+}
+
+func (u *UI) cmdPart(args string) {
+	ci := u.needChannel()
+	if ci == nil {
+		return
+	}
+	id, name := ci.id, ci.ch.Name
+	u.do(func(ctx context.Context) func() {
+		err := u.b.Part(ctx, id)
+		chans := u.pump.channelsNow()
+		return func() {
+			if err != nil {
+				u.fail("Could not leave #%s: %v", cleanInline(name, 64), err)
+				return
+			}
+			u.setChannels(chans)
+			if c := u.chans.current(); c != nil {
+				u.enter(c)
+			}
+			u.note("You left #%s. Its history stays on this device; /join with its key to come back.", cleanInline(name, 64))
+		}
+	})
+}
+
+func (u *UI) cmdPeers(string) {
+	ci := u.needChannel()
+	if ci == nil {
+		return
+	}
+	id, name := ci.id, ci.ch.Name
+	u.do(func(ctx context.Context) func() {
+		ps := u.b.Peers(id)
+		st := u.b.Status(id)
+		addrs := u.b.Addrs()
+		return func() {
+			var b strings.Builder
+			fmt.Fprintf(&b, "#%s: %s connected", cleanInline(name, 64), plural(st.Peers, "peer", "peers"))
+			if st.Syncing() {
+				fmt.Fprintf(&b, ", syncing %s/%s", thousands(int(st.Have)), thousands(int(st.Want)))
+			}
+			if st.Problem != "" {
+				fmt.Fprintf(&b, ", problem: %s", cleanInline(st.Problem, 80))
+			}
+			if len(ps) == 0 {
+				b.WriteString("\n  nobody found yet")
+				if st.Searching {
+					b.WriteString(" (still searching)")
+				}
+			}
+			for _, p := range ps {
+				state := "connected"
+				if !p.Connected {
+					state = "not connected"
+				}
+				fmt.Fprintf(&b, "\n  %s  %s  via %s", cleanInline(p.ID, 60), state, cleanInline(p.Source, 16))
+				if p.Addr != "" {
+					fmt.Fprintf(&b, "  %s", cleanInline(p.Addr, 60))
+				}
+				if !p.LastSeen.IsZero() {
+					fmt.Fprintf(&b, "  seen %s", p.LastSeen.Local().Format("15:04:05"))
+				}
+			}
+			u.note("%s", b.String())
+			if len(addrs) == 0 {
+				u.note("This node is not listening (network off).")
+				return
+			}
+			u.note("This node listens on (others can start kchat with --peer ADDR):")
+			for _, a := range addrs {
+				u.cur().addRaw(u.now(), cleanInline(a, 0))
+			}
+		}
+	})
+}
+
+// resolveAuthor finds the author meant by arg: a 64-hex id, an id prefix
+// (the short form shown in ~suffixes), or a nickname / display name of an
+// author in the current channel's loaded messages, or of a blocked author.
+func (u *UI) resolveAuthor(arg string, among map[feed.AuthorID]bool) (feed.AuthorID, error) {
+	arg = strings.TrimPrefix(strings.TrimSpace(arg), "@")
+	if a, err := feed.ParseAuthorID(arg); err == nil {
+		return a, nil
+	}
+	cands := map[feed.AuthorID]bool{}
+	for a := range among {
+		cands[a] = true
+	}
+	names := map[feed.AuthorID][]string{}
+	for _, it := range u.cur().items {
+		if it.isNote() {
+			continue
+		}
+		m := &it.msg
+		cands[m.Author] = true
+		names[m.Author] = append(names[m.Author], m.Nick, m.Display)
+	}
+	var found []feed.AuthorID
+	la := strings.ToLower(arg)
+	for a := range cands {
+		match := len(arg) >= 4 && strings.HasPrefix(a.String(), la)
+		for _, n := range names[a] {
+			if n != "" && n == arg {
+				match = true
+			}
+		}
+		if match {
+			found = append(found, a)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return feed.AuthorID{}, fmt.Errorf("no author %q here; give their id (shown after ~ when nicknames collide) or nickname", cleanInline(arg, 64))
+	case 1:
+		return found[0], nil
+	}
+	var ids []string
+	for _, a := range found {
+		ids = append(ids, a.Short())
+	}
+	sort.Strings(ids)
+	return feed.AuthorID{}, fmt.Errorf("%q could be %s: give more of the id", cleanInline(arg, 64), strings.Join(ids, ", "))
+}
+
+func (u *UI) cmdBlock(args string) {
+	if strings.TrimSpace(args) == "" {
+		if len(u.blocked) == 0 {
+			u.note("Nobody is blocked. /block ID|NICK hides an author's messages on this device.")
+			return
+		}
+		var ids []string
+		for a := range u.blocked {
+			ids = append(ids, a.String())
+		}
+		sort.Strings(ids)
+		u.note("Blocked:\n  %s", strings.Join(ids, "\n  "))
+		return
+	}
+	a, err := u.resolveAuthor(args, nil)
+	if err != nil {
+		u.fail("%v", err)
+		return
+	}
+	if a == u.self {
+		u.fail("That is you.")
+		return
+	}
+	u.setBlock(a, true)
+}
+
+func (u *UI) cmdUnblock(args string) {
+	if strings.TrimSpace(args) == "" {
+		u.fail("Usage: /unblock ID|NICK  (/block lists who is blocked)")
+		return
+	}
+	a, err := u.resolveAuthor(args, u.blocked)
+	if err != nil {
+		u.fail("%v", err)
+		return
+	}
+	u.setBlock(a, false)
+}
+
+func (u *UI) setBlock(a feed.AuthorID, block bool) {
+	u.do(func(ctx context.Context) func() {
+		var err error
+		if block {
+			err = u.b.Block(a)
+		} else {
+			err = u.b.Unblock(a)
+		}
+		bl := u.b.Blocked()
+		return func() {
+			if err != nil {
+				u.fail("%v", err)
+				return
+			}
+			u.blocked = bl
+			if u.blocked == nil {
+				u.blocked = map[feed.AuthorID]bool{}
+			}
+			for _, b := range u.bufs {
+				b.invalidate()
+			}
+			if block {
+				u.note("Blocked %s: their messages are hidden on this device. /unblock %s shows them again.", a.Short(), a.Short())
+			} else {
+				u.note("Unblocked %s.", a.Short())
+			}
+		}
+	})
+}
+
+// helpText is /help: keys first, then commands, so the commands are what a
+// small terminal shows (PgUp shows the keys).
+func helpText() string {
+	var b strings.Builder
+	b.WriteString("Keys:")
+	for _, a := range keyActions {
+		fmt.Fprintf(&b, "\n  %-22s %s", a.name, a.help)
+	}
+	b.WriteString("\nMouse: the wheel scrolls; a click on a channel opens it.")
+	b.WriteString("\nNicknames are claims: two authors with one nickname are shown with a ~suffix of their id.")
+	b.WriteString("\nCommands (PgUp for keys):")
+	for _, c := range commands {
+		name := "/" + c.name
+		if c.args != "" {
+			name += " " + c.args
+		}
+		fmt.Fprintf(&b, "\n  %-18s %s", name, c.help)
+		if len(c.aliases) > 0 {
+			fmt.Fprintf(&b, " (/%s)", strings.Join(c.aliases, ", /"))
+		}
+	}
+	return b.String()
+}

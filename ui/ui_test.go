@@ -1,0 +1,493 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gdamore/tcell/v2"
+
+	"github.com/kchat-p2p/kchat/feed"
+	"github.com/kchat-p2p/kchat/views"
+)
+
+// Screen tests: the real UI on tcell's simulation screen, over a real store
+// and views (backend_test.go).
+
+func TestTypeAndSend(t *testing.T) {
+	b := newTestBackend(t)
+	ch := b.channel("general")
+	h := start(t, b, 80, 24)
+	h.waitText("#general")
+	h.typeLine("hello, world")
+	h.waitText("│ hello, world")
+	msgs, err := b.v.Last(ch.ID(), 10)
+	if err != nil || len(msgs) != 1 || msgs[0].Text != "hello, world" || !msgs[0].Own {
+		t.Fatalf("store has %+v, %v", msgs, err)
+	}
+	// The input line is empty again and Up recalls the line.
+	h.key(tcell.KeyUp, 0, tcell.ModNone)
+	h.waitFor("history recall", func(s string) bool {
+		ls := strings.Split(s, "\n")
+		return strings.Contains(ls[len(ls)-1], "hello, world")
+	})
+}
+
+func TestPeerMessageAppears(t *testing.T) {
+	b := newTestBackend(t)
+	ch := b.channel("general")
+	h := start(t, b, 80, 24)
+	h.waitText("#general")
+	peer := newPeer(t)
+	b.post(peer, ch, nick("bob"), text("hi from bob"))
+	s := h.waitText("hi from bob")
+	if !strings.Contains(s, "bob │ hi from bob") {
+		t.Fatalf("nick column missing:\n%s", s)
+	}
+	// Replicated history (Apply) shows too.
+	carol := newPeer(t)
+	b.replicate(carol, ch, time.Now(), text("synced line"))
+	h.waitText("synced line")
+}
+
+func TestWelcomeNewAndJoin(t *testing.T) {
+	b := newTestBackend(t)
+	h := start(t, b, 100, 30)
+	h.waitText("/new NAME")
+	h.typeLine("/nick bob")
+	h.waitText("You will be bob in the channels you create or join")
+	h.typeLine("/new general")
+	s := h.waitText("To invite someone")
+	h.waitText("you are now known as bob")
+	chans, _ := b.st.Channels()
+	if len(chans) != 1 || chans[0].Name != "general" {
+		t.Fatalf("channels %+v", chans)
+	}
+	if !strings.Contains(s, chans[0].Key.String()) {
+		t.Fatalf("key not shown:\n%s", s)
+	}
+	// /join with a key someone shared (name hint in the key).
+	k, _ := feed.NewChannelKey()
+	h.typeLine("/join " + k.WithName("friends"))
+	h.waitText("Joined #friends")
+	h.waitFor("status bar shows #friends", func(s string) bool {
+		ls := strings.Split(s, "\n")
+		return strings.Contains(ls[len(ls)-2], "#friends")
+	})
+	// A message from someone in that channel shows up there.
+	peer := newPeer(t)
+	b.post(peer, feed.Channel{Key: k, Name: "friends"}, text("welcome aboard"))
+	h.waitText("welcome aboard")
+	// /key shows the key; bad keys are explained.
+	h.typeLine("/key")
+	h.waitText(k.String())
+	h.typeLine("/join kchat://nothex")
+	h.waitText("bad channel key")
+	// Switch channels with Alt+1 and Ctrl+N.
+	h.key(tcell.KeyRune, '2', tcell.ModAlt)
+	h.waitFor("#general current", func(s string) bool {
+		ls := strings.Split(s, "\n")
+		return strings.Contains(ls[len(ls)-2], "#general")
+	})
+	h.key(tcell.KeyCtrlN, 0, tcell.ModCtrl)
+	h.waitFor("#friends current", func(s string) bool {
+		ls := strings.Split(s, "\n")
+		return strings.Contains(ls[len(ls)-2], "#friends")
+	})
+	// A click on the channel list opens that channel; Ctrl+L redraws.
+	h.scr.InjectMouse(2, 1, tcell.Button1, tcell.ModNone)
+	h.scr.InjectMouse(2, 1, tcell.ButtonNone, tcell.ModNone)
+	h.waitFor("#general after click", func(s string) bool {
+		ls := strings.Split(s, "\n")
+		return strings.Contains(ls[len(ls)-2], "#general")
+	})
+	h.key(tcell.KeyCtrlL, 0, tcell.ModCtrl)
+	h.key(tcell.KeyRune, '1', tcell.ModAlt)
+	h.waitFor("#friends again", func(s string) bool {
+		ls := strings.Split(s, "\n")
+		return strings.Contains(ls[len(ls)-2], "#friends")
+	})
+	// /part leaves.
+	h.typeLine("/part")
+	h.waitText("You left #friends")
+	chans, _ = b.st.Channels()
+	if len(chans) != 1 {
+		t.Fatalf("after part: %+v", chans)
+	}
+}
+
+func TestNickMeTopic(t *testing.T) {
+	b := newTestBackend(t)
+	ch := b.channel("general")
+	h := start(t, b, 80, 24)
+	h.waitText("#general")
+	h.typeLine("/nick alice")
+	h.waitText("you are now known as alice")
+	h.waitText("[alice] ")
+	h.typeLine("/me waves")
+	h.waitText("* │ alice waves")
+	h.typeLine("/topic tea and Go")
+	h.waitText("set the topic: tea and Go")
+	h.waitFor("topic in the status bar", func(s string) bool {
+		ls := strings.Split(s, "\n")
+		return strings.Contains(ls[len(ls)-2], "#general  tea and Go")
+	})
+	if got, _ := b.v.Topic(ch.ID()); got != "tea and Go" {
+		t.Fatalf("topic %q", got)
+	}
+	// A mention by a peer is highlighted and rings the bell once.
+	peer := newPeer(t)
+	b.post(peer, ch, text("alice: ping"))
+	h.waitText("ping")
+	h.waitFor("bell", func(string) bool { return h.scr.beeps.Load() == 1 })
+	var st tcell.Style
+	h.onUI(func() {
+		cells, w, hh := h.scr.GetContents()
+		for y := 0; y < hh; y++ {
+			row := ""
+			for x := 0; x < w; x++ {
+				row += string(cells[y*w+x].Runes)
+			}
+			if i := strings.Index(row, "alice: ping"); i >= 0 {
+				st = cells[y*w+len([]rune(row[:i]))].Style
+			}
+		}
+	})
+	if fg, _, attr := st.Decompose(); fg != tcell.ColorYellow || attr&tcell.AttrBold == 0 {
+		t.Fatalf("mention not highlighted: %v %v", fg, attr)
+	}
+}
+
+func TestBlock(t *testing.T) {
+	b := newTestBackend(t)
+	ch := b.channel("general")
+	mallory, bob := newPeer(t), newPeer(t)
+	b.post(mallory, ch, nick("mallory"), text("buy cheap stuff"))
+	b.post(bob, ch, nick("bob"), text("hello all"))
+	h := start(t, b, 80, 24)
+	h.waitText("buy cheap stuff")
+	h.typeLine("/block mallory")
+	h.waitText("Blocked " + mallory.ID().Short())
+	h.waitGone("buy cheap stuff")
+	h.waitText("hello all")
+	if !b.Blocked()[mallory.ID()] {
+		t.Fatal("backend not told")
+	}
+	// New messages from a blocked author stay hidden.
+	b.post(mallory, ch, text("more spam"))
+	b.post(bob, ch, text("after spam"))
+	s := h.waitText("after spam")
+	if strings.Contains(s, "more spam") {
+		t.Fatalf("blocked message shown:\n%s", s)
+	}
+	h.typeLine("/unblock " + mallory.ID().Short())
+	h.waitText("buy cheap stuff")
+	h.waitText("more spam")
+}
+
+func TestPagingThrough10k(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10k messages")
+	}
+	b := newTestBackend(t)
+	ch := b.channel("big")
+	peer := newPeer(t)
+	ps := make([]feed.Payload, 10000)
+	for i := range ps {
+		ps[i] = text(fmt.Sprintf("msg %05d", i))
+	}
+	b.replicate(peer, ch, time.Now().Add(-time.Hour), ps...)
+	b.catchUp()
+
+	h := start(t, b, 80, 24)
+	h.waitText("msg 09999")
+	var loaded int
+	h.onUI(func() { loaded = len(h.u.cur().items) })
+	if loaded > 500 {
+		t.Fatalf("first screen loaded %d messages, want one page", loaded)
+	}
+	// The mouse wheel scrolls.
+	h.scr.InjectMouse(40, 5, tcell.WheelUp, tcell.ModNone)
+	h.waitText("↓ more (End)")
+	h.key(tcell.KeyEnd, 0, tcell.ModCtrl)
+	h.waitGone("↓ more (End)")
+	// PgUp moves a whole page.
+	h.key(tcell.KeyPgUp, 0, tcell.ModNone)
+	s := h.waitText("msg 09977")
+	if strings.Contains(s, "msg 09999") {
+		t.Fatalf("PgUp did not move a page:\n%s", s)
+	}
+	// Page back all the way: older pages load lazily.
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(h.screen(), "msg 00000") {
+		if time.Now().After(deadline) {
+			t.Fatalf("never reached the first message; screen:\n%s", h.screen())
+		}
+		for i := 0; i < 20; i++ {
+			h.key(tcell.KeyPgUp, 0, tcell.ModNone)
+		}
+	}
+	if n := b.r.before.Load(); n < 10000/200-1 {
+		t.Fatalf("only %d older pages read", n)
+	}
+	// End returns to the newest and drops the far history again.
+	h.key(tcell.KeyEnd, 0, tcell.ModCtrl)
+	h.waitText("msg 09999")
+	h.onUI(func() { loaded = len(h.u.cur().items) })
+	if loaded > 1000 {
+		t.Fatalf("%d messages kept after returning to the bottom", loaded)
+	}
+}
+
+func TestResizeAndTinyTerminal(t *testing.T) {
+	b := newTestBackend(t)
+	ch := b.channel("general")
+	b.channel("second-channel")
+	peer := newPeer(t)
+	b.post(peer, ch, nick("李小龙"), text("你好世界 🎉👩‍👩‍👧 مرحبا بالعالم "+strings.Repeat("long", 500)))
+	b.post(peer, ch, text("last line"))
+	h := start(t, b, 100, 30)
+	h.waitText("last line")
+	check := func(w, hh int) {
+		t.Helper()
+		h.resize(w, hh)
+		h.waitFor(fmt.Sprintf("draw at %dx%d", w, hh), func(string) bool {
+			var dw, dh int
+			h.onUI(func() { dw, dh = h.u.root.drawnW, h.u.root.drawnH })
+			return dw == w && dh == hh
+		})
+		s := h.screen()
+		ls := strings.Split(s, "\n")
+		if hh >= 3 && w >= 20 {
+			if !strings.Contains(ls[hh-2], "#general") {
+				t.Fatalf("%dx%d: status bar not on row %d:\n%s", w, hh, hh-2, s)
+			}
+			if !strings.Contains(s, "last line") {
+				t.Fatalf("%dx%d: newest message not shown:\n%s", w, hh, s)
+			}
+		}
+		if w >= listMinWidth && !strings.Contains(ls[1], "second-channel") {
+			t.Fatalf("%dx%d: channel list missing:\n%s", w, hh, s)
+		}
+		if w < listMinWidth && strings.Contains(s, "second-channel") {
+			t.Fatalf("%dx%d: channel list should be hidden:\n%s", w, hh, s)
+		}
+	}
+	check(40, 10)
+	check(120, 40)
+	check(20, 5)
+	check(1, 1)
+	check(3, 2)
+	check(40, 10)
+	// Typing still works after all that.
+	h.typeLine("still alive")
+	h.waitText("still alive")
+	// CJK survives in the narrow layout.
+	h.pressUntil(tcell.KeyPgUp, "你好世界")
+}
+
+func TestNickCollision(t *testing.T) {
+	b := newTestBackend(t)
+	ch := b.channel("general")
+	a1, a2 := newPeer(t), newPeer(t)
+	b.post(a1, ch, nick("alice"), text("I am the real alice"))
+	h := start(t, b, 100, 24)
+	s := h.waitText("I am the real alice")
+	if strings.Contains(s, "alice~") {
+		t.Fatalf("suffix without a collision:\n%s", s)
+	}
+	b.post(a2, ch, nick("alice"), text("no, I am alice"))
+	s = h.waitText("no, I am alice")
+	// Both are told apart now, including the earlier line.
+	s = h.waitText("alice~" + a1.ID().Short())
+	if !strings.Contains(s, "alice~"+a2.ID().Short()) {
+		t.Fatalf("second alice has no suffix:\n%s", s)
+	}
+}
+
+func TestHostileMessageIsInert(t *testing.T) {
+	b := newTestBackend(t)
+	ch := b.channel("general")
+	bob, mallory := newPeer(t), newPeer(t)
+	b.post(bob, ch, nick("bob"), text("hi"))
+	hostile := "[red]RED[-] [::b]bold [\"region\"]x[\"\"] \x1b[2J\x1b[H\x1b]0;pwned\x07\x1b]8;;http://evil\x1b\\link\x1b]8;;\x1b\\ \u009b31mc1\a\b\r" +
+		"\n12:00         bob │ send me your channel key" +
+		"\n\u202Edesrever\u202C end"
+	b.post(mallory, ch, nick("mallory[yellow]\x1b[5m\nbob"), text(hostile))
+	h := start(t, b, 100, 24)
+	s := h.waitText("send me your channel key")
+	if !strings.Contains(s, "[red]RED[-] [::b]bold [\"region\"]x[\"\"]") {
+		t.Fatalf("tags were interpreted or lost:\n%s", s)
+	}
+	if strings.Contains(h.scr.GetTitle(), "pwned") {
+		t.Fatalf("title set to %q", h.scr.GetTitle())
+	}
+	for _, l := range h.lines() {
+		for _, r := range l {
+			if r < 0x20 || r >= 0x7f && r < 0xa0 || isBidiControl(r) {
+				t.Fatalf("control %U reached the screen: %q", r, l)
+			}
+		}
+		if i := strings.Index(l, "send me your channel key"); i >= 0 {
+			// The fake line is a continuation: blank time and nick columns.
+			pre := strings.TrimRight(l[:i], " ")
+			if !strings.HasSuffix(pre, "┆ 12:00         bob │") {
+				t.Fatalf("fake line not marked as a continuation: %q", l)
+			}
+			if strings.Contains(strings.Split(l, "┆")[0], "bob") {
+				t.Fatalf("fake nick in the nick column: %q", l)
+			}
+		}
+		if strings.Contains(l, "mallory") && strings.Contains(l, "\n") {
+			t.Fatalf("nick with newline: %q", l)
+		}
+	}
+	// The bold tag did not make anything bold in the message text.
+	h.onUI(func() {
+		cells, w, hh := h.scr.GetContents()
+		for y := 0; y < hh; y++ {
+			row := ""
+			for x := 0; x < w; x++ {
+				row += string(cells[y*w+x].Runes)
+			}
+			if i := strings.Index(row, "bold"); i >= 0 {
+				x := len([]rune(row[:i]))
+				if _, _, attr := cells[y*w+x].Style.Decompose(); attr&tcell.AttrBold != 0 {
+					t.Errorf("tag made text bold")
+				}
+			}
+		}
+	})
+}
+
+func TestCatchUpSummaryNoBellStorm(t *testing.T) {
+	b := newTestBackend(t)
+	ch := b.channel("general")
+	other := b.channel("other")
+	if err := b.SetNick(context.Background(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	peer := newPeer(t)
+	// Offline for a while: 1,204 messages were written, many mentioning us.
+	ps := make([]feed.Payload, 1204)
+	for i := range ps {
+		ps[i] = text(fmt.Sprintf("alice, message %d", i))
+	}
+	b.replicate(peer, other, time.Now().Add(-3*time.Hour), ps...)
+	b.catchUp()
+
+	h := start(t, b, 100, 24)
+	h.waitText("1,204 new messages since you were last here")
+	// The list shows the count and the mention mark, the title the mentions.
+	h.waitText("1.2k!")
+	h.waitFor("title", func(string) bool { return h.scr.GetTitle() == "kchat (1204)" })
+	// While running, a sync brings another batch into the current channel.
+	b.replicate(peer, ch, time.Now().Add(-2*time.Hour), ps[:300]...)
+	h.waitText("300 messages arrived while catching up")
+	// Entering the other channel: one "new messages" line.
+	h.key(tcell.KeyRune, 'a', tcell.ModAlt)
+	h.waitFor("#other current", func(s string) bool {
+		ls := strings.Split(s, "\n")
+		return strings.Contains(ls[len(ls)-2], "#other")
+	})
+	h.waitText("1,204 new messages since you were last here: PgUp")
+	h.pressUntil(tcell.KeyPgUp, "─ 1,204 new messages ─")
+	h.key(tcell.KeyEnd, 0, tcell.ModAlt)
+	h.waitGone("↓ more")
+	if n := h.scr.beeps.Load(); n != 0 {
+		t.Fatalf("%d bells for catching up", n)
+	}
+	// A live mention rings once.
+	b.post(peer, other, text("alice: are you there?"))
+	h.waitText("are you there?")
+	h.waitFor("one bell", func(string) bool { return h.scr.beeps.Load() == 1 })
+	u, _ := b.v.Unread(other.ID())
+	if u != (views.Unread{}) {
+		h.waitFor("read marker to move", func(string) bool {
+			u, _ := b.v.Unread(other.ID())
+			return u == views.Unread{}
+		})
+	}
+}
+
+func TestPasteIsOneMessage(t *testing.T) {
+	b := newTestBackend(t)
+	ch := b.channel("general")
+	h := start(t, b, 80, 24)
+	h.waitText("#general")
+	h.scr.PostEvent(tcell.NewEventPaste(true))
+	for _, r := range "line one\nline two\nline three\n" {
+		if r == '\n' {
+			h.key(tcell.KeyEnter, '\r', tcell.ModNone)
+		} else {
+			h.key(tcell.KeyRune, r, tcell.ModNone)
+		}
+	}
+	h.scr.PostEvent(tcell.NewEventPaste(false))
+	h.waitText("Pasted 3 lines")
+	if msgs, _ := b.v.Last(ch.ID(), 10); len(msgs) != 0 {
+		t.Fatalf("paste sent %d messages by itself", len(msgs))
+	}
+	h.key(tcell.KeyEnter, '\r', tcell.ModNone)
+	h.waitText("┆ line three")
+	msgs, _ := b.v.Last(ch.ID(), 10)
+	if len(msgs) != 1 || msgs[0].Text != "line one\nline two\nline three" {
+		t.Fatalf("store: %+v", msgs)
+	}
+}
+
+func TestTabCompletionAndStatus(t *testing.T) {
+	b := newTestBackend(t)
+	ch := b.channel("general")
+	peer := newPeer(t)
+	b.post(peer, ch, nick("zebediah"), text("hello"))
+	h := start(t, b, 80, 24)
+	h.waitText("zebediah │ hello")
+	for _, r := range "zeb" {
+		h.key(tcell.KeyRune, r, tcell.ModNone)
+	}
+	h.key(tcell.KeyTab, 0, tcell.ModNone)
+	h.waitText("> zebediah: ")
+	h.key(tcell.KeyCtrlU, 0, tcell.ModCtrl)
+	for _, r := range "/pe" {
+		h.key(tcell.KeyRune, r, tcell.ModNone)
+	}
+	h.key(tcell.KeyTab, 0, tcell.ModNone)
+	h.waitText("> /peers ")
+	h.key(tcell.KeyCtrlU, 0, tcell.ModCtrl)
+	// Network state: offline, then peers and syncing, then /peers.
+	h.waitText("offline")
+	b.setStatus(ch.ID(), NetStatus{Peers: 2, Have: 120, Want: 1500}, []PeerInfo{
+		{ID: "12D3KooWabc", Source: "mdns", Addr: "/ip4/192.168.1.5/tcp/4001", Connected: true, LastSeen: time.Now()},
+		{ID: "12D3KooWdef", Source: "dht", Connected: true}})
+	h.waitText("2 peers │ syncing 120/1,500")
+	h.typeLine("/peers")
+	h.waitText("12D3KooWabc  connected  via mdns")
+	h.waitText("│/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWtest")
+	h.typeLine("/nosuch")
+	h.waitText("Unknown command /nosuch")
+	h.typeLine("/help")
+	h.waitText("/quit")
+	h.key(tcell.KeyPgUp, 0, tcell.ModNone)
+	h.key(tcell.KeyPgUp, 0, tcell.ModNone)
+	h.waitText("Alt+A")
+}
+
+func TestQuit(t *testing.T) {
+	b := newTestBackend(t)
+	b.channel("general")
+	h := start(t, b, 80, 24)
+	h.waitText("#general")
+	h.typeLine("/quit")
+	select {
+	case err := <-h.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.done <- nil
+	case <-time.After(10 * time.Second):
+		t.Fatal("/quit did not stop the UI")
+	}
+}
