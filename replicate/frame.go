@@ -119,9 +119,16 @@ func newCodec(lim Limits) *codec {
 // encodeFrame returns the type byte followed by body in deterministic CBOR.
 func encodeFrame(t frameType, body any) ([]byte, error) {
 	size := 128
-	if e, ok := body.(entriesBody); ok {
-		size = entriesOverhead(len(e.Entries))
-		for _, raw := range e.Entries {
+	var raws [][]byte
+	switch e := body.(type) {
+	case entriesBody:
+		raws = e.Entries
+	case *entriesBody:
+		raws = e.Entries
+	}
+	if raws != nil {
+		size = entriesOverhead(len(raws))
+		for _, raw := range raws {
 			size += len(raw)
 		}
 	}

@@ -380,3 +380,33 @@ func TestRawPeerValidEntries(t *testing.T) {
 		t.Fatal("valid entries got the peer dropped")
 	}
 }
+
+// TestIdleTimeout: a quiet but live session is kept up by pings; a peer that
+// goes silent is dropped after IdleTimeout, without a ban.
+func TestIdleTimeout(t *testing.T) {
+	c := newChannel(t, "general")
+	ch := c.ID()
+	lim := Limits{IdleTimeout: time.Second}
+	a, b := newNode(t, lim, c), newNode(t, lim, c)
+	a.connect(b, ch)
+	a.waitSynced(ch, b)
+	since := a.r.Sessions(ch)[0].Since
+	frames := a.r.Stats().FramesReceived
+	// Five more frames with nothing to say: pings, well past the idle time.
+	eventually(t, 20*time.Second, "pings", func() bool { return a.r.Stats().FramesReceived >= frames+5 })
+	if s := a.r.Sessions(ch); len(s) != 1 || s[0].Since != since {
+		t.Fatal("a quiet session was dropped")
+	}
+
+	m := newHost(t)
+	rc := rawSession(t, m, a, c)
+	rc.send(frameHave, haveBody{})
+	start := time.Now()
+	rc.expectDropped(true)
+	if el := time.Since(start); el < 900*time.Millisecond {
+		t.Fatalf("dropped after %v, before the idle timeout", el)
+	}
+	if a.r.Banned(m.ID(), ch) {
+		t.Fatal("silence is not a protocol violation")
+	}
+}

@@ -38,7 +38,7 @@ type Limits struct {
 }
 
 // DefaultLimits are the protocol limits with timeouts fit for chat: a quiet
-// session sends a ping every IdleTimeout/3.
+// session sends a ping at least every IdleTimeout/3.
 func DefaultLimits() Limits {
 	return Limits{
 		MaxFrame:         ProtoMaxFrame,

@@ -100,6 +100,7 @@ type Replicator struct {
 	closed   bool
 	sessions map[sessKey]*session
 	dialing  map[sessKey]*dial
+	pending  map[sessKey]int // inbound handshakes past the hello
 	bans     map[sessKey]time.Time
 	ended    map[sessKey]error // why the last session of a key ended
 
@@ -123,7 +124,7 @@ func New(h host.Host, st *feed.Store, cfg Config) *Replicator {
 	r := &Replicator{
 		h: h, st: st, lim: lim, log: log.With("component", "replicate"), codec: newCodec(lim),
 		ctx: ctx, stop: stop,
-		sessions: map[sessKey]*session{}, dialing: map[sessKey]*dial{},
+		sessions: map[sessKey]*session{}, dialing: map[sessKey]*dial{}, pending: map[sessKey]int{},
 		bans: map[sessKey]time.Time{}, ended: map[sessKey]error{},
 		subs: map[*Subscription]struct{}{},
 	}
@@ -210,7 +211,7 @@ func (r *Replicator) connect(ctx context.Context, key sessKey) error {
 	if err != nil {
 		err = r.failed(key, s, err)
 		var v *violation
-		if !errors.As(err, &v) && r.live(key) {
+		if !errors.As(err, &v) && r.waitLive(ctx, key) {
 			return nil // the peer's own stream for this channel won the race
 		}
 		return err
@@ -221,7 +222,7 @@ func (r *Replicator) connect(ctx context.Context, key sessKey) error {
 	}
 	if !r.register(sess) {
 		r.wg.Done()
-		s.Reset()
+		s.Close()
 		return nil // the peer's own stream for this channel won; it is live
 	}
 	go func() {
@@ -243,7 +244,9 @@ func (r *Replicator) handle(s network.Stream) {
 		r.failed(sessKey{peer: s.Conn().RemotePeer()}, s, err)
 		return
 	}
-	if !r.register(sess) {
+	ok := r.register(sess)
+	r.pend(sess.key, -1)
+	if !ok {
 		s.Close() // not Reset: the initiator must still read our proof
 		return
 	}
@@ -295,12 +298,41 @@ func (r *Replicator) banned(key sessKey) bool {
 // less than BanDuration ago).
 func (r *Replicator) Banned(p peer.ID, ch feed.DiscoveryID) bool { return r.banned(sessKey{p, ch}) }
 
-// live reports whether a live session for key exists.
-func (r *Replicator) live(key sessKey) bool {
+// pend counts inbound handshakes for key that are past the hello.
+func (r *Replicator) pend(key sessKey, d int) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	s := r.sessions[key]
-	return s != nil && s.alive()
+	if r.pending[key] += d; r.pending[key] <= 0 {
+		delete(r.pending, key)
+	}
+	r.mu.Unlock()
+	if d < 0 {
+		r.notify()
+	}
+}
+
+// waitLive waits for inbound handshakes of key in progress and reports
+// whether a live session for key exists then.
+func (r *Replicator) waitLive(ctx context.Context, key sessKey) bool {
+	sub := r.Subscribe()
+	defer sub.Close()
+	for {
+		r.mu.Lock()
+		s, n := r.sessions[key], r.pending[key]
+		r.mu.Unlock()
+		if s != nil && s.alive() {
+			return true
+		}
+		if n == 0 {
+			return false
+		}
+		select {
+		case <-sub.C():
+		case <-ctx.Done():
+			return false
+		case <-r.ctx.Done():
+			return false
+		}
+	}
 }
 
 // register makes sess the session of its key. When the two peers opened
@@ -444,8 +476,8 @@ func (r *Replicator) synced(ch feed.DiscoveryID, peers []peer.ID) (bool, error) 
 		key := sessKey{p, ch}
 		s := r.sessions[key]
 		if s == nil {
-			if d := r.dialing[key]; d != nil {
-				all = false
+			if r.dialing[key] != nil || r.pending[key] > 0 {
+				all = false // a handshake is in progress
 				continue
 			}
 			why := r.ended[key]

@@ -70,7 +70,7 @@ type conn struct {
 func newConn(s network.Stream, c *codec, cnt *counters) *conn {
 	return &conn{
 		s:     s,
-		rd:    msgio.NewVarintReaderSize(bufio.NewReaderSize(s, 64<<10), c.lim.MaxFrame),
+		rd:    msgio.NewVarintReaderSize(bufio.NewReaderSize(s, 32<<10), c.lim.MaxFrame),
 		wr:    msgio.NewVarintWriter(s),
 		codec: c,
 		cnt:   cnt,
@@ -114,7 +114,7 @@ func (c *conn) write(t frameType, body any) error {
 // channel to open; for an inbound one the peer's hello names it. Nothing is
 // sent before the peer's hello, and nothing after the hellos before the
 // peer's proof has checked, except the initiator's own proof.
-func (r *Replicator) handshake(ctx context.Context, s network.Stream, c feed.Channel, outbound bool) (*session, error) {
+func (r *Replicator) handshake(ctx context.Context, s network.Stream, c feed.Channel, outbound bool) (_ *session, err error) {
 	stop := context.AfterFunc(ctx, func() { s.Reset() })
 	defer stop()
 	stopR := context.AfterFunc(r.ctx, func() { s.Reset() })
@@ -163,6 +163,16 @@ func (r *Replicator) handshake(ctx context.Context, s network.Stream, c feed.Cha
 		if c, err = r.st.Channel(ch); err != nil {
 			return nil, fmt.Errorf("refused %s: %w", remote.ShortString(), err)
 		}
+		// From here the handshake counts as pending for the key until the
+		// caller registers the session (or it fails): a concurrent Connect
+		// or WaitSynced waits for it rather than seeing no session.
+		key := sessKey{remote, ch}
+		r.pend(key, 1)
+		defer func() {
+			if err != nil {
+				r.pend(key, -1)
+			}
+		}()
 		if err := cn.write(frameHello, helloBody{Channel: ch[:], Nonce: nonce}); err != nil {
 			return nil, err
 		}
@@ -251,7 +261,13 @@ func (s *session) initiator() peer.ID {
 // run runs the session until it ends, then bans the peer if it broke the
 // protocol and unregisters the session.
 func (r *Replicator) run(s *session) {
-	stop := context.AfterFunc(s.ctx, func() { s.cn.s.Reset() })
+	stop := context.AfterFunc(s.ctx, func() {
+		if errors.Is(context.Cause(s.ctx), errReplaced) {
+			s.cn.s.Close() // the peer may still be reading our proof
+		} else {
+			s.cn.s.Reset()
+		}
+	})
 	defer stop()
 	done := make(chan struct{})
 	go func() {
@@ -401,11 +417,14 @@ func (s *session) diverge(a feed.AuthorID, why string) {
 
 // writeLoop sends the full have, then on every change of the local store or
 // of the peer's have sends what the peer lacks and a have of what changed.
-// A ping goes out when nothing else was sent for IdleTimeout/3.
+// A ping goes out when nothing else was sent for a while, so no quiet gap
+// exceeds IdleTimeout/3.
 func (s *session) writeLoop() error {
 	sub := s.r.st.Subscribe()
 	defer sub.Close()
-	every := s.r.lim.IdleTimeout / 3
+	// Ping when nothing was sent for half of a third of the idle time,
+	// checked that often: no quiet gap exceeds a third of it.
+	every := s.r.lim.IdleTimeout / 6
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	dirty := true
