@@ -127,6 +127,10 @@ func (nw *network) connect(ctx context.Context, d feed.DiscoveryID, p peer.ID) e
 	defer cancel()
 	if err := nw.rep.Connect(ctx, p, d); err != nil {
 		nw.disc.Book().MarkDropped(d, p, err.Error())
+		if nw.rep.Banned(p, d) {
+			// It broke the protocol: discovery must not redial it at once.
+			nw.disc.Book().HoldOff(d, p, replicate.DefaultLimits().BanDuration)
+		}
 		nw.n.log.Info("sync session failed", "peer", p, "channel", d.Short(), "err", err)
 		return err
 	}

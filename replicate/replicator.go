@@ -203,7 +203,11 @@ func (r *Replicator) connect(ctx context.Context, key sessKey) error {
 	if err != nil {
 		return err
 	}
-	s, err := r.h.NewStream(ctx, key.peer, ProtocolID)
+	// A peer behind a NAT may be reachable only through a circuit relay: a
+	// "limited" connection on which libp2p opens no stream unless asked.
+	// Chat traffic is small, so sync deliberately runs over it; once hole
+	// punching gives a direct connection, libp2p prefers that for new streams.
+	s, err := r.h.NewStream(network.WithAllowLimitedConn(ctx, "kchat sync"), key.peer, ProtocolID)
 	if err != nil {
 		return fmt.Errorf("open sync stream to %s: %w", key.peer.ShortString(), err)
 	}

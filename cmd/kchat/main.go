@@ -10,10 +10,19 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
+// memoryLimit is the Go heap's soft limit unless GOMEMLIMIT says otherwise:
+// a chat program should stay small; the GC works harder near the limit
+// instead of letting a big sync double the heap.
+const memoryLimit = 128 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, nil)
 	stop()

@@ -27,12 +27,12 @@ func Open(dir string, log *slog.Logger) (*badger.DB, error) {
 		WithLoggingLevel(badger.WARNING).
 		// Memory: Badger's defaults (64 MB memtables x5, 256 MB block cache)
 		// are for databases, not a chat client that idles for days.
-		WithMemTableSize(16 << 20).
+		WithMemTableSize(8 << 20).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
-		WithBlockCacheSize(16 << 20).
-		WithIndexCacheSize(8 << 20).
+		WithBlockCacheSize(8 << 20).
+		WithIndexCacheSize(4 << 20).
 		WithValueLogFileSize(64 << 20).
 		WithNumCompactors(2).
 		WithCompactL0OnClose(false).
