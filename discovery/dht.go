@@ -141,7 +141,7 @@ func (n *Node) findLoop(ts *topicState, d *dht.IpfsDHT) {
 		fresh := 0
 		var providers []peer.ID
 		for ai := range d.FindProvidersAsync(fctx, c, findLimit) {
-			if ai.ID != n.host.ID() {
+			if ai.ID != n.self {
 				providers = append(providers, ai.ID)
 			}
 			if !n.shouldDial(ts.topic, ai.ID) {
@@ -228,7 +228,7 @@ func (n *Node) maybeRedialBootstrap() {
 	n.redialWait = redialBackoff.next(n.redialWait)
 	n.mu.Unlock()
 	for _, ai := range n.bootstrap {
-		if ai.ID == n.host.ID() || n.host.Network().Connectedness(ai.ID) != network.NotConnected {
+		if ai.ID == n.self || n.host.Network().Connectedness(ai.ID) != network.NotConnected {
 			continue
 		}
 		ai := ai

@@ -566,4 +566,20 @@ func TestRelayedPeer(t *testing.T) {
 		t.Fatalf("read over relay: %q %v", buf, err)
 	}
 	s.Close()
+
+	// B now discovers A with A's direct addresses: B holds only the relayed
+	// connection A opened, so discovery dials A directly, reports it as a DHT
+	// peer, and A's book sees the connection become direct.
+	b.handleFound(context.Background(), topic, peer.AddrInfo{ID: a.Host().ID(), Addrs: a.Host().Addrs()}, SourceDHT)
+	f, _ = waitFound(t, b, 10*time.Second, foundPeer(topic, a.Host().ID()))
+	if f.Source != SourceDHT {
+		t.Fatalf("B's report of A: source %q, want dht", f.Source)
+	}
+	if b.Host().Network().Connectedness(a.Host().ID()) != network.Connected {
+		t.Fatal("no direct connection after discovery found direct addresses")
+	}
+	eventually(t, 10*time.Second, "A's book to see a direct connection", func() bool {
+		p := a.Book().Peers(topic)
+		return len(p) == 1 && p[0].Connected && !p[0].Limited
+	})
 }

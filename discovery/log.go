@@ -38,11 +38,38 @@ func init() {
 
 	cfg := golog.GetConfig()
 	cfg.Stderr, cfg.Stdout, cfg.File, cfg.URL = false, false, "", ""
-	if os.Getenv("GOLOG_LOG_LEVEL") == "" && os.Getenv("IPFS_LOGGING") == "" {
+	quiet := os.Getenv("GOLOG_LOG_LEVEL") == "" && os.Getenv("IPFS_LOGGING") == ""
+	if quiet {
 		cfg.Level = golog.LevelWarn
+		if cfg.SubsystemLevels == nil {
+			cfg.SubsystemLevels = map[string]golog.LogLevel{}
+		}
+		for sys, lvl := range quietSubsystems {
+			cfg.SubsystemLevels[sys] = golog.LogLevel(zapLevel(lvl))
+		}
 	}
 	golog.SetupLogging(cfg)
 	golog.SetPrimaryCore(&zapRouteCore{})
+}
+
+// quietSubsystems raise the default level of subsystems whose warnings are
+// expected in normal operation (kad-dht warns on every start of a node whose routing
+// table is still empty, e.g. a first seed).
+var quietSubsystems = map[string]slog.Level{
+	"dht/RtRefreshManager": slog.LevelError,
+}
+
+func zapLevel(l slog.Level) zapcore.Level {
+	switch {
+	case l < slog.LevelInfo:
+		return zapcore.DebugLevel
+	case l < slog.LevelWarn:
+		return zapcore.InfoLevel
+	case l < slog.LevelError:
+		return zapcore.WarnLevel
+	default:
+		return zapcore.ErrorLevel
+	}
 }
 
 // routeLibraryLogs points the process-wide library log route at l (nil: keep the
@@ -70,7 +97,12 @@ func currentTarget() slog.Handler {
 
 var envLevels = sync.OnceValue(func() func(system string) slog.Level {
 	if os.Getenv("GOLOG_LOG_LEVEL") == "" {
-		return func(string) slog.Level { return slog.LevelWarn }
+		return func(system string) slog.Level {
+			if l, ok := quietSubsystems[system]; ok {
+				return l
+			}
+			return slog.LevelWarn
+		}
 	}
 	c := gologshim.ConfigFromEnv()
 	return c.LevelForSystem

@@ -101,12 +101,12 @@ func TestMDNSInNamespace(t *testing.T) {
 	c.Join(y)
 	d.Join(y)
 
-	fa, otherA := waitFound(t, a, 20*time.Second, foundPeer(x, b.Host().ID()))
+	fa, otherA := waitFound(t, a, 30*time.Second, foundPeer(x, b.Host().ID()))
 	tA := time.Since(start)
-	fb, otherB := waitFound(t, b, 20*time.Second, foundPeer(x, a.Host().ID()))
+	fb, otherB := waitFound(t, b, 30*time.Second, foundPeer(x, a.Host().ID()))
 	tB := time.Since(start)
-	fc, otherC := waitFound(t, c, 20*time.Second, foundPeer(y, d.Host().ID()))
-	fd, otherD := waitFound(t, d, 20*time.Second, foundPeer(y, c.Host().ID()))
+	fc, otherC := waitFound(t, c, 30*time.Second, foundPeer(y, d.Host().ID()))
+	fd, otherD := waitFound(t, d, 30*time.Second, foundPeer(y, c.Host().ID()))
 	t.Logf("time to first peer via mDNS (joined together): A found B after %s, B found A after %s", fmtDur(tA), fmtDur(tB))
 	for _, f := range []Found{fa, fb, fc, fd} {
 		if f.Source != SourceMDNS {
@@ -132,12 +132,18 @@ func TestMDNSInNamespace(t *testing.T) {
 	}
 
 	// Leave stops answering: a node joining X afterwards finds only B.
+	phase := time.Now()
 	a.Leave(x)
+	t.Logf("leave: %v", time.Since(phase))
+	phase = time.Now()
 	e := startNode(t, mdnsConfig(t))
+	t.Logf("start: %v", time.Since(phase))
+	phase = time.Now()
 	e.Join(x)
-	if f, _ := waitFound(t, e, 20*time.Second, func(Found) bool { return true }); f.Peer.ID != b.Host().ID() {
+	if f, _ := waitFound(t, e, 30*time.Second, func(Found) bool { return true }); f.Peer.ID != b.Host().ID() {
 		t.Fatalf("after A left X, E found %s (want B)", f.Peer.ID)
 	}
+	t.Logf("late joiner found B after %v", time.Since(phase))
 }
 
 // BenchmarkFirstPeerMDNS measures, inside a test-made namespace, the time from two

@@ -54,8 +54,7 @@ type Config struct {
 	// It is not the user's author identity. A corrupt file is an error
 	// (ErrCorruptHostKey), never silently replaced. Empty: an ephemeral key.
 	HostKeyPath string
-	// Listen are multiaddrs to listen on. nil: DefaultListen. An empty non-nil slice:
-	// listen nowhere (outbound connections only).
+	// Listen are multiaddrs to listen on. Empty: DefaultListen.
 	Listen []string
 	// Bootstrap are DHT bootstrap peers (full multiaddrs with /p2p/). nil: the public
 	// Amino bootstrap list (dht.DefaultBootstrapPeers) with the public-address filters
@@ -74,7 +73,7 @@ type Config struct {
 	// the node publicly reachable (dht.ModeAuto), and the auto-relay client is on.
 	Seed bool
 	// Logger receives discovery's own logs and, process-wide, those of go-libp2p,
-	// kad-dht and zeroconf (see log.go). nil: discarded.
+	// kad-dht and zeroconf (see the package doc). nil: discarded.
 	Logger *slog.Logger
 }
 
@@ -87,17 +86,18 @@ type Found struct {
 
 // Timing knobs (variables so tests can shorten them).
 var (
-	dialTimeout      = 20 * time.Second
-	provideTimeout   = 60 * time.Second
-	findTimeout      = 60 * time.Second
-	advertiseTTL     = 3 * time.Hour // re-advertised at 7/8 of it; provider records live 48h on Amino
-	findMinInterval  = time.Second
-	findMaxInterval  = time.Minute
-	advertiseBackoff = backoffRange{time.Second, 2 * time.Minute}
-	readvertiseGap   = 10 * time.Second // least time between advertisements caused by address changes
-	redialBackoff    = backoffRange{2 * time.Second, time.Minute}
-	dialFailBackoff  = backoffRange{5 * time.Second, 10 * time.Minute}
-	timeNow          = time.Now
+	dialTimeout          = 20 * time.Second
+	directUpgradeTimeout = 5 * time.Second
+	provideTimeout       = 60 * time.Second
+	findTimeout          = 60 * time.Second
+	advertiseTTL         = 3 * time.Hour // re-advertised at 7/8 of it; provider records live 48h on Amino
+	findMinInterval      = time.Second
+	findMaxInterval      = time.Minute
+	advertiseBackoff     = backoffRange{time.Second, 2 * time.Minute}
+	readvertiseGap       = 10 * time.Second // least time between advertisements caused by address changes
+	redialBackoff        = backoffRange{2 * time.Second, time.Minute}
+	dialFailBackoff      = backoffRange{5 * time.Second, 10 * time.Minute}
+	timeNow              = time.Now
 )
 
 const (
@@ -112,6 +112,7 @@ const (
 // Node owns the libp2p host, the DHT, the mDNS services and the discovery loops.
 type Node struct {
 	cfg       Config
+	self      peer.ID
 	log       *slog.Logger
 	host      host.Host
 	dht       atomic.Pointer[dht.IpfsDHT]
@@ -183,6 +184,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("discovery: %w", err)
 	}
+	self, err := peer.IDFromPrivateKey(sk)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: host key: %w", err)
+	}
 
 	bootstrap, err := parseBootstrap(cfg.Bootstrap)
 	if err != nil {
@@ -196,6 +201,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 
 	n := &Node{
 		cfg:        cfg,
+		self:       self,
 		log:        logger.With("component", "discovery"),
 		bootstrap:  bootstrap,
 		explicit:   cfg.Bootstrap != nil,
@@ -211,7 +217,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.ctx, n.cancel = context.WithCancel(context.WithoutCancel(ctx))
 
 	listen := cfg.Listen
-	if listen == nil {
+	if len(listen) == 0 {
 		listen = DefaultListen
 	}
 	opts := []libp2p.Option{
@@ -227,11 +233,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		libp2p.EnableHolePunching(holepunch.WithTracer(holePunchLogger{n})),
 		libp2p.EnableAutoNATv2(),
 	}
-	if len(listen) == 0 {
-		opts = append(opts, libp2p.NoListenAddrs)
-	} else {
-		opts = append(opts, libp2p.ListenAddrStrings(listen...))
-	}
+	opts = append(opts, libp2p.ListenAddrStrings(listen...))
 	if !cfg.NoNAT {
 		opts = append(opts, libp2p.NATPortMap())
 	}
@@ -442,7 +444,7 @@ func (n *Node) AddManual(ctx context.Context, topic [32]byte, addr string) (peer
 	if err != nil {
 		return peer.AddrInfo{}, fmt.Errorf("peer address %q: %w (expected a multiaddr ending in /p2p/PEERID)", addr, err)
 	}
-	if ai.ID == n.host.ID() {
+	if ai.ID == n.self {
 		return *ai, fmt.Errorf("peer address %q is this node", addr)
 	}
 	n.mu.Lock()
@@ -538,17 +540,36 @@ func (n *Node) exit(ts *topicState) {
 	n.wg.Done()
 }
 
-// connect dials ai, accepting a relayed (limited) connection.
+// connect dials ai, accepting a relayed (limited) connection. A peer we reach
+// only through a relay so far (it dialled us via the relay) gets one direct dial
+// first: discovery may have just learnt a direct address of it.
 func (n *Node) connect(ctx context.Context, ai peer.AddrInfo) error {
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	ctx = network.WithAllowLimitedConn(ctx, "kchat discovery")
-	return n.host.Connect(ctx, ai)
+	if n.host.Network().Connectedness(ai.ID) == network.Limited && hasDirectAddr(ai) {
+		dctx, dcancel := context.WithTimeout(network.WithForceDirectDial(ctx, "kchat discovery: upgrade relayed peer"), directUpgradeTimeout)
+		err := n.host.Connect(dctx, ai)
+		dcancel()
+		if err == nil {
+			return nil
+		}
+		n.log.Debug("direct dial of relayed peer failed; keeping the relayed connection", "peer", ai.ID, "err", err)
+	}
+	return n.host.Connect(network.WithAllowLimitedConn(ctx, "kchat discovery"), ai)
+}
+
+func hasDirectAddr(ai peer.AddrInfo) bool {
+	for _, a := range ai.Addrs {
+		if _, err := a.ValueForProtocol(multiaddr.P_CIRCUIT); err != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // shouldDial is a cheap pre-check for a discovered peer.
 func (n *Node) shouldDial(topic [32]byte, p peer.ID) bool {
-	if p == "" || p == n.host.ID() || n.book.heldOff(topic, p) {
+	if p == "" || p == n.self || n.book.heldOff(topic, p) {
 		return false
 	}
 	n.mu.Lock()
@@ -711,7 +732,7 @@ func (n *Node) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInf
 		if len(out) >= num {
 			return false
 		}
-		if seen[ai.ID] || (n.host != nil && ai.ID == n.host.ID()) {
+		if seen[ai.ID] || ai.ID == n.self {
 			return true
 		}
 		seen[ai.ID] = true

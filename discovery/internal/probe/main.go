@@ -49,6 +49,7 @@ func main() {
 	topicName := flag.String("topic", "", "topic name (hashed to the 32-byte discovery id); empty: join nothing")
 	wait := flag.Duration("wait", 0, "exit after the first peer or this timeout (0: run until signalled)")
 	directWait := flag.Duration("direct-wait", 0, "after a relayed FOUND, wait this long for a direct connection")
+	stay := flag.Duration("stay", 0, "after the first peer, keep running this long (so the other side can find us too)")
 	keyPath := flag.String("key", "", "host key file (default: ephemeral)")
 	logFile := flag.String("log", "", "write logs to this file")
 	flag.Parse()
@@ -128,6 +129,12 @@ func main() {
 					fmt.Println("DIRECT", f.Peer.ID, ms())
 				} else {
 					fmt.Println("NODIRECT", f.Peer.ID, ms())
+				}
+			}
+			if *stay > 0 {
+				select {
+				case <-ctx.Done():
+				case <-time.After(*stay):
 				}
 			}
 			return

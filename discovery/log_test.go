@@ -1,0 +1,43 @@
+package discovery
+
+import (
+	"log"
+	"log/slog"
+	"strings"
+	"testing"
+
+	golog "github.com/ipfs/go-log/v2"
+	"github.com/libp2p/go-libp2p/gologshim"
+)
+
+// TestLibraryLogsRouted: go-libp2p (gologshim/slog), go-log (zap, kad-dht) and the
+// standard library logger (zeroconf) all end up in Config.Logger, filtered at Warn.
+func TestLibraryLogsRouted(t *testing.T) {
+	buf := &syncBuffer{}
+	cfg := localConfig(t)
+	cfg.NoDHT = true
+	cfg.Logger = slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	startNode(t, cfg)
+
+	gologshim.Logger("kchat-test-shim").Warn("shim warning", "k", "v")
+	gologshim.Logger("kchat-test-shim").Debug("shim debug")
+	golog.Logger("kchat-test-zap").Warnw("zap warning", "k", 42)
+	golog.Logger("kchat-test-zap").Info("zap info")
+	log.Printf("[ERR] zeroconf: stdlog error")
+
+	out := buf.String()
+	for _, want := range []string{
+		`msg="shim warning" logger=kchat-test-shim k=v`,
+		`msg="zap warning" logger=kchat-test-zap k=42`,
+		`level=ERROR msg="[ERR] zeroconf: stdlog error" logger=stdlog`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, unwanted := range []string{"shim debug", "zap info"} {
+		if strings.Contains(out, unwanted) {
+			t.Errorf("below-Warn library log %q was routed", unwanted)
+		}
+	}
+}
