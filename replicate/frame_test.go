@@ -53,7 +53,7 @@ func TestFrameRoundTrip(t *testing.T) {
 	}
 }
 
-// TestFrameBytes pins the encoding byte for byte, as PROTOCOL-DRAFT.md shows it.
+// TestFrameBytes pins the encoding byte for byte, as docs/protocol.md section 4 shows it.
 func TestFrameBytes(t *testing.T) {
 	d := bytes.Repeat([]byte{0xdd}, 32)
 	n := bytes.Repeat([]byte{0x11}, 32)

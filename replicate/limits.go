@@ -11,7 +11,7 @@ import (
 const ProtocolID = "/kchat/sync/1"
 
 // Protocol limits. A sender MUST stay within them; a receiver MUST accept
-// anything within them (see PROTOCOL-DRAFT.md). Limits lower than these are
+// anything within them (see docs/protocol.md section 4). Limits lower than these are
 // for tests only: a peer configured so would drop honest peers.
 const (
 	// ProtoMaxFrame bounds one frame (type byte + CBOR body).

@@ -9,7 +9,7 @@
 // read back from the store, never from an in-memory queue. Writes block on
 // the stream's flow control, so a slow peer slows its session, not memory.
 //
-// The wire format is specified in PROTOCOL-DRAFT.md.
+// The wire format is specified in docs/protocol.md section 4.
 package replicate
 
 import (
