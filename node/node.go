@@ -122,14 +122,11 @@ func (n *Node) Channels() ([]feed.Channel, error) { return n.store.Channels() }
 // Resolve finds a joined channel by name or key.
 func (n *Node) Resolve(nameOrKey string) (feed.Channel, error) { return n.store.Resolve(nameOrKey) }
 
-// Send appends payloads to the local user's feed in ch, durably, and returns
-// once the views have indexed them (so a read right after shows them).
+// Send appends payloads to the local user's feed in ch and returns once they
+// are on disk. The views index them shortly after; readers that must see
+// them call WaitIndexed.
 func (n *Node) Send(ctx context.Context, ch feed.DiscoveryID, ps ...feed.Payload) ([]feed.Entry, error) {
-	es, err := n.store.Append(ctx, n.id, ch, ps...)
-	if err != nil {
-		return nil, err
-	}
-	return es, nil
+	return n.store.Append(ctx, n.id, ch, ps...)
 }
 
 // Create makes a new channel named name and joins it.
