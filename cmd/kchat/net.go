@@ -32,6 +32,7 @@ non-zero on --timeout, saying what was done.`,
 				sum, err := n.Sync(ctx, c.ID(), peers)
 				fmt.Fprintf(a.stdout, "%s: %d peer(s), %d entries received, %d sent, %.2fs\n",
 					c.Name, sum.Peers, sum.Received, sum.Sent, sum.Elapsed.Seconds())
+				a.printPeers(n.Peers(c.ID()))
 				if errors.Is(err, context.DeadlineExceeded) {
 					return fmt.Errorf("timed out after %s: %w", timeout, err)
 				}
@@ -105,25 +106,30 @@ func (a *app) peersCmd() *cobra.Command {
 					}
 					ps := n.Peers(c.ID())
 					fmt.Fprintf(a.stdout, "%s: %d peer(s)\n", c.Name, len(ps))
-					for _, p := range ps {
-						state := "disconnected"
-						switch {
-						case p.Synced:
-							state = "synced"
-						case p.Syncing:
-							state = fmt.Sprintf("syncing, %d to fetch", p.Want)
-						case p.Connected:
-							state = "connected"
-						}
-						fmt.Fprintf(a.stdout, "  %s  via %-7s %s, last seen %s", p.ID, p.Source, state, p.LastSeen.Format(time.TimeOnly))
-						if p.Dropped != "" {
-							fmt.Fprintf(a.stdout, ", dropped: %s", p.Dropped)
-						}
-						fmt.Fprintln(a.stdout)
-					}
+					a.printPeers(ps)
 				}
 				return nil
 			})
 		},
+	}
+}
+
+// printPeers prints one line per peer: id, how it was found, state.
+func (a *app) printPeers(ps []node.PeerStatus) {
+	for _, p := range ps {
+		state := "disconnected"
+		switch {
+		case p.Synced:
+			state = "synced"
+		case p.Syncing:
+			state = fmt.Sprintf("syncing, %d to fetch", p.Want)
+		case p.Connected:
+			state = "connected"
+		}
+		fmt.Fprintf(a.stdout, "  %s  via %-7s %s, last seen %s", p.ID, p.Source, state, p.LastSeen.Format(time.TimeOnly))
+		if p.Dropped != "" {
+			fmt.Fprintf(a.stdout, ", dropped: %s", p.Dropped)
+		}
+		fmt.Fprintln(a.stdout)
 	}
 }
