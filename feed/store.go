@@ -389,6 +389,10 @@ func (s *Store) Append(ctx context.Context, id *Identity, ch DiscoveryID, payloa
 	if err := s.write(ch, id.ID(), out); err != nil {
 		return nil, err
 	}
+	// fsync while still holding the write lock: until it returns, no other
+	// write can signal subscribers, so replication never sends an own entry
+	// that a crash could still lose. (Lost after being sent, it would be
+	// written again differently at the same seq: a fork of our own feed.)
 	if err := s.db.Sync(); err != nil {
 		return nil, fmt.Errorf("sync store: %w", err)
 	}

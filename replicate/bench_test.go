@@ -246,6 +246,12 @@ func runBenchReceiver(addr string) int {
 	defer r.Close()
 	h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
 
+	if p := os.Getenv("KCHAT_BENCH_CPUPROF"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 	runtime.GC()
 	mp := startMemPeak()
 	sub := st.Subscribe()
