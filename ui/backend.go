@@ -75,6 +75,7 @@ type Reader interface {
 	Display(ch feed.DiscoveryID, a feed.AuthorID) string
 	Indexed() uint64
 	Subscribe() *views.Subscription
+	Search(ch feed.DiscoveryID, query string, c views.Cursor, n int) ([]views.Message, views.Cursor, error)
 }
 
 var _ Reader = (*views.Views)(nil)

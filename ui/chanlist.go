@@ -12,6 +12,10 @@ type chanInfo struct {
 	unread views.Unread
 	topic  string
 	net    NetStatus
+	search struct {
+		query string
+		next  views.Cursor // where the last /search of query stopped ("" at the start)
+	}
 }
 
 // chanList is the ordered list of joined channels and the current one.

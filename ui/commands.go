@@ -9,6 +9,7 @@ import (
 	"unicode"
 
 	"github.com/kchat-p2p/kchat/feed"
+	"github.com/kchat-p2p/kchat/views"
 )
 
 // command is one /command. The table drives dispatch, aliases, Tab
@@ -33,6 +34,7 @@ func init() {
 		{"topic", []string{"t"}, "[TEXT]", "show or set the channel topic", (*UI).cmdTopic},
 		{"part", []string{"leave", "close"}, "", "leave this channel", (*UI).cmdPart},
 		{"peers", []string{"net", "who"}, "", "who is connected for this channel, and how they were found", (*UI).cmdPeers},
+		{"search", []string{"s", "find"}, "TEXT", "search this channel's history (case-insensitive); again: older matches", (*UI).cmdSearch},
 		{"block", []string{"ignore"}, "ID|NICK", "hide an author's messages (on this device only); no argument: list", (*UI).cmdBlock},
 		{"unblock", []string{"unignore"}, "ID|NICK", "show a blocked author's messages again", (*UI).cmdUnblock},
 		{"help", []string{"h", "?"}, "", "commands and keys", func(u *UI, _ string) { u.help() }},
@@ -470,4 +472,47 @@ func helpText() string {
 		}
 	}
 	return b.String()
+}
+
+// searchResults is how many matches one /search shows.
+const searchResults = 20
+
+func (u *UI) cmdSearch(args string) {
+	ci := u.needChannel()
+	if ci == nil {
+		return
+	}
+	q := strings.TrimSpace(args)
+	if q == "" {
+		u.fail("Usage: /search TEXT")
+		return
+	}
+	// The same query again continues with older matches (then wraps).
+	var from views.Cursor
+	if ci.search.query == q {
+		from = ci.search.next
+	}
+	id, name := ci.id, ci.ch.Name
+	u.do(func(ctx context.Context) func() {
+		found, next, err := u.b.Views().Search(id, q, from, searchResults)
+		return func() {
+			if err != nil {
+				u.fail("Search failed: %v", err)
+				return
+			}
+			ci.search.query, ci.search.next = q, next
+			var b strings.Builder
+			fmt.Fprintf(&b, "%d match(es) for %q in #%s", len(found), cleanInline(q, 64), cleanInline(name, 64))
+			if from != "" {
+				b.WriteString(" (older)")
+			}
+			for _, m := range found {
+				fmt.Fprintf(&b, "\n  %s %s: %s", m.Time.Local().Format("2006-01-02 15:04"), cleanInline(m.Display, 40), cleanInline(m.Text, 200))
+			}
+			if next != "" {
+				b.WriteString("\n  /search again for older matches")
+			}
+			u.note("%s", b.String())
+		}
+	})
 }

@@ -491,3 +491,27 @@ func TestQuit(t *testing.T) {
 		t.Fatal("/quit did not stop the UI")
 	}
 }
+
+func TestSearchCommand(t *testing.T) {
+	b := newTestBackend(t)
+	ch := b.channel("general")
+	peer := newPeer(t)
+	for i := 0; i < 40; i++ {
+		msg := fmt.Sprintf("filler %d", i)
+		if i%10 == 3 {
+			msg = fmt.Sprintf("where is the Teapot %d", i)
+		}
+		b.post(peer, ch, text(msg))
+	}
+	h := start(t, b, 100, 30)
+	h.waitText("#general")
+	h.typeLine("/search teapot")
+	s := h.waitText(`4 match(es) for "teapot"`)
+	for _, want := range []string{"Teapot 3", "Teapot 13", "Teapot 23", "Teapot 33"} {
+		if !strings.Contains(s, want) {
+			t.Fatalf("%q not in results:\n%s", want, s)
+		}
+	}
+	h.typeLine("/search no such words")
+	h.waitText(`0 match(es) for "no such words"`)
+}
