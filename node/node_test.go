@@ -3,6 +3,8 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"runtime"
 	"testing"
 	"time"
 
@@ -91,5 +93,45 @@ func TestOfflineNodeHasNoNetwork(t *testing.T) {
 	}
 	if _, err := n.Sync(context.Background(), feed.DiscoveryID{}, nil); err == nil {
 		t.Fatal("offline sync succeeded")
+	}
+}
+
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	ctx := context.Background()
+	open := func() *node.Node {
+		n, err := node.Open(ctx, node.Options{DataDir: t.TempDir(), Net: &node.NetOptions{
+			Listen: []string{"/ip4/127.0.0.1/tcp/0"}, NoDHT: true, NoMDNS: true, NoNAT: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	a, b := open(), open()
+	ch, err := a.Create(ctx, "general")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Join(ctx, ch.Key, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Sync(ctx, ch.ID(), a.Addrs()[:1]); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := a.ServeControl(ctx, func(context.Context, []string, io.Reader, io.Writer, io.Writer) int { return 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	a.Close()
+	b.Close()
+	// Some goroutines end just after Close returns: poll with a deadline.
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines after Close, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
