@@ -85,27 +85,39 @@ func LoadOrCreateIdentity(path string) (*Identity, error) {
 		return nil, fmt.Errorf("create identity dir: %w", err)
 	}
 	text := identityHeader + "\n" + hex.EncodeToString(id.priv.Seed()) + "\n"
-	// O_EXCL: if two processes race to create it, one wins and the other
-	// reads the winner's key instead of overwriting it.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return LoadOrCreateIdentity(path)
-	}
+	// Written whole to a temporary file, synced, then linked into place:
+	// a crash at any moment leaves either no identity or a complete one,
+	// never an empty file. Link (not rename) fails if the name exists, so
+	// if two processes race to create it, one wins and the other reads it.
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".identity-*")
 	if err != nil {
 		return nil, fmt.Errorf("create identity: %w", err)
 	}
-	if _, err := f.WriteString(text); err != nil {
-		f.Close()
-		os.Remove(path)
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("create identity: %w", err)
+	}
+	if _, err := tmp.WriteString(text); err != nil {
+		tmp.Close()
 		return nil, fmt.Errorf("write identity: %w", err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(path)
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
 		return nil, fmt.Errorf("sync identity: %w", err)
 	}
-	if err := f.Close(); err != nil {
+	if err := tmp.Close(); err != nil {
 		return nil, fmt.Errorf("close identity: %w", err)
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return LoadOrCreateIdentity(path)
+		}
+		return nil, fmt.Errorf("create identity: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
 	}
 	return id, nil
 }

@@ -22,7 +22,13 @@ var (
 	ErrSeqGap         = errors.New("seq gap")
 	ErrBadPrev        = errors.New("prev hash does not match")
 	ErrForked         = errors.New("feed is forked")
+	ErrTooManyFeeds   = errors.New("channel has too many feeds")
 )
+
+// DefaultMaxFeeds bounds the feeds of one channel (the protocol's limit on
+// feeds advertised per channel). Replicated batches that would start a new
+// feed beyond it are refused; the local user's own feed is always allowed.
+const DefaultMaxFeeds = 4096
 
 // Key layout, all under the prefix 'f' that this package owns:
 //
@@ -68,9 +74,11 @@ type Store struct {
 	log *slog.Logger
 	now func() time.Time
 
-	mu    sync.Mutex // serialises writes; guards heads and last
-	heads map[feedKey]Head
-	last  uint64 // last arrival number written
+	mu       sync.Mutex // serialises writes; guards heads, last and nfeeds
+	heads    map[feedKey]Head
+	last     uint64 // last arrival number written
+	nfeeds   map[DiscoveryID]int
+	maxFeeds int
 
 	subMu sync.Mutex
 	subs  map[*Subscription]struct{}
@@ -82,6 +90,9 @@ type Option func(*Store)
 // WithLogger sets the store's logger.
 func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
 
+// WithMaxFeeds sets the per-channel feed cap (default DefaultMaxFeeds).
+func WithMaxFeeds(n int) Option { return func(s *Store) { s.maxFeeds = n } }
+
 // WithClock sets the clock used to time own entries (tests).
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
 
@@ -89,7 +100,8 @@ func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = no
 // the store is no longer used.
 func Open(db *badger.DB, opts ...Option) (*Store, error) {
 	s := &Store{db: db, log: slog.New(slog.DiscardHandler), now: time.Now,
-		heads: map[feedKey]Head{}, subs: map[*Subscription]struct{}{}}
+		heads: map[feedKey]Head{}, subs: map[*Subscription]struct{}{},
+		nfeeds: map[DiscoveryID]int{}, maxFeeds: DefaultMaxFeeds}
 	for _, o := range opts {
 		o(s)
 	}
@@ -153,6 +165,28 @@ func (s *Store) head(ch DiscoveryID, a AuthorID) (Head, error) {
 	}
 	s.heads[fk] = h
 	return h, nil
+}
+
+// feedCount is the number of feeds of ch. Caller holds s.mu.
+func (s *Store) feedCount(ch DiscoveryID) (int, error) {
+	if n, ok := s.nfeeds[ch]; ok {
+		return n, nil
+	}
+	n := 0
+	prefix := append([]byte(pHead), ch[:]...)
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count feeds: %w", err)
+	}
+	s.nfeeds[ch] = n
+	return n, nil
 }
 
 // Head returns the head of author's feed in channel ch (Len 0 if none).
@@ -436,6 +470,11 @@ func (s *Store) write(ch DiscoveryID, a AuthorID, es []Entry) error {
 			return fmt.Errorf("commit entries: %w", err)
 		}
 		s.last = last
+		if old := s.heads[feedKey{ch, a}]; old.Len == 0 {
+			if n, ok := s.nfeeds[ch]; ok {
+				s.nfeeds[ch] = n + 1
+			}
+		}
 		s.heads[feedKey{ch, a}] = h
 		es = es[n:]
 	}
@@ -500,6 +539,17 @@ func (s *Store) Apply(ctx context.Context, ch DiscoveryID, a AuthorID, batch []E
 	}
 	if first > h.Len {
 		return 0, fmt.Errorf("%w: batch starts at seq %d, feed %s has %d entries", ErrSeqGap, first, a.Short(), h.Len)
+	}
+	if h.Len == 0 {
+		// A new feed. One place is kept for the local user's own feed, so
+		// the channel never lists more than maxFeeds.
+		n, err := s.feedCount(ch)
+		if err != nil {
+			return 0, err
+		}
+		if n >= s.maxFeeds-1 {
+			return 0, fmt.Errorf("%w: %d feeds in channel %s, at most %d", ErrTooManyFeeds, n, ch.Short(), s.maxFeeds)
+		}
 	}
 	if first < h.Len {
 		// The batch overlaps what we hold. Both runs are hash chains, so the

@@ -391,6 +391,10 @@ func (s *session) onEntries(b *entriesBody) error {
 	case errors.Is(err, feed.ErrForked):
 		s.diverge(a, "forked: its author signed two entries at one seq")
 		return nil
+	case errors.Is(err, feed.ErrTooManyFeeds):
+		// The store's cap, not the peer's fault: skip that feed.
+		s.diverge(a, err.Error())
+		return nil
 	default:
 		for _, fault := range storeFaults {
 			if errors.Is(err, fault) {

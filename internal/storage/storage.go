@@ -9,6 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
@@ -41,6 +45,16 @@ func Open(dir string, log *slog.Logger) (*badger.DB, error) {
 		WithSyncWrites(false).
 		WithDetectConflicts(false)
 	db, err := badger.Open(opts)
+	for tries := 0; err != nil && tries < 3; tries++ {
+		// Badger creates a memtable file and then sizes it; a crash in
+		// between leaves a file its next open refuses as "new" (Badger
+		// v4.9.6: "while opening fid: N err: Create a new file"). A new
+		// memtable holds nothing: remove it and open again.
+		if !removeNewMemtable(dir, err, log) {
+			break
+		}
+		db, err = badger.Open(opts)
+	}
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
 			return nil, fmt.Errorf("open store %s: %w", dir, ErrLocked)
@@ -64,4 +78,25 @@ func (b badgerLogger) Infof(f string, a ...any) {
 }
 func (b badgerLogger) Debugf(f string, a ...any) {
 	b.l.Debug(strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+
+var newMemtable = regexp.MustCompile(`while opening fid: (\d+) err: Create a new file`)
+
+// removeNewMemtable removes the memtable file a failed open named as new,
+// and reports whether it did.
+func removeNewMemtable(dir string, openErr error, log *slog.Logger) bool {
+	m := newMemtable.FindStringSubmatch(openErr.Error())
+	if m == nil {
+		return false
+	}
+	fid, err := strconv.Atoi(m[1])
+	if err != nil {
+		return false
+	}
+	file := filepath.Join(dir, fmt.Sprintf("%05d.mem", fid))
+	if err := os.Remove(file); err != nil {
+		return false
+	}
+	log.Warn("removed an empty memtable file left by a crash", "file", file)
+	return true
 }
