@@ -80,6 +80,8 @@ type Store struct {
 	nfeeds   map[DiscoveryID]int
 	maxFeeds int
 
+	writeCheck func() error
+
 	subMu sync.Mutex
 	subs  map[*Subscription]struct{}
 }
@@ -92,6 +94,11 @@ func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
 
 // WithMaxFeeds sets the per-channel feed cap (default DefaultMaxFeeds).
 func WithMaxFeeds(n int) Option { return func(s *Store) { s.maxFeeds = n } }
+
+// WithWriteCheck sets a check run before every write (own or replicated);
+// its error refuses the write. The node uses it to refuse writes on a disk
+// that is nearly full, which Badger would otherwise meet with SIGBUS.
+func WithWriteCheck(check func() error) Option { return func(s *Store) { s.writeCheck = check } }
 
 // WithClock sets the clock used to time own entries (tests).
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
@@ -437,6 +444,11 @@ func (s *Store) Append(ctx context.Context, id *Identity, ch DiscoveryID, payloa
 // write stores verified, contiguous entries of one feed that extend its
 // current head, in transactions of at most maxTxnEntries. Caller holds s.mu.
 func (s *Store) write(ch DiscoveryID, a AuthorID, es []Entry) error {
+	if s.writeCheck != nil {
+		if err := s.writeCheck(); err != nil {
+			return err
+		}
+	}
 	for len(es) > 0 {
 		n, size := 0, 0
 		for n < len(es) && n < maxTxnEntries && (n == 0 || size+len(es[n].Encode()) <= maxTxnBytes) {

@@ -73,7 +73,9 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{dir: o.DataDir, log: o.Logger, db: db, id: id}
-	if n.store, err = feed.Open(db, feed.WithLogger(o.Logger)); err != nil {
+	storeDir := filepath.Join(o.DataDir, "store")
+	spaceCheck := func() error { return storage.CheckSpace(storeDir) }
+	if n.store, err = feed.Open(db, feed.WithLogger(o.Logger), feed.WithWriteCheck(spaceCheck)); err != nil {
 		db.Close()
 		return nil, err
 	}

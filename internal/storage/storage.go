@@ -44,6 +44,12 @@ func Open(dir string, log *slog.Logger) (*badger.DB, error) {
 		// batches can be fetched again, so they are not synced one by one.
 		WithSyncWrites(false).
 		WithDetectConflicts(false)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	if err := CheckSpace(dir); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
 	db, err := badger.Open(opts)
 	for tries := 0; err != nil && tries < 3; tries++ {
 		// Badger creates a memtable file and then sizes it; a crash in
