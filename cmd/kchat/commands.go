@@ -140,6 +140,14 @@ func (a *app) channelsCmd() *cobra.Command {
 					} else {
 						fmt.Fprintf(a.stdout, "%s\t%d messages\n", c.Name, count)
 					}
+					forks, err := n.Store().Forks(c.ID())
+					if err != nil {
+						return err
+					}
+					for _, f := range forks {
+						fmt.Fprintf(a.stderr, "kchat: warning: in %s, author %s (%s) signed two different messages at seq %d; their later messages are not accepted\n",
+							c.Name, printable(n.Views().Display(c.ID(), f.Author)), f.Author.Short(), f.Seq)
+					}
 				}
 				return nil
 			})
