@@ -38,6 +38,9 @@ type network struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	dials  chan struct{} // bounds concurrent session attempts
+
+	mu     sync.Mutex
+	manual map[feed.DiscoveryID]context.CancelFunc // stops a channel's manual-peer loops
 }
 
 func startNetwork(ctx context.Context, n *Node, o NetOptions) (*network, error) {
@@ -55,7 +58,8 @@ func startNetwork(ctx context.Context, n *Node, o NetOptions) (*network, error) 
 		return nil, err
 	}
 	nctx, cancel := context.WithCancel(context.Background())
-	nw := &network{n: n, disc: disc, peers: o.Peers, ctx: nctx, cancel: cancel, dials: make(chan struct{}, 16)}
+	nw := &network{n: n, disc: disc, peers: o.Peers, ctx: nctx, cancel: cancel, dials: make(chan struct{}, 16),
+		manual: map[feed.DiscoveryID]context.CancelFunc{}}
 	nw.rep = replicate.New(disc.Host(), n.store, replicate.Config{Logger: n.log})
 	chans, err := n.store.Channels()
 	if err != nil {
@@ -76,22 +80,80 @@ func (nw *network) close() error {
 	return errors.Join(nw.rep.Close(), nw.disc.Close())
 }
 
-// join starts finding peers of c and dials the manual peers for it.
+// join starts finding peers of c and keeps a session with each manual peer.
 func (nw *network) join(c feed.Channel) {
 	d := c.ID()
 	nw.disc.Join(d)
+	if len(nw.peers) == 0 {
+		return
+	}
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	if _, ok := nw.manual[d]; ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(nw.ctx)
+	nw.manual[d] = cancel
 	for _, addr := range nw.peers {
 		nw.wg.Add(1)
 		go func() {
 			defer nw.wg.Done()
-			if _, err := nw.connectAddr(nw.ctx, d, addr); err != nil {
-				nw.n.log.Warn("manual peer", "addr", addr, "channel", c.Name, "err", err)
-			}
+			nw.keepManual(ctx, c, addr)
 		}()
 	}
 }
 
+// keepManual keeps a sync session with the peer at addr for channel c: it
+// dials, waits while the session lives, and redials with backoff when it
+// ends (the peer restarted, the network dropped), until ctx ends.
+func (nw *network) keepManual(ctx context.Context, c feed.Channel, addr string) {
+	d := c.ID()
+	sub := nw.rep.Subscribe()
+	defer sub.Close()
+	const minBackoff, maxBackoff = time.Second, time.Minute
+	backoff := minBackoff
+	for {
+		id, err := nw.connectAddr(ctx, d, addr)
+		if err == nil {
+			backoff = minBackoff
+			for nw.hasSession(d, id) {
+				select {
+				case <-ctx.Done():
+					return
+				case <-sub.C():
+				}
+			}
+			nw.n.log.Info("manual peer session ended; redialling", "addr", addr, "channel", c.Name)
+		} else if ctx.Err() == nil {
+			nw.n.log.Warn("manual peer", "addr", addr, "channel", c.Name, "err", err, "retry in", backoff)
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+func (nw *network) hasSession(d feed.DiscoveryID, p peer.ID) bool {
+	for _, s := range nw.rep.Sessions(d) {
+		if s.Peer == p {
+			return true
+		}
+	}
+	return false
+}
+
 func (nw *network) leave(d feed.DiscoveryID) {
+	nw.mu.Lock()
+	if cancel, ok := nw.manual[d]; ok {
+		cancel()
+		delete(nw.manual, d)
+	}
+	nw.mu.Unlock()
 	nw.disc.Leave(d)
 	nw.rep.CloseChannel(d)
 }

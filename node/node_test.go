@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,9 +65,18 @@ func TestTwoNodesSyncAndLivePush(t *testing.T) {
 	if sum.Received != 101 || sum.Sent != 1 {
 		t.Fatalf("summary %+v", sum)
 	}
+	// b's view holds a's history under a's nick (messages written in the
+	// same millisecond sort by author, so look, don't index).
 	last, err := b.Views().Last(ch.ID(), 2)
-	if err != nil || len(last) != 2 || last[0].Text != "a99" || last[0].Display != "alice" {
+	found := false
+	for _, m := range last {
+		found = found || m.Text == "a99" && m.Display == "alice"
+	}
+	if err != nil || len(last) != 2 || !found {
 		t.Fatalf("b's view: %+v %v", last, err)
+	}
+	if n, _ := b.Views().Count(ch.ID()); n != 102 {
+		t.Fatalf("b's view holds %d messages, want 102", n)
 	}
 	// The session stays open: a's next message is pushed to b live.
 	if _, err := a.Send(ctx, ch.ID(), feed.Payload{Kind: feed.KindText, Text: "live"}); err != nil {
@@ -134,4 +144,54 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func TestManualPeerRedialledAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	dirA := t.TempDir()
+	openA := func(listen string) *node.Node {
+		n, err := node.Open(ctx, node.Options{DataDir: dirA, Net: &node.NetOptions{
+			Listen: []string{listen}, NoDHT: true, NoMDNS: true, NoNAT: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	a := openA("/ip4/127.0.0.1/tcp/0")
+	addr := a.Addrs()[0]
+	ch, err := a.Create(ctx, "general")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := node.Open(ctx, node.Options{DataDir: t.TempDir(), Net: &node.NetOptions{
+		Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []string{addr}, NoDHT: true, NoMDNS: true, NoNAT: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.Join(ctx, ch.Key, ""); err != nil {
+		t.Fatal(err)
+	}
+	syncing := func() bool {
+		for _, p := range b.Peers(ch.ID()) {
+			if p.Syncing {
+				return true
+			}
+		}
+		return false
+	}
+	eventually(t, "b's session with its manual peer", syncing)
+	// a restarts on the same address; b must find it again by itself.
+	a.Close()
+	eventually(t, "the session to end", func() bool { return !syncing() })
+	listen := addr[:strings.Index(addr, "/p2p/")]
+	a = openA(listen)
+	defer a.Close()
+	if _, err := a.Send(ctx, ch.ID(), feed.Payload{Kind: feed.KindText, Text: "back again"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the message after a's restart at b", func() bool {
+		m, err := b.Views().Last(ch.ID(), 1)
+		return err == nil && len(m) == 1 && m[0].Text == "back again"
+	})
 }
