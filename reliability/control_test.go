@@ -1,0 +1,47 @@
+package reliability_test
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestControlSocketKeepsText: while a node runs on a data dir (`kchat seed`,
+// the UI), headless commands on that dir run inside it and their output
+// comes back over the control socket. That output must be byte for byte
+// what the command prints without a running node. Known bug: see the skip
+// message.
+func TestControlSocketKeepsText(t *testing.T) {
+	if os.Getenv(envBugs) != "1" {
+		t.Skip("BUG (node/control.go): output over the control socket corrupts non-ASCII text. lockedWriter.Write " +
+			"sends each Write's bytes as a JSON string (controlReply{Out: string(p)}); the command writes through a " +
+			"bufio.Writer whose 4 KiB flushes cut UTF-8 sequences, and encoding/json replaces the invalid halves with " +
+			"U+FFFD. So `kchat read` (and --json) while a seed or the UI runs shows \"\\uFFFD\\uFFFD\" where a " +
+			"multi-byte character straddles a 4 KiB boundary. Run with KCHAT_BUG_TESTS=1.")
+	}
+	needBin(t)
+	r := newRun(t)
+	dir := t.TempDir()
+	mustKchat(t, dir, "", "new", "general")
+	var in strings.Builder
+	for i := range 300 {
+		fmt.Fprintf(&in, "%d %s\n", i, strings.Repeat("é你🎉", r.between(1, 40)))
+	}
+	mustKchat(t, dir, in.String(), "send", "general", "--stdin")
+	direct := mustKchat(t, dir, "", "read", "general", "--json", "--limit", "1000")
+
+	sp := startSeed(t, dir)
+	viaNode := mustKchat(t, dir, "", "read", "general", "--json", "--limit", "1000")
+	sp.cmd.Process.Signal(syscall.SIGTERM)
+	<-sp.done
+	if viaNode != direct {
+		n := 0
+		for n < len(direct) && n < len(viaNode) && direct[n] == viaNode[n] {
+			n++
+		}
+		r.fatalf("read through the running node differs from a direct read at byte %d of %d: %q vs %q",
+			n, len(direct), viaNode[max(0, n-10):min(len(viaNode), n+10)], direct[max(0, n-10):min(len(direct), n+10)])
+	}
+}
