@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -34,8 +33,7 @@ func TestControlSocketKeepsText(t *testing.T) {
 
 	sp := startSeed(t, dir)
 	viaNode := mustKchat(t, dir, "", "read", "general", "--json", "--limit", "1000")
-	sp.cmd.Process.Signal(syscall.SIGTERM)
-	<-sp.done
+	sp.stop(t)
 	if viaNode != direct {
 		n := 0
 		for n < len(direct) && n < len(viaNode) && direct[n] == viaNode[n] {

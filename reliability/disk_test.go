@@ -49,6 +49,7 @@ func inNamespace(t *testing.T, r *run) bool {
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^"+t.Name()+"$", "-test.v", "-test.count=1", "-test.timeout=5m")
 	cmd.Env = append(os.Environ(), envNSChild+"=1", envBin+"="+kchatBin, envSeed+"="+strconv.FormatUint(r.seed, 10))
 	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Pdeathsig:   syscall.SIGKILL, // and its kchat processes die with it (kchatCmd)
 		Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
 		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
 		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
@@ -232,7 +233,7 @@ func freeBytes(t *testing.T, dir string) int64 {
 // the acknowledged messages by seq (from base) and the run's result.
 func sendUntilFull(t *testing.T, r *run, dir string, base uint64) (acked map[uint64]string, res cliResult) {
 	t.Helper()
-	cmd := exec.Command(kchatBin, "--data", dir, "send", "general", "--stdin")
+	cmd := kchatCmd("--data", dir, "send", "general", "--stdin")
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	stderr, _ := cmd.StderrPipe()
@@ -428,8 +429,7 @@ func TestDiskFullDuringSync(t *testing.T) {
 		}
 		r.fatalf("sync after freeing space (%.1f MiB free): %v\nseed log: ...%s", float64(freeBytes(t, mnt))/(1<<20), err, logb)
 	}
-	sp.cmd.Process.Signal(syscall.SIGTERM)
-	if err := <-sp.done; err != nil {
+	if err := sp.stop(t); err != nil {
 		r.fatalf("seed did not stop cleanly: %v\n%s", err, sp.stderr)
 	}
 	sn := openNodeNoCleanup(t, seedDir)

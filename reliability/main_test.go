@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -166,12 +167,24 @@ type cliResult struct {
 	stdout, stderr string
 }
 
+// kchatCmd is the binary with args. It is killed if the test process dies
+// (a timeout's panic runs no cleanups): no test leaves a kchat behind.
+func kchatCmd(args ...string) *exec.Cmd {
+	return kchatCmdContext(context.Background(), args...)
+}
+
+func kchatCmdContext(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, kchatBin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd
+}
+
 // kchat runs the binary to completion on data dir dir.
 func kchat(t testing.TB, dir, stdin string, args ...string) cliResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, kchatBin, append([]string{"--data", dir}, args...)...)
+	cmd := kchatCmdContext(ctx, append([]string{"--data", dir}, args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -58,7 +58,7 @@ func TestPartitionsAndChurn(t *testing.T) {
 	r := newRun(t)
 	ctx := context.Background()
 	n := pick(20, 32)
-	rounds := pick(12, 400)
+	rounds := pick(20, 400)
 
 	peers := make([]*peerNode, n)
 	for i := range peers {

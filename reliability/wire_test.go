@@ -63,8 +63,6 @@ type wEntries struct {
 	Entries [][]byte `cbor:"3,keyasint"`
 }
 
-type wPing struct{}
-
 var wireEnc = func() cbor.EncMode {
 	o := cbor.CoreDetEncOptions()
 	o.NilContainers = cbor.NilContainerAsEmpty
