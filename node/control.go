@@ -21,8 +21,8 @@ import (
 // socket 0600, so only the owner can use it.
 //
 // Wire: the client sends one JSON line {"args":[...]} then streams its stdin
-// and half-closes. The server answers with JSON lines {"out":"..."},
-// {"err":"..."} and finally {"exit":N}.
+// and half-closes. The server answers with JSON lines {"out":"<base64>"},
+// {"err":"<base64>"} and finally {"exit":N}.
 
 // ControlSocket is the path of the control socket of a data dir.
 func ControlSocket(dataDir string) string { return filepath.Join(dataDir, "control.sock") }
@@ -34,9 +34,11 @@ type controlRequest struct {
 	Args []string `json:"args"`
 }
 
+// Out and Err carry raw bytes (base64 in JSON): a Write may end inside a
+// UTF-8 sequence, and a JSON string would replace its halves with U+FFFD.
 type controlReply struct {
-	Out  string `json:"out,omitempty"`
-	Err  string `json:"err,omitempty"`
+	Out  []byte `json:"out,omitempty"`
+	Err  []byte `json:"err,omitempty"`
 	Exit *int   `json:"exit,omitempty"`
 }
 
@@ -107,9 +109,9 @@ type lockedWriter struct {
 func (w lockedWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	r := controlReply{Out: string(p)}
+	r := controlReply{Out: p}
 	if w.err {
-		r = controlReply{Err: string(p)}
+		r = controlReply{Err: p}
 	}
 	if err := w.enc.Encode(r); err != nil {
 		return 0, err
@@ -173,11 +175,13 @@ func RunRemote(ctx context.Context, dataDir string, args []string, stdin io.Read
 		if err := dec.Decode(&r); err != nil {
 			return 1, fmt.Errorf("control socket closed before the command finished: %w", err)
 		}
-		if r.Out != "" {
-			io.WriteString(stdout, r.Out)
+		if len(r.Out) > 0 {
+			if _, err := stdout.Write(r.Out); err != nil {
+				return 1, fmt.Errorf("control socket: writing output: %w", err)
+			}
 		}
-		if r.Err != "" {
-			io.WriteString(stderr, r.Err)
+		if len(r.Err) > 0 {
+			stderr.Write(r.Err)
 		}
 		if r.Exit != nil {
 			return *r.Exit, nil

@@ -28,7 +28,19 @@ type Options struct {
 	Logger  *slog.Logger
 	// Net, when set, starts the network side (host, discovery, replication).
 	Net *NetOptions
+	// ReadOnly opens an existing store without writing to it (see
+	// storage.OpenReadOnly): for reading history when the disk is full.
+	// Writes fail with ErrReadOnly; the views show what was indexed before.
+	ReadOnly bool
 }
+
+var (
+	// ErrDiskFull: the disk of the data dir has too little free space to
+	// open the store for writing (a read-only open still works).
+	ErrDiskFull = storage.ErrDiskFull
+	// ErrReadOnly: the node was opened with Options.ReadOnly.
+	ErrReadOnly = errors.New("the store is open read-only")
+)
 
 // Node is a running kchat over one data dir.
 type Node struct {
@@ -39,6 +51,8 @@ type Node struct {
 	store *feed.Store
 	views *views.Views
 	net   *network
+
+	readOnly bool
 
 	nickMu sync.Mutex
 	closed sync.Once
@@ -68,18 +82,27 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := storage.Open(filepath.Join(o.DataDir, "store"), o.Logger)
+	storeDir := filepath.Join(o.DataDir, "store")
+	spaceCheck := func() error { return storage.CheckSpace(storeDir) }
+	indexCheck := func() error { return storage.CheckFree(storeDir, storage.IndexReserve) }
+	openDB, viewOpts := storage.Open, []views.Option{views.WithLogger(o.Logger), views.WithWriteCheck(indexCheck)}
+	if o.ReadOnly {
+		if o.Net != nil {
+			return nil, fmt.Errorf("open node: %w: it cannot run the network", ErrReadOnly)
+		}
+		spaceCheck = func() error { return ErrReadOnly }
+		openDB, viewOpts = storage.OpenReadOnly, []views.Option{views.WithLogger(o.Logger), views.WithReadOnly()}
+	}
+	db, err := openDB(storeDir, o.Logger)
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{dir: o.DataDir, log: o.Logger, db: db, id: id}
-	storeDir := filepath.Join(o.DataDir, "store")
-	spaceCheck := func() error { return storage.CheckSpace(storeDir) }
+	n := &Node{dir: o.DataDir, log: o.Logger, db: db, id: id, readOnly: o.ReadOnly}
 	if n.store, err = feed.Open(db, feed.WithLogger(o.Logger), feed.WithWriteCheck(spaceCheck)); err != nil {
 		db.Close()
 		return nil, err
 	}
-	if n.views, err = views.Open(db, n.store, id.ID(), views.WithLogger(o.Logger)); err != nil {
+	if n.views, err = views.Open(db, n.store, id.ID(), viewOpts...); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -105,6 +128,9 @@ func (n *Node) Close() error {
 	})
 	return errors.Join(errs...)
 }
+
+// ReadOnly reports whether the node was opened with Options.ReadOnly.
+func (n *Node) ReadOnly() bool { return n.readOnly }
 
 // DataDir is the node's data dir.
 func (n *Node) DataDir() string { return n.dir }
@@ -143,6 +169,9 @@ func (n *Node) Create(ctx context.Context, name string) (feed.Channel, error) {
 // Join joins the channel with key k under the local name (a default is made
 // from the key when name is empty). If a nickname is set it is announced.
 func (n *Node) Join(ctx context.Context, k feed.ChannelKey, name string) (feed.Channel, error) {
+	if n.readOnly {
+		return feed.Channel{}, fmt.Errorf("join: %w", ErrReadOnly)
+	}
 	if name == "" {
 		name = "channel-" + k.DiscoveryID().Short()
 	}
@@ -166,6 +195,9 @@ func (n *Node) Join(ctx context.Context, k feed.ChannelKey, name string) (feed.C
 
 // Part leaves channel ch: no longer listed or replicated.
 func (n *Node) Part(ctx context.Context, ch feed.DiscoveryID) error {
+	if n.readOnly {
+		return fmt.Errorf("part: %w", ErrReadOnly)
+	}
 	if err := n.store.Part(ch); err != nil {
 		return err
 	}
@@ -189,6 +221,9 @@ func (n *Node) Nick() string {
 // SetNick sets the nickname: remembered for channels joined later, and
 // announced now with a nick entry in every joined channel.
 func (n *Node) SetNick(ctx context.Context, nick string) error {
+	if n.readOnly {
+		return fmt.Errorf("set nick: %w", ErrReadOnly)
+	}
 	nick = strings.TrimSpace(nick)
 	p := feed.Payload{Kind: feed.KindNick, Text: nick}
 	if err := p.Validate(); err != nil {

@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -194,4 +195,57 @@ func TestManualPeerRedialledAfterRestart(t *testing.T) {
 		m, err := b.Views().Last(ch.ID(), 1)
 		return err == nil && len(m) == 1 && m[0].Text == "back again"
 	})
+}
+
+// TestReadOnlyNode: a node opened read-only (a full disk) shows the history
+// and refuses every write with ErrReadOnly.
+func TestReadOnlyNode(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	n, err := node.Open(ctx, node.Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := n.Create(ctx, "general")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Send(ctx, c.ID(), feed.Payload{Kind: feed.KindText, Text: "kept"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+
+	if _, err := node.Open(ctx, node.Options{DataDir: dir, ReadOnly: true, Net: &node.NetOptions{NoDHT: true, NoMDNS: true, NoNAT: true}}); !errors.Is(err, node.ErrReadOnly) {
+		t.Fatalf("read-only node with a network: %v", err)
+	}
+	ro, err := node.Open(ctx, node.Options{DataDir: dir, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if !ro.ReadOnly() {
+		t.Fatal("ReadOnly() is false")
+	}
+	if err := ro.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := ro.Views().Last(c.ID(), 10)
+	if err != nil || len(msgs) != 1 || msgs[0].Text != "kept" {
+		t.Fatalf("read-only history: %v (%v)", msgs, err)
+	}
+	if _, err := ro.Send(ctx, c.ID(), feed.Payload{Kind: feed.KindText, Text: "lost?"}); !errors.Is(err, node.ErrReadOnly) {
+		t.Fatalf("Send on a read-only node: %v", err)
+	}
+	if _, err := ro.Create(ctx, "other"); !errors.Is(err, node.ErrReadOnly) {
+		t.Fatalf("Create on a read-only node: %v", err)
+	}
+	if err := ro.Part(ctx, c.ID()); !errors.Is(err, node.ErrReadOnly) {
+		t.Fatalf("Part on a read-only node: %v", err)
+	}
+	if err := ro.SetNick(ctx, "ann"); !errors.Is(err, node.ErrReadOnly) {
+		t.Fatalf("SetNick on a read-only node: %v", err)
+	}
 }

@@ -2,7 +2,6 @@ package reliability_test
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 )
@@ -10,16 +9,10 @@ import (
 // TestControlSocketKeepsText: while a node runs on a data dir (`kchat seed`,
 // the UI), headless commands on that dir run inside it and their output
 // comes back over the control socket. That output must be byte for byte
-// what the command prints without a running node. Known bug: see the skip
-// message.
+// what the command prints without a running node, even where a multi-byte
+// character straddles one of the command's 4 KiB buffer flushes (once a
+// bug: replies were JSON strings and split runes became U+FFFD).
 func TestControlSocketKeepsText(t *testing.T) {
-	if os.Getenv(envBugs) != "1" {
-		t.Skip("BUG (node/control.go): output over the control socket corrupts non-ASCII text. lockedWriter.Write " +
-			"sends each Write's bytes as a JSON string (controlReply{Out: string(p)}); the command writes through a " +
-			"bufio.Writer whose 4 KiB flushes cut UTF-8 sequences, and encoding/json replaces the invalid halves with " +
-			"U+FFFD. So `kchat read` (and --json) while a seed or the UI runs shows \"\\uFFFD\\uFFFD\" where a " +
-			"multi-byte character straddles a 4 KiB boundary. Run with KCHAT_BUG_TESTS=1.")
-	}
 	needBin(t)
 	r := newRun(t)
 	dir := t.TempDir()

@@ -257,10 +257,11 @@ func (r *Replicator) handle(s network.Stream) {
 	r.run(sess)
 }
 
-// failed resets s after a failed handshake, bans the peer if it broke the
-// protocol, and returns err.
+// failed bans the peer if it broke the protocol, then resets s after a
+// failed handshake (in that order, so that a peer reconnecting at once finds
+// the ban), and returns err.
 func (r *Replicator) failed(key sessKey, s network.Stream, err error) error {
-	s.Reset()
+	defer s.Reset()
 	var v *violation
 	switch {
 	case errors.As(err, &v) && v.ch != (feed.DiscoveryID{}):

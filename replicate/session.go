@@ -276,12 +276,21 @@ func (r *Replicator) run(s *session) {
 			s.cancel(err)
 		}
 	}()
-	s.cancel(s.readLoop())
+	readErr := s.readLoop()
+	var v *violation
+	banned := errors.As(readErr, &v)
+	if banned {
+		// Ban before the stream is reset: a peer that reconnects at once
+		// must find the ban, not a fresh hello.
+		r.ban(s.key, readErr)
+	}
+	s.cancel(readErr)
 	<-done
 	why := context.Cause(s.ctx)
-	var v *violation
 	if errors.As(why, &v) {
-		r.ban(s.key, why)
+		if !banned {
+			r.ban(s.key, why)
+		}
 	} else {
 		s.log.Info("sync session ended", "why", why, "sent", s.sent.Load(), "stored", s.stored.Load())
 	}

@@ -121,6 +121,9 @@ func (v *Views) prepare(ctx context.Context) error {
 				return fmt.Errorf("drop view %s: %w", vw.Name(), err)
 			}
 		}
+		if err := v.checkWrite(); err != nil {
+			return fmt.Errorf("reset view %s: %w", vw.Name(), err)
+		}
 		v.writeMu.Lock()
 		err := v.db.Update(func(txn *badger.Txn) error {
 			return writeState(txn, vw.Name(), viewState{version: vw.Version()})
@@ -153,6 +156,9 @@ func (v *Views) dropPrefix(ctx context.Context, p []byte) error {
 			return nil
 		})
 		if err != nil || len(keys) == 0 {
+			return err
+		}
+		if err := v.checkWrite(); err != nil {
 			return err
 		}
 		v.writeMu.Lock()
@@ -336,6 +342,9 @@ func (v *Views) commit(items []Item, last uint64) error {
 }
 
 func (v *Views) commitOnce(items []Item, last uint64) error {
+	if err := v.checkWrite(); err != nil {
+		return err
+	}
 	v.writeMu.Lock()
 	defer v.writeMu.Unlock()
 	txn := v.db.NewTransaction(true)

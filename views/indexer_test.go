@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -145,6 +146,10 @@ func TestCrashProcessExit(t *testing.T) {
 	e.say(bob, t0, texts("bob", 500)...)
 	// Index a first part here, then hand the data dir to the child.
 	e.wait()
+	// Stop this indexer before the rest arrives: the child must find 1000
+	// entries to index (once, this indexer got to them before Close).
+	e.v.Close()
+	e.v = nil
 	e.say(ann, t0, texts("ann more", 1000)...)
 	e.close()
 
@@ -358,4 +363,96 @@ func TestOpenIsFast(t *testing.T) {
 		t.Fatalf("indexed %d right after open", e.v.Indexed())
 	}
 	t.Logf("open took %v", time.Since(start))
+}
+
+// TestWriteCheckRefusesAndResumes: while the write check fails (the disk is
+// nearly full) the views write nothing and MarkRead reports the check's
+// error; once it passes again the indexer catches up by itself.
+func TestWriteCheckRefusesAndResumes(t *testing.T) {
+	errFull := errors.New("disk full (test)")
+	var full atomic.Bool
+	var refused atomic.Int32
+	check := func() error {
+		if full.Load() {
+			refused.Add(1)
+			return errFull
+		}
+		return nil
+	}
+	e := newEnv(t, WithWriteCheck(check))
+	ann := newAuthor(t)
+	e.say(ann, t0, texts("before", 10)...)
+	e.wait()
+	indexed := e.v.Indexed()
+
+	full.Store(true)
+	e.say(ann, t0, texts("during", 5)...)
+	deadline := time.Now().Add(30 * time.Second)
+	for refused.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the indexer never ran the write check for the new entries")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := e.v.Indexed(); got != indexed {
+		t.Fatalf("indexed moved from %d to %d while writes were refused", indexed, got)
+	}
+	if n, _ := e.v.Count(e.d); n != 10 {
+		t.Fatalf("count %d while writes were refused, want 10", n)
+	}
+	if err := e.v.MarkRead(e.d); !errors.Is(err, errFull) {
+		t.Fatalf("MarkRead with a failing write check: %v", err)
+	}
+
+	full.Store(false)
+	e.wait()
+	if n, _ := e.v.Count(e.d); n != 15 {
+		t.Fatalf("count %d after the check passed again, want 15", n)
+	}
+	if err := e.v.MarkRead(e.d); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReadOnly: on a database opened read-only (a full disk) the views show
+// what was indexed, write nothing, and say how much they cannot show.
+func TestReadOnly(t *testing.T) {
+	e := newEnv(t)
+	ann := newAuthor(t)
+	e.say(ann, t0, texts("indexed", 10)...)
+	e.wait()
+	e.v.Close()
+	e.v = nil
+	e.say(ann, t0, texts("not indexed", 3)...)
+	e.close()
+
+	db, err := storage.OpenReadOnly(e.dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	st, err := feed.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := Open(db, st, e.me.ID(), WithReadOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	msgs, err := v.Last(e.d, 50)
+	if err != nil || len(msgs) != 10 || msgs[9].Text != "indexed 9" {
+		t.Fatalf("read-only Last: %d messages (%v), want the 10 indexed", len(msgs), err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := v.WaitIndexed(ctx, st.Last()); !errors.Is(err, ErrReadOnly) || !strings.Contains(err.Error(), "3 entries") {
+		t.Fatalf("WaitIndexed past the indexed entries: %v", err)
+	}
+	if err := v.WaitIndexed(ctx, v.Indexed()); err != nil {
+		t.Fatalf("WaitIndexed of what is indexed: %v", err)
+	}
+	if err := v.MarkRead(e.d); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("MarkRead read-only: %v", err)
+	}
 }

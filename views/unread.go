@@ -162,6 +162,9 @@ func (v *Views) Unread(ch feed.DiscoveryID) (Unread, error) {
 // MarkRead moves ch's read marker to the newest message: everything indexed
 // so far counts as read, and the counts restart from zero.
 func (v *Views) MarkRead(ch feed.DiscoveryID) error {
+	if err := v.checkWrite(); err != nil {
+		return fmt.Errorf("mark read: %w", err)
+	}
 	v.writeMu.Lock()
 	err := v.db.Update(func(txn *badger.Txn) error {
 		pre := chanKey(tagMsg, ch)

@@ -18,6 +18,9 @@ import (
 var (
 	ErrClosed      = errors.New("views closed")                        // WaitIndexed after Close
 	ErrAlreadyOpen = errors.New("views already open on this database") // a second Open on one DB
+	// ErrReadOnly: views opened WithReadOnly cannot index entries the store
+	// holds beyond what was indexed before.
+	ErrReadOnly = errors.New("views are read-only")
 )
 
 // open guards against two indexers on one DB: both would map every entry
@@ -63,6 +66,9 @@ type Views struct {
 	chunkEntries int
 	chunkBytes   int
 	readers      int // parallel readers while catching up
+	// writeCheck, if set, runs before every write; an error refuses it.
+	writeCheck func() error
+	readOnly   bool
 	// beforeCommit, if set, is called before each chunk's commit (tests:
 	// simulated crashes). An error rolls the chunk back.
 	beforeCommit func(last uint64) error
@@ -73,6 +79,29 @@ type Option func(*Views)
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(v *Views) { v.log = l } }
+
+// WithWriteCheck sets a check run before every write of the views (index
+// chunks, rebuilds, read markers); an error refuses the write, and the
+// indexer retries the chunk later with backoff. The node uses it to stop
+// writing when the disk is nearly full (Badger writes through mmapped files,
+// and a page the file system cannot back kills the process).
+func WithWriteCheck(check func() error) Option { return func(v *Views) { v.writeCheck = check } }
+
+// WithReadOnly opens the views without an indexer, for a database opened
+// read-only: they show what was indexed before, MarkRead fails, and
+// WaitIndexed returns ErrReadOnly for entries not indexed.
+func WithReadOnly() Option { return func(v *Views) { v.readOnly = true } }
+
+// checkWrite runs the write check, if any.
+func (v *Views) checkWrite() error {
+	if v.readOnly {
+		return ErrReadOnly
+	}
+	if v.writeCheck == nil {
+		return nil
+	}
+	return v.writeCheck()
+}
 
 // WithClock sets the local clock used by the ordering rule (tests).
 func WithClock(now func() time.Time) Option { return func(v *Views) { v.now = now } }
@@ -117,16 +146,29 @@ func Open(db *badger.DB, st *feed.Store, self feed.AuthorID, opts ...Option) (*V
 	if err := v.loadStates(); err != nil {
 		return nil, fmt.Errorf("open views: %w", err)
 	}
+	if v.readOnly {
+		for i, vw := range v.views {
+			if v.rebuild[i] && v.st.Last() > 0 {
+				// Its rows are of another version (or missing): showing
+				// them could mislead, and rebuilding them needs writes.
+				return nil, fmt.Errorf("open views: %w: view %s must be rebuilt first", ErrReadOnly, vw.Name())
+			}
+		}
+	}
 	lo := v.clocks[0]
 	for _, c := range v.clocks {
 		lo = min(lo, c)
 	}
 	v.indexed.Store(lo)
-	// Subscribe before the first catch-up, so no write is missed.
-	v.sub = st.Subscribe()
 	ctx, cancel := context.WithCancel(context.Background())
 	v.cancel = cancel
 	openDBs[db] = true
+	if v.readOnly {
+		close(v.done)
+		return v, nil
+	}
+	// Subscribe before the first catch-up, so no write is missed.
+	v.sub = st.Subscribe()
 	go v.run(ctx)
 	return v, nil
 }
@@ -165,6 +207,9 @@ func (v *Views) WaitIndexed(ctx context.Context, n uint64) error {
 		case <-v.done:
 			if v.indexed.Load() >= n {
 				return nil
+			}
+			if v.readOnly {
+				return fmt.Errorf("%w: %d entries are not indexed", ErrReadOnly, n-v.indexed.Load())
 			}
 			return ErrClosed
 		}

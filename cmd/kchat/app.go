@@ -54,8 +54,8 @@ Run without a command to open the chat UI.`,
 	pf.BoolVar(&a.net.NoMDNS, "no-mdns", false, "do not look for peers on the LAN with mDNS")
 	pf.BoolVar(&a.net.NoDHT, "no-dht", false, "do not use the DHT")
 	pf.BoolVar(&a.net.NoNAT, "no-nat", false, "no NAT port mapping")
-	root.AddCommand(a.idCmd(), a.nickCmd(), a.newCmd(), a.joinCmd(), a.partCmd(), a.channelsCmd(),
-		a.sendCmd(), a.readCmd(), a.syncCmd(), a.seedCmd(), a.peersCmd())
+	root.AddCommand(readOnlyOK(a.idCmd()), a.nickCmd(), a.newCmd(), a.joinCmd(), a.partCmd(), readOnlyOK(a.channelsCmd()),
+		a.sendCmd(), readOnlyOK(a.readCmd()), a.syncCmd(), a.seedCmd(), a.peersCmd())
 	return root
 }
 
@@ -107,11 +107,31 @@ func (a *app) withNode(cmd *cobra.Command, withNet bool, fn func(context.Context
 		o.Net = &netOpts
 	}
 	n, err := node.Open(ctx, o)
+	if errors.Is(err, node.ErrDiskFull) && cmd.Annotations[annReadOnlyOK] != "" {
+		// A full disk must not lock the user out of their history.
+		o.ReadOnly = true
+		if n, err = node.Open(ctx, o); err == nil {
+			fmt.Fprintln(a.stderr, "kchat: warning: the disk is full; the store is open read-only (free some space to send or sync)")
+		}
+	}
 	if err != nil {
 		return err
 	}
 	a.node = n
 	return fn(ctx, n)
+}
+
+// annReadOnlyOK marks a command (cobra.Command.Annotations) that still works
+// on a store opened read-only.
+const annReadOnlyOK = "kchat/read-only-ok"
+
+// readOnlyOK marks cmd as able to run read-only and returns it.
+func readOnlyOK(cmd *cobra.Command) *cobra.Command {
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
+	}
+	cmd.Annotations[annReadOnlyOK] = "yes"
+	return cmd
 }
 
 func (a *app) closeNode() {

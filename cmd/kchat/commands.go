@@ -337,7 +337,12 @@ func (a *app) readCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if err := n.WaitIndexed(ctx); err != nil {
+				if follow && n.ReadOnly() {
+					return fmt.Errorf("cannot follow: %w", node.ErrReadOnly)
+				}
+				if err := n.WaitIndexed(ctx); errors.Is(err, views.ErrReadOnly) {
+					fmt.Fprintf(a.stderr, "kchat: warning: %v; they are not shown until the store can be written\n", err)
+				} else if err != nil {
 					return err
 				}
 				// Taken before Last: whatever is indexed in between is

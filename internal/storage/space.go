@@ -19,16 +19,27 @@ var ErrDiskFull = errors.New("not enough free disk space")
 const Reserve = 48 << 20
 
 // CheckSpace returns ErrDiskFull (wrapped, with the figures) if the file
-// system holding dir has less than Reserve bytes free.
-func CheckSpace(dir string) error {
+// system holding dir has less than Reserve bytes free. The feed store checks
+// it before every write.
+func CheckSpace(dir string) error { return CheckFree(dir, Reserve) }
+
+// IndexReserve is the free space below which derived data (the views'
+// index rows, read markers) is no longer written. It is lower than Reserve,
+// so the index rows of every entry the feed store accepted still fit after
+// the store has stopped taking new entries.
+const IndexReserve = Reserve / 2
+
+// CheckFree returns ErrDiskFull (wrapped, with the figures) if the file
+// system holding dir has less than need bytes free.
+func CheckFree(dir string, need uint64) error {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
 		return fmt.Errorf("check free space of %s: %w", dir, err)
 	}
 	free := st.Bavail * uint64(st.Bsize)
-	if free < Reserve {
+	if free < need {
 		return fmt.Errorf("%w: %.1f MiB free on the disk of %s, kchat keeps %d MiB free to write its store safely (no space left on device)",
-			ErrDiskFull, float64(free)/(1<<20), dir, Reserve>>20)
+			ErrDiskFull, float64(free)/(1<<20), dir, need>>20)
 	}
 	return nil
 }

@@ -21,12 +21,9 @@ import (
 // ErrLocked is returned when another process holds the data dir.
 var ErrLocked = errors.New("data dir is in use by another kchat process")
 
-// Open opens (creating if needed) the Badger database in dir.
-func Open(dir string, log *slog.Logger) (*badger.DB, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	opts := badger.DefaultOptions(dir).
+// options are Badger's options for a kchat store in dir.
+func options(dir string, log *slog.Logger) badger.Options {
+	return badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{log.With("lib", "badger")}).
 		WithLoggingLevel(badger.WARNING).
 		// Memory: Badger's defaults (64 MB memtables x5, 256 MB block cache)
@@ -44,6 +41,16 @@ func Open(dir string, log *slog.Logger) (*badger.DB, error) {
 		// batches can be fetched again, so they are not synced one by one.
 		WithSyncWrites(false).
 		WithDetectConflicts(false)
+}
+
+// Open opens (creating if needed) the Badger database in dir. It refuses
+// with ErrDiskFull when less than Reserve is free: opening creates a
+// memtable file, written through mmap (see Reserve).
+func Open(dir string, log *slog.Logger) (*badger.DB, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts := options(dir, log)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
@@ -61,6 +68,25 @@ func Open(dir string, log *slog.Logger) (*badger.DB, error) {
 		}
 		db, err = badger.Open(opts)
 	}
+	return opened(db, dir, err)
+}
+
+// OpenReadOnly opens the existing database in dir without writing to it:
+// no memtable is created, no compaction runs, and every write fails. It
+// needs no free space, so a user whose disk is full can still read their
+// history. Other read-only opens may share the dir; a writer may not.
+func OpenReadOnly(dir string, log *slog.Logger) (*badger.DB, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if _, err := os.Stat(filepath.Join(dir, badger.ManifestFilename)); err != nil {
+		return nil, fmt.Errorf("open store %s read-only: %w", dir, err)
+	}
+	db, err := badger.Open(options(dir, log).WithReadOnly(true))
+	return opened(db, dir, err)
+}
+
+func opened(db *badger.DB, dir string, err error) (*badger.DB, error) {
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
 			return nil, fmt.Errorf("open store %s: %w", dir, ErrLocked)
