@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kchat-p2p/kchat/feed"
 	"github.com/kchat-p2p/kchat/node"
 )
 
@@ -78,6 +79,9 @@ func TestSendStdinAndJSON(t *testing.T) {
 	}
 	if !strings.HasSuffix(r.stdout, "ok 2999\n") {
 		t.Fatalf("last ack: %q", r.stdout[len(r.stdout)-20:])
+	}
+	if chans := mustOK(t, kchat(t, dir, "", "channels")).stdout; chans != "general\t3000 messages\n" {
+		t.Fatalf("channels after sending 3000: %q", chans)
 	}
 	out := mustOK(t, kchat(t, dir, "", "read", "general", "--limit", "5", "--json")).stdout
 	lines := strings.Split(strings.TrimSpace(out), "\n")
@@ -164,5 +168,33 @@ func TestPrintableNeutralisesTerminalTricks(t *testing.T) {
 	got := printable("hi\x1b[2J\r\n<mallory> fake\u202e")
 	if strings.ContainsAny(got, "\x1b\r\n\u202e") {
 		t.Fatalf("%q", got)
+	}
+}
+
+// TestChannelsCountIsCurrent: `channels` counts every stored message, even
+// when the process that stored them stopped before its views indexed them
+// (it once printed the views' stale count).
+func TestChannelsCountIsCurrent(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	n, err := node.Open(ctx, node.Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := n.Create(ctx, "general")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := make([]feed.Payload, 20000)
+	for i := range ps {
+		ps[i] = feed.Payload{Kind: feed.KindText, Text: fmt.Sprintf("m%d", i)}
+	}
+	if _, err := n.Send(ctx, c.ID(), ps...); err != nil {
+		t.Fatal(err)
+	}
+	behind := n.Views().Indexed() < n.Store().Last()
+	n.Close() // at once: the views may not have indexed everything
+	if chans := mustOK(t, kchat(t, dir, "", "channels")).stdout; chans != "general\t20000 messages\n" {
+		t.Fatalf("channels: %q (views were behind at close: %v)", chans, behind)
 	}
 }

@@ -130,6 +130,9 @@ func (a *app) channelsCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if err := a.waitIndexed(ctx, n); err != nil {
+					return err
+				}
 				for _, c := range chans {
 					count, err := n.Views().Count(c.ID())
 					if err != nil {
@@ -155,6 +158,18 @@ func (a *app) channelsCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&keys, "keys", false, "also print each channel's key")
 	return cmd
+}
+
+// waitIndexed waits until the views hold everything stored, so that what a
+// command prints is current. On a read-only store (a full disk) it warns
+// about what cannot be indexed instead.
+func (a *app) waitIndexed(ctx context.Context, n *node.Node) error {
+	err := n.WaitIndexed(ctx)
+	if errors.Is(err, views.ErrReadOnly) {
+		fmt.Fprintf(a.stderr, "kchat: warning: %v; they are not shown until the store can be written\n", err)
+		return nil
+	}
+	return err
 }
 
 func (a *app) sendCmd() *cobra.Command {
@@ -340,9 +355,7 @@ func (a *app) readCmd() *cobra.Command {
 				if follow && n.ReadOnly() {
 					return fmt.Errorf("cannot follow: %w", node.ErrReadOnly)
 				}
-				if err := n.WaitIndexed(ctx); errors.Is(err, views.ErrReadOnly) {
-					fmt.Fprintf(a.stderr, "kchat: warning: %v; they are not shown until the store can be written\n", err)
-				} else if err != nil {
+				if err := a.waitIndexed(ctx, n); err != nil {
 					return err
 				}
 				// Taken before Last: whatever is indexed in between is
