@@ -40,6 +40,8 @@ type UI struct {
 	hist history
 	comp completer
 
+	skewWarned map[feed.AuthorID]bool // authors whose clock skew was reported
+
 	markPending bool   // a MarkRead of the current channel is queued
 	title       string // the terminal title set last
 	bells       int    // bells rung (tests)
@@ -87,10 +89,12 @@ func New(b Backend, screen tcell.Screen, opts ...Option) *UI {
 		log: slog.New(slog.DiscardHandler), now: time.Now, page: 200,
 		stopped: make(chan struct{}),
 		bufs:    map[feed.DiscoveryID]*buffer{},
-		status:  &buffer{status: true, loaded: true, atStart: true},
-		blocked: map[feed.AuthorID]bool{},
-		chans:   chanList{cur: -1},
-		cancel:  func() {},
+
+		skewWarned: map[feed.AuthorID]bool{},
+		status:     &buffer{status: true, loaded: true, atStart: true},
+		blocked:    map[feed.AuthorID]bool{},
+		chans:      chanList{cur: -1},
+		cancel:     func() {},
 	}
 	for _, o := range opts {
 		o(u)
@@ -385,6 +389,7 @@ func (u *UI) onUpdate(up *update) {
 				}
 			} else {
 				b.merge(cu.msgs)
+				u.warnSkew(b, cu.msgs)
 				if b.scroll == 0 {
 					b.trim(max(2*u.page, 500))
 				}
@@ -411,6 +416,35 @@ func (u *UI) onUpdate(up *update) {
 		u.screen.Beep()
 	}
 	u.updateTitle()
+}
+
+// warnSkew adds a note, once per author, when a peer's clock is ahead of
+// ours by more than the ordering rule believes: their messages are placed
+// at arrival (and marked "~" in the time column), which can look like
+// messages out of order.
+func (u *UI) warnSkew(b *buffer, msgs []views.Message) {
+	for i := range msgs {
+		m := &msgs[i]
+		ahead := m.Claimed.Sub(m.Time)
+		if m.Own || ahead <= skewShown || u.skewWarned[m.Author] {
+			continue
+		}
+		u.skewWarned[m.Author] = true
+		b.addNote(fmt.Sprintf("%s's clock is %s ahead of yours: their messages are placed when they arrive (marked ~)",
+			displayName(m), humanSkew(ahead)), false, u.now())
+	}
+}
+
+// humanSkew says a clock difference for people: "5 min", "3 h", "2 days".
+func humanSkew(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%d days", int(d.Round(24*time.Hour)/(24*time.Hour)))
+	case d >= 2*time.Hour:
+		return fmt.Sprintf("%d h", int(d.Round(time.Hour)/time.Hour))
+	default:
+		return fmt.Sprintf("%d min", max(int(d.Round(time.Minute)/time.Minute), 1))
+	}
 }
 
 // updateTitle puts the number of unread mentions in the terminal title.

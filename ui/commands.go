@@ -460,6 +460,7 @@ func helpText() string {
 	}
 	b.WriteString("\nMouse: the wheel scrolls; a click on a channel opens it.")
 	b.WriteString("\nNicknames are claims: two authors with one nickname are shown with a ~suffix of their id.")
+	b.WriteString("\nA ~ after a time (15:04~) means the author's clock disagreed: the message is placed when it arrived or after the author's previous one.")
 	b.WriteString("\nCommands (PgUp for keys):")
 	for _, c := range commands {
 		name := "/" + c.name

@@ -20,6 +20,7 @@ type style uint8
 const (
 	stNormal   style = iota
 	stTime           // the HH:MM column
+	stSkewed         // the HH:MM of a message the ordering rule moved (clock skew)
 	stNick           // another author's nickname (colour from span.color)
 	stOwnNick        // the local user's nickname
 	stMentionN       // the nickname on a line that mentions the user
@@ -96,7 +97,7 @@ type geometry struct {
 }
 
 const (
-	timeW = 6 // "15:04 "
+	timeW = 7 // "15:04  ", or "15:04~ " for a message moved by the ordering rule
 	sepW  = 3 // " │ "
 )
 
@@ -122,11 +123,33 @@ func (g geometry) prefix() int {
 
 func (g geometry) textWidth() int { return max(g.width-g.prefix(), 1) }
 
+// stamp is the time shown in an item's first row. skewed marks a message
+// whose author's clock disagreed with the ordering rule (views.Message.Time
+// differs from Claimed): it is drawn as "15:04~" in its own style.
+type stamp struct {
+	t      time.Time
+	skewed bool
+}
+
+// skewShown is how far a message's place may differ from its author's claim
+// before the time column says so.
+const skewShown = views.FutureTolerance
+
+// msgStamp is the stamp of a message.
+func msgStamp(m *views.Message) stamp {
+	d := m.Time.Sub(m.Claimed)
+	return stamp{t: m.Time, skewed: d > skewShown || d < -skewShown}
+}
+
 // head is the first prefix of an item: time, nickname column, separator.
-func (g geometry) head(t time.Time, nick span) row {
+func (g geometry) head(ts stamp, nick span) row {
 	var r row
 	if g.showTime {
-		r = append(r, span{text: t.Local().Format("15:04") + " ", st: stTime})
+		if ts.skewed {
+			r = append(r, span{text: ts.t.Local().Format("15:04") + "~ ", st: stSkewed})
+		} else {
+			r = append(r, span{text: ts.t.Local().Format("15:04") + "  ", st: stTime})
+		}
 	}
 	nick.text = padLeft(truncateWidth(nick.text, g.nickW), g.nickW)
 	return append(r, nick, span{text: " │ ", st: stSep})
@@ -174,7 +197,7 @@ func layoutItem(it *item, g geometry) []row {
 		if it.isError {
 			mark, st = "!!", stError
 		}
-		return g.wrap(it.at, span{text: mark, st: st}, []span{{text: it.note, st: st}})
+		return g.wrap(stamp{t: it.at}, span{text: mark, st: st}, []span{{text: it.note, st: st}})
 	}
 	m := &it.msg
 	name := displayName(m)
@@ -188,25 +211,25 @@ func layoutItem(it *item, g geometry) []row {
 	}
 	switch m.Kind {
 	case feed.KindText:
-		return g.wrap(m.Time, nick, []span{{text: m.Text, st: textSt}})
+		return g.wrap(msgStamp(m), nick, []span{{text: m.Text, st: textSt}})
 	case feed.KindEmote:
 		st := stEmote
 		if m.Mention {
 			st = stMention
 		}
-		return g.wrap(m.Time, span{text: "*", st: stEmote}, []span{nick, {text: " " + m.Text, st: st}})
+		return g.wrap(msgStamp(m), span{text: "*", st: stEmote}, []span{nick, {text: " " + m.Text, st: st}})
 	case feed.KindTopic:
 		if strings.TrimSpace(m.Text) == "" {
-			return g.wrap(m.Time, span{text: "--", st: stEvent}, []span{nick, {text: " cleared the topic", st: stEvent}})
+			return g.wrap(msgStamp(m), span{text: "--", st: stEvent}, []span{nick, {text: " cleared the topic", st: stEvent}})
 		}
-		return g.wrap(m.Time, span{text: "--", st: stEvent}, []span{nick, {text: " set the topic: ", st: stEvent}, {text: m.Text, st: stNormal}})
+		return g.wrap(msgStamp(m), span{text: "--", st: stEvent}, []span{nick, {text: " set the topic: ", st: stEvent}, {text: m.Text, st: stNormal}})
 	case feed.KindNick:
 		if m.Own {
-			return g.wrap(m.Time, span{text: "--", st: stEvent}, []span{
+			return g.wrap(msgStamp(m), span{text: "--", st: stEvent}, []span{
 				{text: "you are now known as ", st: stEvent},
 				{text: cleanInline(m.Text, 64), st: nick.st, color: nick.color}})
 		}
-		return g.wrap(m.Time, span{text: "--", st: stEvent}, []span{
+		return g.wrap(msgStamp(m), span{text: "--", st: stEvent}, []span{
 			{text: m.Author.Short(), st: nick.st, color: nick.color},
 			{text: " is now known as ", st: stEvent},
 			{text: cleanInline(m.Text, 64), st: nick.st, color: nick.color}})
@@ -216,7 +239,7 @@ func layoutItem(it *item, g geometry) []row {
 
 // wrap lays out body after the head: the text is cleaned (untrusted),
 // split at the author's line breaks, and word-wrapped to the text column.
-func (g geometry) wrap(t time.Time, nick span, body []span) []row {
+func (g geometry) wrap(ts stamp, nick span, body []span) []row {
 	// Clean each span and split it into lines; lines of the whole body are
 	// then the concatenation across spans.
 	type piece struct {
@@ -252,7 +275,7 @@ func (g geometry) wrap(t time.Time, nick span, body []span) []row {
 		for _, rg := range wrapRanges(full.String(), tw) {
 			var r row
 			if len(rows) == 0 {
-				r = g.head(t, nick)
+				r = g.head(ts, nick)
 			} else {
 				r = g.cont()
 			}

@@ -406,7 +406,7 @@ func TestLayoutHostile(t *testing.T) {
 	if len(rows) != 2 {
 		t.Fatalf("%d rows: %v", len(rows), rows)
 	}
-	if !strings.HasPrefix(rows[1].String(), strings.Repeat(" ", 16)+" ┆ ") {
+	if !strings.HasPrefix(rows[1].String(), strings.Repeat(" ", 17)+" ┆ ") {
 		t.Fatalf("continuation row can pass for a new line: %q", rows[1].String())
 	}
 	for _, r := range rows {

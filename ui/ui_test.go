@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -513,4 +514,28 @@ func TestSearchCommand(t *testing.T) {
 	}
 	h.typeLine("/search no such words")
 	h.waitText(`0 match(es) for "no such words"`)
+}
+
+// TestClockSkewMarked: a peer whose clock is hours ahead gets one note
+// saying so, and their messages carry "~" after the time (the ordering rule
+// placed them at arrival, not at the claimed time).
+func TestClockSkewMarked(t *testing.T) {
+	b := newTestBackend(t)
+	ch := b.channel("general")
+	h := start(t, b, 80, 24)
+	h.waitText("#general")
+	dave := newPeer(t)
+	b.replicate(dave, ch, time.Now().Add(3*time.Hour), nick("dave"), text("from the future"), text("again"))
+	s := h.waitText("again")
+	if n := strings.Count(s, "clock is 3 h ahead of yours"); n != 1 {
+		t.Fatalf("%d skew notes, want 1:\n%s", n, s)
+	}
+	if !regexp.MustCompile(`\d\d:\d\d~ +dave │ from the future`).MatchString(s) {
+		t.Fatalf("skewed message not marked:\n%s", s)
+	}
+	b.post(newPeer(t), ch, text("on time"))
+	s = h.waitText("on time")
+	if regexp.MustCompile(`\d\d:\d\d~ +\S+ │ on time`).MatchString(s) {
+		t.Fatalf("a message with a good clock is marked:\n%s", s)
+	}
 }

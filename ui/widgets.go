@@ -33,6 +33,8 @@ func styleOf(sp span) tcell.Style {
 	switch sp.st {
 	case stTime, stSep, stEvent, stDay:
 		return s.Foreground(tcell.ColorGray)
+	case stSkewed:
+		return s.Foreground(tcell.ColorOlive)
 	case stNick:
 		return s.Foreground(tcell.PaletteColor(nickPalette[sp.color%nickColors]))
 	case stOwnNick:
