@@ -23,7 +23,7 @@ import (
 )
 
 // A hostile peer speaks /kchat/sync/1 by hand, from the specification
-// (replicate/PROTOCOL-DRAFT.md), with its own encoder: go-msgio varint
+// (docs/protocol.md §4), with its own encoder: go-msgio varint
 // framing, a type byte, a deterministic CBOR body. The replicate package
 // exports no frame encoder, and a second implementation written from the
 // text is also a check of the text.
