@@ -18,6 +18,14 @@ const (
 	KindEmote Kind = 2 // /me
 	KindTopic Kind = 3 // channel topic
 	KindNick  Kind = 4 // the author's nickname claim
+	// KindEdit replaces the text of one of the author's own earlier text or
+	// emote messages (Ref) with Text. The latest edit (highest seq) wins.
+	KindEdit Kind = 5
+	// KindDelete withdraws one of the author's own earlier text or emote
+	// messages (Ref): readers show that it was deleted, not its text. An
+	// entry cannot be removed from a signed feed; peers that already hold
+	// it keep its bytes.
+	KindDelete Kind = 6
 )
 
 func (k Kind) String() string {
@@ -30,16 +38,42 @@ func (k Kind) String() string {
 		return "topic"
 	case KindNick:
 		return "nick"
+	case KindEdit:
+		return "edit"
+	case KindDelete:
+		return "delete"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
 // Payload is the content of an entry, encoded as deterministic CBOR
 // (RFC 8949 core deterministic encoding): a map with integer keys
-// 1: kind (unsigned), 2: text (UTF-8 string).
+// 1: kind (unsigned), 2: text (UTF-8 string), 3: ref (a map, below).
 type Payload struct {
 	Kind Kind   `cbor:"1,keyasint"`
 	Text string `cbor:"2,keyasint,omitempty"`
+	// Ref points at an earlier message in the same channel: the message a
+	// text or emote replies to, or the one an edit or delete changes.
+	Ref *Ref `cbor:"3,keyasint,omitempty"`
+}
+
+// Ref names one message of a channel: {1: author id (32 bytes), 2: seq}.
+type Ref struct {
+	Author []byte `cbor:"1,keyasint"`
+	Seq    uint64 `cbor:"2,keyasint"`
+}
+
+// NewRef is the Ref of author a's message seq.
+func NewRef(a AuthorID, seq uint64) *Ref { return &Ref{Author: append([]byte(nil), a[:]...), Seq: seq} }
+
+// AuthorID returns the referenced author, and false if the ref is malformed.
+func (r *Ref) AuthorID() (AuthorID, bool) {
+	var a AuthorID
+	if r == nil || len(r.Author) != len(a) {
+		return a, false
+	}
+	copy(a[:], r.Author)
+	return a, true
 }
 
 // ErrBadPayload is returned for payloads that fail validation.
@@ -80,8 +114,26 @@ func (p Payload) Validate() error {
 			return fmt.Errorf("%w: nickname is %d bytes, at most 64", ErrBadPayload, len(p.Text))
 		}
 	case KindTopic:
+	case KindEdit:
+		if p.Text == "" {
+			return fmt.Errorf("%w: empty edit (delete the message instead)", ErrBadPayload)
+		}
+	case KindDelete:
+		if p.Text != "" {
+			return fmt.Errorf("%w: a delete has no text", ErrBadPayload)
+		}
 	default:
 		return fmt.Errorf("%w: unknown kind %d", ErrBadPayload, p.Kind)
+	}
+	switch {
+	case p.Ref == nil && (p.Kind == KindEdit || p.Kind == KindDelete):
+		return fmt.Errorf("%w: %s without the message it changes", ErrBadPayload, p.Kind)
+	case p.Ref != nil && (p.Kind == KindTopic || p.Kind == KindNick):
+		return fmt.Errorf("%w: a %s cannot point at a message", ErrBadPayload, p.Kind)
+	case p.Ref != nil:
+		if _, ok := p.Ref.AuthorID(); !ok {
+			return fmt.Errorf("%w: message reference with a %d-byte author id", ErrBadPayload, len(p.Ref.Author))
+		}
 	}
 	if !utf8.ValidString(p.Text) {
 		return fmt.Errorf("%w: text is not valid UTF-8", ErrBadPayload)

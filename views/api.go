@@ -21,7 +21,7 @@ type Message struct {
 	Channel feed.DiscoveryID
 	Author  feed.AuthorID
 	Seq     uint64
-	Kind    feed.Kind // KindText, KindEmote, KindTopic, KindNick (topic/nick changes are shown as events)
+	Kind    feed.Kind // KindText, KindEmote, KindTopic, KindNick (topic/nick changes are shown as events); never KindEdit or KindDelete
 	Text    string
 	Time    time.Time // the time it is ordered and shown at (see the ordering rule in docs/architecture.md)
 	Claimed time.Time // the time the author's clock claimed
@@ -29,8 +29,31 @@ type Message struct {
 	Nick    string    // the author's latest nickname in the channel ("" if none)
 	Display string    // what to show: Nick, Nick+"~"+short id if another author claims the same nick, or the short id
 	Own     bool      // written by the local user
-	Mention bool      // mentions the local user's nickname (never true for Own)
+	Mention bool      // mentions the local user's nickname (never true for Own or Deleted)
 	Cursor  Cursor
+	Edited  bool   // Text is the author's latest edit of the message
+	Deleted bool   // the author deleted the message (Text is "")
+	ReplyTo *Reply // the message this one replies to (nil if none)
+}
+
+// Reply is the message another one replies to, as it is now.
+type Reply struct {
+	Author  feed.AuthorID
+	Seq     uint64
+	Display string // as Message.Display
+	Text    string // its current text ("" if deleted or missing)
+	Deleted bool
+	Missing bool // not held (yet), or not a text or emote message
+}
+
+// Edit is a change to a message a live reader may already show: its latest
+// text, or that it was deleted.
+type Edit struct {
+	Arrival uint64 // the arrival number of the edit or delete
+	Author  feed.AuthorID
+	Seq     uint64
+	Text    string
+	Deleted bool
 }
 
 // Unread is a channel's count of messages after the local read marker.
@@ -51,6 +74,8 @@ type Unread struct {
 //	func (v *Views) After(ch feed.DiscoveryID, c Cursor, n int) ([]Message, error)   n newer than c, oldest first
 //	func (v *Views) Arrived(ch feed.DiscoveryID, after uint64, n int) ([]Message, error)
 //	    messages of ch whose arrival number is > after, in arrival order (what is new, wherever it sorts)
+//	func (v *Views) Edits(ch feed.DiscoveryID, after uint64, n int) ([]Edit, error)
+//	    edits and deletes of ch with arrival number > after, in arrival order (for live readers)
 //	func (v *Views) Count(ch feed.DiscoveryID) (int, error)
 //	func (v *Views) Topic(ch feed.DiscoveryID) (string, error)
 //	func (v *Views) Nick(ch feed.DiscoveryID, a feed.AuthorID) string     latest nick or ""

@@ -44,6 +44,15 @@ type Item struct {
 	Entry feed.Entry
 	Kind  feed.Kind
 	Text  string
+	// Ref is the message a text or emote replies to, or the one an edit or
+	// delete changes (nil if none or malformed).
+	Ref *msgRef
+}
+
+// msgRef is a decoded feed.Ref.
+type msgRef struct {
+	author feed.AuthorID
+	seq    uint64
 }
 
 // Chunk limits: one chunk is one Badger transaction. Badger refuses a
@@ -308,10 +317,14 @@ func (v *Views) readRange(lo uint64, limit, maxBytes int) ([]Item, uint64, error
 		switch {
 		case err != nil:
 			v.log.Debug("indexer: skipping undecodable payload", "arrival", n, "err", err)
-		case p.Kind < feed.KindText || p.Kind > feed.KindNick:
+		case p.Kind < feed.KindText || p.Kind > feed.KindDelete:
 			// A kind a newer version knows: stored and replicated, not shown.
 		default:
-			items = append(items, Item{N: n, Entry: e, Kind: p.Kind, Text: p.Text})
+			it := Item{N: n, Entry: e, Kind: p.Kind, Text: p.Text}
+			if a, ok := p.Ref.AuthorID(); ok {
+				it.Ref = &msgRef{author: a, seq: p.Ref.Seq}
+			}
+			items = append(items, it)
 		}
 		if size >= maxBytes {
 			return errChunkFull

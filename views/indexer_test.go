@@ -238,8 +238,12 @@ func TestRebuildOnVersionChange(t *testing.T) {
 	e.openViews()
 	e.wait()
 	allMapped(t, e.v, 106)
+	want := map[string]uint32{}
+	for _, vw := range e.v.views {
+		want[vw.Name()] = vw.Version()
+	}
 	for name, s := range storedStates(t, e.db) {
-		if s.version != 1 || s.clock != 106 {
+		if s.version != want[name] || s.clock != 106 {
 			t.Errorf("view %s state %+v", name, s)
 		}
 	}

@@ -17,10 +17,13 @@ import (
 //	v ! <view name>          -> view state: version 4, clock 8 (last arrival processed)
 //
 //	messages view:
-//	v m <D 32> <T 8> <A 32> <seq 8> -> row: kind 1, claimed time 8, arrival 8, text
+//	v m <D 32> <T 8> <A 32> <seq 8> -> row: kind 1, claimed time 8, arrival 8, ref length 1 (0 or 40), ref (A 32, seq 8), text
 //	v a <D 32> <N 8>                -> T 8, A 32, seq 8 (arrival-ordered index of the rows)
 //	v k <D 32>                      -> number of rows in the channel 8
 //	v f <D 32> <A 32>               -> the ordering time of A's newest entry in D 8
+//	v e <D 32> <A 32> <seq 8>       -> the latest edit of A's message seq: kind 1 (edit or delete), arrival 8, text
+//	v E <D 32> <N 8>                -> A 32, seq 8 (arrival-ordered index of the edits)
+//	v x <D 32>                      -> number of edits in the channel 8
 //
 //	topics view:
 //	v t <D 32>                      -> T 8, A 32, seq 8, topic text
@@ -42,6 +45,9 @@ const (
 	tagArrival = 'a'
 	tagCount   = 'k'
 	tagMsgFeed = 'f'
+	tagEdit    = 'e'
+	tagEditArr = 'E'
+	tagEdits   = 'x'
 	tagTopic   = 't'
 	tagTopFeed = 'g'
 	tagNick    = 'n'
@@ -60,6 +66,14 @@ func chanKey(tag byte, ch feed.DiscoveryID) []byte {
 func feedKey(tag byte, ch feed.DiscoveryID, a feed.AuthorID) []byte {
 	k := make([]byte, 0, 66)
 	return append(append(append(k, 'v', tag), ch[:]...), a[:]...)
+}
+
+func editKey(ch feed.DiscoveryID, a feed.AuthorID, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(feedKey(tagEdit, ch, a), seq)
+}
+
+func editArrivalKey(ch feed.DiscoveryID, n uint64) []byte {
+	return binary.BigEndian.AppendUint64(chanKey(tagEditArr, ch), n)
 }
 
 func stateKey(name string) []byte { return append([]byte{'v', tagState}, name...) }

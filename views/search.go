@@ -53,7 +53,29 @@ func (v *Views) Search(ch feed.DiscoveryID, query string, c Cursor, n int) (foun
 			}
 			item := it.Item()
 			if err := item.Value(func(row []byte) error {
-				if len(row) < 17 || !containsFold(row[17:], q) {
+				text := rowText(row)
+				if text == nil {
+					return nil
+				}
+				if edits, err := pg.hasEdits(); err != nil {
+					return err
+				} else if edits {
+					// Search what is shown: the latest edit; never a
+					// deleted message's text.
+					ps, err := parsePos(item.Key()[34:])
+					if err != nil {
+						return err
+					}
+					switch kind, edited, err := pg.edit(ps.author, ps.seq); {
+					case err != nil:
+						return err
+					case kind == feed.KindDelete:
+						return nil
+					case kind == feed.KindEdit:
+						text = []byte(edited)
+					}
+				}
+				if !containsFold(text, q) {
 					return nil
 				}
 				return pg.add(item.Key(), row)
