@@ -394,6 +394,7 @@ func (u *UI) onUpdate(up *update) {
 					b.trim(max(2*u.page, 500))
 				}
 			}
+			b.applyEdits(cu.edits)
 			if cu.nicks {
 				u.refreshNames(b)
 			}

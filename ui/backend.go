@@ -67,6 +67,7 @@ type Reader interface {
 	Last(ch feed.DiscoveryID, n int) ([]views.Message, error)
 	Before(ch feed.DiscoveryID, c views.Cursor, n int) ([]views.Message, error)
 	Arrived(ch feed.DiscoveryID, after uint64, n int) ([]views.Message, error)
+	Edits(ch feed.DiscoveryID, after uint64, n int) ([]views.Edit, error)
 	Unread(ch feed.DiscoveryID) (views.Unread, error)
 	MarkRead(ch feed.DiscoveryID) error
 	ReadMarker(ch feed.DiscoveryID) (views.Cursor, error)

@@ -196,6 +196,76 @@ func (b *buffer) merge(msgs []views.Message) int {
 	return n
 }
 
+// applyEdits changes loaded messages (and the replies quoting them) to
+// their latest edit, or to deleted. It returns how many items changed.
+func (b *buffer) applyEdits(eds []views.Edit) int {
+	if len(eds) == 0 {
+		return 0
+	}
+	byKey := make(map[msgKey]*views.Edit, len(eds))
+	for i := range eds {
+		byKey[msgKey{eds[i].Author, eds[i].Seq}] = &eds[i]
+	}
+	n := 0
+	for _, it := range b.items {
+		if it.isNote() {
+			continue
+		}
+		m := &it.msg
+		if ed := byKey[key(m)]; ed != nil && (m.Kind == feed.KindText || m.Kind == feed.KindEmote) {
+			m.Text, m.Edited, m.Deleted = ed.Text, !ed.Deleted, ed.Deleted
+			if ed.Deleted {
+				m.Mention = false
+			}
+			n++
+		}
+		if r := m.ReplyTo; r != nil {
+			if ed := byKey[msgKey{r.Author, r.Seq}]; ed != nil && !r.Missing {
+				cp := *r
+				cp.Text, cp.Deleted = ed.Text, ed.Deleted
+				m.ReplyTo = &cp
+				n++
+			}
+		}
+	}
+	if n > 0 {
+		b.invalidate()
+	}
+	return n
+}
+
+// lastOwn returns the newest loaded text or emote message by self that is
+// not deleted (nil if none is loaded).
+func (b *buffer) lastOwn(self feed.AuthorID) *views.Message {
+	for i := len(b.items) - 1; i >= 0; i-- {
+		it := b.items[i]
+		if it.isNote() {
+			continue
+		}
+		m := &it.msg
+		if m.Author == self && !m.Deleted && (m.Kind == feed.KindText || m.Kind == feed.KindEmote) {
+			return m
+		}
+	}
+	return nil
+}
+
+// lastBy returns the newest loaded text or emote message whose author
+// matches who (see matchAuthor); nil if none is loaded.
+func (b *buffer) lastBy(match func(m *views.Message) bool) *views.Message {
+	for i := len(b.items) - 1; i >= 0; i-- {
+		it := b.items[i]
+		if it.isNote() {
+			continue
+		}
+		m := &it.msg
+		if !m.Deleted && (m.Kind == feed.KindText || m.Kind == feed.KindEmote) && match(m) {
+			return m
+		}
+	}
+	return nil
+}
+
 // insert places it in order (usually at the end).
 func (b *buffer) insert(it *item) {
 	i := sort.Search(len(b.items), func(i int) bool { return itemLess(it, b.items[i]) })

@@ -32,6 +32,9 @@ func init() {
 		{"nick", nil, "NAME", "set your nickname (in every channel)", (*UI).cmdNick},
 		{"me", []string{"emote"}, "TEXT", "say something as an action: * you TEXT", (*UI).cmdMe},
 		{"topic", []string{"t"}, "[TEXT]", "show or set the channel topic", (*UI).cmdTopic},
+		{"reply", []string{"r", "re"}, "NICK TEXT", "answer NICK's latest message here (it is quoted above your line)", (*UI).cmdReply},
+		{"edit", []string{"e"}, "[TEXT]", "replace your latest message here with TEXT; no TEXT: put it in the input line to change it", (*UI).cmdEdit},
+		{"delete", []string{"del", "undo"}, "", "withdraw your latest message here (peers that have it keep its bytes)", (*UI).cmdDelete},
 		{"part", []string{"leave", "close"}, "", "leave this channel", (*UI).cmdPart},
 		{"peers", []string{"net", "who"}, "", "who is connected for this channel, and how they were found", (*UI).cmdPeers},
 		{"search", []string{"s", "find"}, "TEXT", "search this channel's history (case-insensitive); again: older matches", (*UI).cmdSearch},
@@ -241,6 +244,66 @@ func (u *UI) cmdMe(args string) {
 		return
 	}
 	u.send(feed.Payload{Kind: feed.KindEmote, Text: args})
+}
+
+// cmdReply answers the latest loaded message of an author.
+func (u *UI) cmdReply(args string) {
+	if u.needChannel() == nil {
+		return
+	}
+	who, text, _ := strings.Cut(strings.TrimSpace(args), " ")
+	text = strings.TrimSpace(text)
+	if who == "" || text == "" {
+		u.fail("Usage: /reply NICK TEXT  (answers NICK's latest message in this channel)")
+		return
+	}
+	a, err := u.resolveAuthor(strings.TrimSuffix(who, ":"), nil)
+	if err != nil {
+		u.fail("%v", err)
+		return
+	}
+	m := u.cur().lastBy(func(m *views.Message) bool { return m.Author == a })
+	if m == nil {
+		u.fail("No message of %s is loaded here to reply to.", cleanInline(who, 64))
+		return
+	}
+	u.send(feed.Payload{Kind: feed.KindText, Text: text, Ref: feed.NewRef(m.Author, m.Seq)})
+}
+
+// cmdEdit replaces the user's latest message in the channel. Without text
+// it puts "/edit <the message>" in the input line, to be changed and sent.
+func (u *UI) cmdEdit(args string) {
+	if u.needChannel() == nil {
+		return
+	}
+	m := u.cur().lastOwn(u.self)
+	if m == nil {
+		u.fail("You have no message loaded here to edit.")
+		return
+	}
+	if strings.TrimSpace(args) == "" {
+		u.ed.set("/edit " + m.Text)
+		return
+	}
+	if args == m.Text {
+		u.note("Unchanged.")
+		return
+	}
+	u.send(feed.Payload{Kind: feed.KindEdit, Text: args, Ref: feed.NewRef(m.Author, m.Seq)})
+}
+
+// cmdDelete withdraws the user's latest message in the channel.
+func (u *UI) cmdDelete(string) {
+	if u.needChannel() == nil {
+		return
+	}
+	m := u.cur().lastOwn(u.self)
+	if m == nil {
+		u.fail("You have no message loaded here to delete.")
+		return
+	}
+	u.send(feed.Payload{Kind: feed.KindDelete, Ref: feed.NewRef(m.Author, m.Seq)})
+	u.note("Deleted your message %q. Peers that already have it keep its bytes; kchat shows it as deleted.", cleanInline(m.Text, 40))
 }
 
 func (u *UI) cmdTopic(args string) {

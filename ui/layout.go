@@ -211,13 +211,21 @@ func layoutItem(it *item, g geometry) []row {
 	}
 	switch m.Kind {
 	case feed.KindText:
-		return g.wrap(msgStamp(m), nick, []span{{text: m.Text, st: textSt}})
+		body := append(replySpans(m), span{text: m.Text, st: textSt})
+		if m.Deleted {
+			body = append(replySpans(m), span{text: "(message deleted)", st: stEvent})
+		}
+		return g.wrap(msgStamp(m), nick, append(body, editedSpans(m)...))
 	case feed.KindEmote:
 		st := stEmote
 		if m.Mention {
 			st = stMention
 		}
-		return g.wrap(msgStamp(m), span{text: "*", st: stEmote}, []span{nick, {text: " " + m.Text, st: st}})
+		if m.Deleted {
+			return g.wrap(msgStamp(m), span{text: "*", st: stEmote}, []span{nick, {text: " (action deleted)", st: stEvent}})
+		}
+		body := append(replySpans(m), nick, span{text: " " + m.Text, st: st})
+		return g.wrap(msgStamp(m), span{text: "*", st: stEmote}, append(body, editedSpans(m)...))
 	case feed.KindTopic:
 		if strings.TrimSpace(m.Text) == "" {
 			return g.wrap(msgStamp(m), span{text: "--", st: stEvent}, []span{nick, {text: " cleared the topic", st: stEvent}})
@@ -235,6 +243,39 @@ func layoutItem(it *item, g geometry) []row {
 			{text: cleanInline(m.Text, 64), st: nick.st, color: nick.color}})
 	}
 	return nil
+}
+
+// replyQuote is how much of a replied-to message a reply quotes.
+const replyQuote = 40
+
+// replySpans is the quote a reply starts with: "↪ ann: the first words… ".
+func replySpans(m *views.Message) []span {
+	r := m.ReplyTo
+	if r == nil {
+		return nil
+	}
+	who := cleanInline(r.Display, 24)
+	if who == "" {
+		who = r.Author.Short()
+	}
+	var quote string
+	switch {
+	case r.Missing:
+		quote = "(a message not here yet)"
+	case r.Deleted:
+		quote = "(deleted)"
+	default:
+		quote = cleanInline(r.Text, replyQuote)
+	}
+	return []span{{text: "↪ ", st: stEvent}, {text: who, st: stNick, color: nickColor(r.Author)}, {text: ": " + quote + " ", st: stEvent}}
+}
+
+// editedSpans marks an edited message.
+func editedSpans(m *views.Message) []span {
+	if !m.Edited || m.Deleted {
+		return nil
+	}
+	return []span{{text: " (edited)", st: stEvent}}
 }
 
 // wrap lays out body after the head: the text is cleaned (untrusted),

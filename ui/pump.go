@@ -26,6 +26,7 @@ type pump struct {
 
 	// Owned by the pump goroutine.
 	last  map[feed.DiscoveryID]uint64 // arrival number seen, per channel
+	edits map[feed.DiscoveryID]uint64 // arrival number of the last edit seen, per channel
 	chans []feed.Channel
 	now   func() time.Time
 
@@ -48,7 +49,7 @@ const liveWindow = 5 * time.Minute
 
 func newPump(b Backend, post func(func()), now func() time.Time) *pump {
 	return &pump{b: b, post: post, wake: make(chan struct{}, 1),
-		last: map[feed.DiscoveryID]uint64{}, now: now}
+		last: map[feed.DiscoveryID]uint64{}, edits: map[feed.DiscoveryID]uint64{}, now: now}
 }
 
 // enqueue adds a job; it never blocks.
@@ -124,7 +125,7 @@ func (p *pump) initial() initial {
 	st.chans = chans
 	for _, c := range chans {
 		id := c.ID()
-		p.last[id] = base
+		p.last[id], p.edits[id] = base, base
 		ci := chanInfo{ch: c, id: id, net: p.b.Status(id)}
 		ci.unread, _ = r.Unread(id)
 		ci.topic, _ = r.Topic(id)
@@ -145,6 +146,7 @@ type chanUpdate struct {
 	id     feed.DiscoveryID
 	msgs   []views.Message // the newest arrivals (at most arrivalPage), in arrival order
 	count  int             // how many arrived in all
+	edits  []views.Edit    // edits and deletes that arrived, in arrival order
 	unread views.Unread
 	topic  string
 	nicks  bool // nick claims arrived: display names may have changed
@@ -188,6 +190,25 @@ func (p *pump) arrivals() *update {
 			}
 		}
 		p.last[id] = after
+		afterEdit := p.edits[id]
+		for {
+			eds, err := r.Edits(id, afterEdit, arrivalPage)
+			if err != nil || len(eds) == 0 {
+				break
+			}
+			afterEdit = eds[len(eds)-1].Arrival
+			cu.edits = append(cu.edits, eds...)
+			if len(eds) < arrivalPage {
+				break
+			}
+		}
+		p.edits[id] = afterEdit
+		if len(cu.edits) > 0 && cu.count == 0 {
+			cu.unread, _ = r.Unread(id)
+			cu.topic, _ = r.Topic(id)
+			u.per = append(u.per, cu)
+			continue
+		}
 		if cu.count == 0 {
 			continue
 		}
@@ -235,6 +256,9 @@ func (p *pump) refreshChannels(u *update) {
 			// opened; what arrives from now on is new.
 			if _, ok := p.last[c.ID()]; !ok {
 				p.last[c.ID()] = base
+			}
+			if _, ok := p.edits[c.ID()]; !ok {
+				p.edits[c.ID()] = base
 			}
 		}
 	}

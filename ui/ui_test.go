@@ -539,3 +539,52 @@ func TestClockSkewMarked(t *testing.T) {
 		t.Fatalf("a message with a good clock is marked:\n%s", s)
 	}
 }
+
+// TestEditDeleteReply: /edit and /delete change the user's latest message in
+// place, /reply quotes the message it answers, and a peer's edit changes
+// what is shown live, quotes included.
+func TestEditDeleteReply(t *testing.T) {
+	b := newTestBackend(t)
+	ch := b.channel("general")
+	h := start(t, b, 100, 24)
+	h.waitText("#general")
+
+	h.typeLine("see you at noom")
+	h.waitText("see you at noom")
+	h.typeLine("/edit")
+	h.waitFor("the message in the input line", func(s string) bool { return strings.Contains(s, "> /edit see you at noom") })
+	h.key(tcell.KeyBackspace2, 0, 0)
+	h.typeLine("n")
+	s := h.waitText("see you at noon (edited)")
+	if strings.Contains(s, "noom") {
+		t.Fatalf("the replaced text is still shown:\n%s", s)
+	}
+
+	h.typeLine("oops, wrong channel")
+	h.waitText("oops, wrong channel")
+	h.typeLine("/delete")
+	s = h.waitText("(message deleted)")
+	if strings.Count(s, "oops, wrong channel") != 1 { // only in the /delete note
+		t.Fatalf("deleted text still shown as a message:\n%s", s)
+	}
+
+	bob := newPeer(t)
+	b.post(bob, ch, nick("bob"), text("lunch at noon?"))
+	h.waitText("lunch at noon?")
+	h.typeLine("/reply bob sure")
+	h.waitText("↪ bob: lunch at noon? sure")
+
+	// bob edits his message: his line and the quote in the reply change.
+	b.post(bob, ch, feed.Payload{Kind: feed.KindEdit, Text: "lunch at one?", Ref: feed.NewRef(bob.ID(), 1)})
+	s = h.waitText("↪ bob: lunch at one? sure")
+	if !strings.Contains(s, "lunch at one? (edited)") {
+		t.Fatalf("bob's edited line not shown:\n%s", s)
+	}
+	// Nobody can edit someone else's message.
+	b.post(bob, ch, feed.Payload{Kind: feed.KindEdit, Text: "hacked", Ref: feed.NewRef(b.Self(), 1)})
+	b.post(bob, ch, text("done"))
+	s = h.waitText("done")
+	if strings.Contains(s, "hacked") {
+		t.Fatalf("another author's edit was applied:\n%s", s)
+	}
+}

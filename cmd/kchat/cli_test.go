@@ -198,3 +198,56 @@ func TestChannelsCountIsCurrent(t *testing.T) {
 		t.Fatalf("channels: %q (views were behind at close: %v)", chans, behind)
 	}
 }
+
+// TestReadShowsEditsAndReplies: read prints a message as its author last
+// edited it, marks deletes and quotes what a reply answers; --json says so
+// in fields.
+func TestReadShowsEditsAndReplies(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	n, err := node.Open(ctx, node.Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := n.Create(ctx, "general")
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := n.Self()
+	ps := []feed.Payload{
+		{Kind: feed.KindText, Text: "helo"},
+		{Kind: feed.KindText, Text: "secret"},
+		{Kind: feed.KindEdit, Text: "hello", Ref: feed.NewRef(me, 0)},
+		{Kind: feed.KindDelete, Ref: feed.NewRef(me, 1)},
+		{Kind: feed.KindText, Text: "answering myself", Ref: feed.NewRef(me, 0)},
+	}
+	if _, err := n.Send(ctx, c.ID(), ps...); err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+
+	plain := mustOK(t, kchat(t, dir, "", "read", "general")).stdout
+	for _, want := range []string{"> hello (edited)\n", "> (deleted)\n", "> ↪ " + me.Short() + ": hello | answering myself\n"} {
+		if !strings.Contains(plain, want) {
+			t.Fatalf("read does not show %q:\n%s", want, plain)
+		}
+	}
+	if strings.Contains(plain, "secret") || strings.Contains(plain, "helo\n") {
+		t.Fatalf("read shows replaced or deleted text:\n%s", plain)
+	}
+	out := mustOK(t, kchat(t, dir, "", "read", "general", "--json")).stdout
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d messages, want 3 (edits are not messages):\n%s", len(lines), out)
+	}
+	var ms [3]jsonMessage
+	for i, l := range lines {
+		if err := json.Unmarshal([]byte(l), &ms[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !ms[0].Edited || ms[0].Text != "hello" || !ms[1].Deleted || ms[1].Text != "" ||
+		ms[2].ReplyTo == nil || ms[2].ReplyTo.Seq != 0 || ms[2].ReplyTo.Author != me.String() {
+		t.Fatalf("json: %+v", ms)
+	}
+}

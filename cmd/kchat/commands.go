@@ -414,24 +414,57 @@ func (a *app) follow(ctx context.Context, n *node.Node, c feed.Channel, after ui
 }
 
 type jsonMessage struct {
-	Time    string `json:"time"`
-	Claimed string `json:"claimed_time"`
-	Author  string `json:"author"`
-	Nick    string `json:"nick"`
-	Seq     uint64 `json:"seq"`
-	Kind    string `json:"kind"`
-	Text    string `json:"text"`
+	Time    string   `json:"time"`
+	Claimed string   `json:"claimed_time"`
+	Author  string   `json:"author"`
+	Nick    string   `json:"nick"`
+	Seq     uint64   `json:"seq"`
+	Kind    string   `json:"kind"`
+	Text    string   `json:"text"`
+	Edited  bool     `json:"edited,omitempty"`
+	Deleted bool     `json:"deleted,omitempty"`
+	ReplyTo *jsonRef `json:"reply_to,omitempty"`
+}
+
+// jsonRef is the message another one replies to.
+type jsonRef struct {
+	Author string `json:"author"`
+	Seq    uint64 `json:"seq"`
 }
 
 func (a *app) printMessage(w io.Writer, m views.Message, asJSON bool) {
 	if asJSON {
-		b, _ := json.Marshal(jsonMessage{Time: m.Time.UTC().Format(time.RFC3339Nano), Claimed: m.Claimed.UTC().Format(time.RFC3339Nano),
-			Author: m.Author.String(), Nick: m.Nick, Seq: m.Seq, Kind: m.Kind.String(), Text: m.Text})
+		jm := jsonMessage{Time: m.Time.UTC().Format(time.RFC3339Nano), Claimed: m.Claimed.UTC().Format(time.RFC3339Nano),
+			Author: m.Author.String(), Nick: m.Nick, Seq: m.Seq, Kind: m.Kind.String(), Text: m.Text,
+			Edited: m.Edited, Deleted: m.Deleted}
+		if r := m.ReplyTo; r != nil {
+			jm.ReplyTo = &jsonRef{Author: r.Author.String(), Seq: r.Seq}
+		}
+		b, _ := json.Marshal(jm)
 		fmt.Fprintf(w, "%s\n", b)
 		return
 	}
 	ts := m.Time.Local().Format("2006-01-02 15:04")
 	nick, text := printable(m.Display), printable(m.Text)
+	switch {
+	case m.Deleted:
+		text = "(deleted)"
+	case m.Edited:
+		text += " (edited)"
+	}
+	if r := m.ReplyTo; r != nil {
+		quote := printable(r.Text)
+		if n := []rune(quote); len(n) > 40 {
+			quote = string(n[:39]) + "…"
+		}
+		switch {
+		case r.Missing:
+			quote = "(a message not here yet)"
+		case r.Deleted:
+			quote = "(deleted)"
+		}
+		text = fmt.Sprintf("↪ %s: %s | %s", printable(r.Display), quote, text)
+	}
 	switch m.Kind {
 	case feed.KindEmote:
 		fmt.Fprintf(w, "%s * %s %s\n", ts, nick, text)
