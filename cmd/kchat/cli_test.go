@@ -8,7 +8,9 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/kchat-p2p/kchat/feed"
 	"github.com/kchat-p2p/kchat/node"
@@ -249,5 +251,79 @@ func TestReadShowsEditsAndReplies(t *testing.T) {
 	if !ms[0].Edited || ms[0].Text != "hello" || !ms[1].Deleted || ms[1].Text != "" ||
 		ms[2].ReplyTo == nil || ms[2].ReplyTo.Seq != 0 || ms[2].ReplyTo.Author != me.String() {
 		t.Fatalf("json: %+v", ms)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestReadFollow: read --follow prints new messages as they arrive, and
+// edits and deletes of earlier ones as lines of their own.
+func TestReadFollow(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n, err := node.Open(ctx, node.Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	c, err := n.Create(ctx, "general")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Send(ctx, c.ID(), feed.Payload{Kind: feed.KindText, Text: "old"}); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb syncBuffer
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"read", "general", "--follow", "--json"}, strings.NewReader(""), &out, &errb, &served{node: n})
+	}()
+	waitOut := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(out.String(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("read --follow never printed %q; it printed:\n%s%s", want, out.String(), errb.String())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitOut(`"text":"old"`)
+	me := n.Self()
+	send := func(p feed.Payload) {
+		t.Helper()
+		if _, err := n.Send(ctx, c.ID(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(feed.Payload{Kind: feed.KindText, Text: "new"})
+	waitOut(`"text":"new"`)
+	send(feed.Payload{Kind: feed.KindEdit, Text: "newer", Ref: feed.NewRef(me, 1)})
+	waitOut(`{"kind":"edit","author":"` + me.String() + `","seq":1,"text":"newer"}`)
+	send(feed.Payload{Kind: feed.KindDelete, Ref: feed.NewRef(me, 0)})
+	waitOut(`{"kind":"delete","author":"` + me.String() + `","seq":0}`)
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("read --follow exited %d: %s", code, errb.String())
+	}
+	if strings.Count(out.String(), `"text":"old"`) != 1 {
+		t.Fatalf("a message printed twice:\n%s", out.String())
 	}
 }

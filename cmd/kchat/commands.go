@@ -382,7 +382,8 @@ func (a *app) readCmd() *cobra.Command {
 	return cmd
 }
 
-// follow prints messages as they are indexed, in arrival order, until ctx ends.
+// follow prints messages as they are indexed, in arrival order, until ctx
+// ends; and edits and deletes of earlier messages, as lines of their own.
 func (a *app) follow(ctx context.Context, n *node.Node, c feed.Channel, after uint64, shown []views.Message, asJSON bool) error {
 	sub := n.Views().Subscribe()
 	defer sub.Close()
@@ -390,6 +391,7 @@ func (a *app) follow(ctx context.Context, n *node.Node, c feed.Channel, after ui
 	for _, m := range shown {
 		seen[[2]any{m.Author, m.Seq}] = true
 	}
+	afterEdit := after
 	for {
 		msgs, err := n.Views().Arrived(c.ID(), after, 1000)
 		if err != nil {
@@ -401,7 +403,15 @@ func (a *app) follow(ctx context.Context, n *node.Node, c feed.Channel, after ui
 				a.printMessage(a.stdout, m, asJSON)
 			}
 		}
-		if len(msgs) == 1000 {
+		eds, err := n.Views().Edits(c.ID(), afterEdit, 1000)
+		if err != nil {
+			return err
+		}
+		for _, ed := range eds {
+			afterEdit = ed.Arrival
+			a.printEdit(a.stdout, c.ID(), n.Views(), ed, asJSON)
+		}
+		if len(msgs) == 1000 || len(eds) == 1000 {
 			continue
 		}
 		clear(seen)
@@ -411,6 +421,32 @@ func (a *app) follow(ctx context.Context, n *node.Node, c feed.Channel, after ui
 		case <-sub.C():
 		}
 	}
+}
+
+// jsonEdit is a change to an earlier message, as read --follow prints it.
+type jsonEdit struct {
+	Kind   string `json:"kind"` // "edit" or "delete"
+	Author string `json:"author"`
+	Seq    uint64 `json:"seq"`
+	Text   string `json:"text,omitempty"`
+}
+
+func (a *app) printEdit(w io.Writer, ch feed.DiscoveryID, v *views.Views, ed views.Edit, asJSON bool) {
+	kind := feed.KindEdit
+	if ed.Deleted {
+		kind = feed.KindDelete
+	}
+	if asJSON {
+		b, _ := json.Marshal(jsonEdit{Kind: kind.String(), Author: ed.Author.String(), Seq: ed.Seq, Text: ed.Text})
+		fmt.Fprintf(w, "%s\n", b)
+		return
+	}
+	who := printable(v.Display(ch, ed.Author))
+	if ed.Deleted {
+		fmt.Fprintf(w, "-- %s deleted their message %d\n", who, ed.Seq)
+		return
+	}
+	fmt.Fprintf(w, "-- %s edited their message %d: %s\n", who, ed.Seq, printable(ed.Text))
 }
 
 type jsonMessage struct {
