@@ -32,6 +32,8 @@ type Options struct {
 	// storage.OpenReadOnly): for reading history when the disk is full.
 	// Writes fail with ErrReadOnly; the views show what was indexed before.
 	ReadOnly bool
+
+	trim trimmer // tests: the trimmer's timing and action
 }
 
 var (
@@ -56,6 +58,9 @@ type Node struct {
 
 	nickMu sync.Mutex
 	closed sync.Once
+
+	stopBG context.CancelFunc // stops the node's own goroutines (trimmer)
+	bg     sync.WaitGroup
 }
 
 // DefaultDataDir is $XDG_DATA_HOME/kchat, or ~/.local/share/kchat.
@@ -113,6 +118,11 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 			return nil, err
 		}
 	}
+	bgCtx, cancel := context.WithCancel(context.Background())
+	n.stopBG = cancel
+	if !o.ReadOnly {
+		n.startTrimmer(bgCtx, o.trim)
+	}
 	return n, nil
 }
 
@@ -120,6 +130,8 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 func (n *Node) Close() error {
 	var errs []error
 	n.closed.Do(func() {
+		n.stopBG()
+		n.bg.Wait()
 		if n.net != nil {
 			errs = append(errs, n.net.close())
 		}

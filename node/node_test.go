@@ -7,6 +7,7 @@ import (
 	"io"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -247,5 +248,40 @@ func TestReadOnlyNode(t *testing.T) {
 	}
 	if err := ro.SetNick(ctx, "ann"); !errors.Is(err, node.ErrReadOnly) {
 		t.Fatalf("SetNick on a read-only node: %v", err)
+	}
+}
+
+// TestTrimAfterBurst: after a burst of indexing and a quiet spell the node
+// returns memory to the system, once; chat-speed traffic does not trigger it.
+func TestTrimAfterBurst(t *testing.T) {
+	ctx := context.Background()
+	var frees atomic.Int32
+	n, err := node.Open(ctx, node.WithTrimmer(node.Options{DataDir: t.TempDir()}, 50*time.Millisecond, func() { frees.Add(1) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	c, err := n.Create(ctx, "general")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := make([]feed.Payload, 10_000)
+	for i := range ps {
+		ps[i] = feed.Payload{Kind: feed.KindText, Text: fmt.Sprintf("m%d", i)}
+	}
+	if _, err := n.Send(ctx, c.ID(), ps...); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "memory returned after the burst", func() bool { return frees.Load() == 1 })
+
+	if _, err := n.Send(ctx, c.ID(), ps[:10]...); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // a few quiet spells: no trigger may come
+	if got := frees.Load(); got != 1 {
+		t.Fatalf("memory returned %d times; chat-speed writes must not trigger it", got)
 	}
 }
