@@ -42,6 +42,8 @@ type UI struct {
 
 	skewWarned map[feed.AuthorID]bool // authors whose clock skew was reported
 
+	submitted string // the input line being handled by submit ("" otherwise)
+
 	markPending bool   // a MarkRead of the current channel is queued
 	title       string // the terminal title set last
 	bells       int    // bells rung (tests)
@@ -507,12 +509,24 @@ func (u *UI) submit() {
 	u.hist.add(line)
 	u.ed.clear()
 	u.cur().scroll = 0
+	u.submitted = line
+	defer func() { u.submitted = "" }()
 	if strings.HasPrefix(line, "/") && !strings.HasPrefix(line, "//") {
 		u.command(line)
 		return
 	}
 	line = strings.TrimPrefix(line, "/") // "//text" sends "/text"
 	u.send(feed.Payload{Kind: feed.KindText, Text: line})
+}
+
+// restore puts a line that could not be sent back in the input line, unless
+// the user has started typing another; it says whether it did.
+func (u *UI) restore(line string) bool {
+	if line == "" || !u.ed.empty() {
+		return false
+	}
+	u.ed.set(line)
+	return true
 }
 
 // send appends p to the current channel (off the UI goroutine). The line
@@ -523,8 +537,15 @@ func (u *UI) send(p feed.Payload) {
 		u.fail("You are not in a channel: /new NAME creates one, /join KEY joins one.")
 		return
 	}
+	line := u.submitted
+	back := func() string {
+		if u.restore(line) {
+			return " (your text is back in the input line)"
+		}
+		return ""
+	}
 	if _, err := p.Marshal(); err != nil {
-		u.fail("Not sent: %v", err)
+		u.fail("Not sent: %v%s", err, back())
 		return
 	}
 	id := ci.id
@@ -534,7 +555,7 @@ func (u *UI) send(p feed.Payload) {
 		if err == nil {
 			return nil
 		}
-		return func() { u.fail("Not sent: %v", err) }
+		return func() { u.fail("Not sent: %v%s", err, back()) }
 	})
 }
 

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"fmt"
 	"errors"
 	"strings"
 	"sync"
@@ -36,6 +37,8 @@ type testBackend struct {
 	status  map[feed.DiscoveryID]NetStatus
 	peers   map[feed.DiscoveryID][]PeerInfo
 	netc    chan struct{}
+
+	diskFull atomic.Bool // the store's write check fails (a full disk)
 }
 
 func newTestBackend(t *testing.T) *testBackend {
@@ -44,7 +47,13 @@ func newTestBackend(t *testing.T) *testBackend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := feed.Open(db)
+	b := &testBackend{}
+	st, err := feed.Open(db, feed.WithWriteCheck(func() error {
+		if b.diskFull.Load() {
+			return fmt.Errorf("%w: 3.0 MiB free (test)", storage.ErrDiskFull)
+		}
+		return nil
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,9 +69,10 @@ func newTestBackend(t *testing.T) *testBackend {
 		v.Close()
 		db.Close()
 	})
-	return &testBackend{t: t, db: db, st: st, v: v, id: id, r: &countingReader{Views: v},
+	*b = testBackend{t: t, db: db, st: st, v: v, id: id, r: &countingReader{Views: v},
 		blocked: map[feed.AuthorID]bool{}, status: map[feed.DiscoveryID]NetStatus{},
 		peers: map[feed.DiscoveryID][]PeerInfo{}, netc: make(chan struct{}, 1)}
+	return b
 }
 
 // countingReader counts the pages read backwards (lazy paging).

@@ -588,3 +588,22 @@ func TestEditDeleteReply(t *testing.T) {
 		t.Fatalf("another author's edit was applied:\n%s", s)
 	}
 }
+
+// TestFailedSendKeepsText: a message the store refuses (a full disk) is not
+// lost: the error says so and the text is back in the input line, to send
+// again with Enter once there is space.
+func TestFailedSendKeepsText(t *testing.T) {
+	b := newTestBackend(t)
+	b.channel("general")
+	h := start(t, b, 100, 24)
+	h.waitText("#general")
+	b.diskFull.Store(true)
+	h.typeLine("words worth keeping")
+	s := h.waitText("Not sent: not enough free disk space")
+	if !strings.Contains(s, "(your text is") || !strings.Contains(s, "> words worth keeping") {
+		t.Fatalf("the text was not given back:\n%s", s)
+	}
+	b.diskFull.Store(false)
+	h.key(tcell.KeyEnter, 0, 0)
+	h.waitFor("the message sent", func(s string) bool { return strings.Contains(s, "│ words worth keeping") })
+}
