@@ -169,6 +169,16 @@ func (n *Node) Send(ctx context.Context, ch feed.DiscoveryID, ps ...feed.Payload
 	return n.store.Append(ctx, n.id, ch, ps...)
 }
 
+// Message returns the payload of author a's entry seq in channel ch, or an
+// error wrapping feed.ErrNotFound if it is not held.
+func (n *Node) Message(ch feed.DiscoveryID, a feed.AuthorID, seq uint64) (feed.Payload, error) {
+	e, err := n.store.Get(ch, a, seq)
+	if err != nil {
+		return feed.Payload{}, err
+	}
+	return feed.UnmarshalPayload(e.Payload)
+}
+
 // Create makes a new channel named name and joins it.
 func (n *Node) Create(ctx context.Context, name string) (feed.Channel, error) {
 	k, err := feed.NewChannelKey()

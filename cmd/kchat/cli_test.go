@@ -327,3 +327,52 @@ func TestReadFollow(t *testing.T) {
 		t.Fatalf("a message printed twice:\n%s", out.String())
 	}
 }
+
+// TestSendReplyEditDelete: send --reply-to, --edit and --delete write
+// references to messages that exist, and refuse the rest with a reason.
+func TestSendReplyEditDelete(t *testing.T) {
+	dir := t.TempDir()
+	mustOK(t, kchat(t, dir, "", "new", "general"))
+	me := strings.TrimSpace(mustOK(t, kchat(t, dir, "", "id")).stdout)
+	mustOK(t, kchat(t, dir, "", "nick", "ann"))                // seq 0: a nick entry
+	mustOK(t, kchat(t, dir, "", "send", "general", "helo"))    // seq 1
+	mustOK(t, kchat(t, dir, "", "send", "general", "to drop")) // seq 2
+	if out := mustOK(t, kchat(t, dir, "", "send", "general", "--edit", "1", "hello")).stdout; out != "ok 3\n" {
+		t.Fatalf("edit: %q", out)
+	}
+	mustOK(t, kchat(t, dir, "", "send", "general", "--delete", "2"))
+	mustOK(t, kchat(t, dir, "", "send", "general", "--reply-to", me+":1", "answer"))
+
+	for _, bad := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--edit", "0", "x"}, "is a nick, not a message"},
+		{[]string{"--edit", "99", "x"}, "not found"},
+		{[]string{"--delete", "1", "x"}, "takes no TEXT"},
+		{[]string{"--reply-to", me + ":99", "x"}, "not found"},
+		{[]string{"--reply-to", "nope:1", "x"}, "reply-to"},
+		{[]string{"--reply-to", me + ":1", "--edit", "1", "x"}, "one of"},
+		{[]string{"--edit", "1", "--stdin"}, "not --stdin"},
+	} {
+		r := kchat(t, dir, "", append([]string{"send", "general"}, bad.args...)...)
+		if r.code == 0 || !strings.Contains(r.stderr, bad.want) {
+			t.Errorf("send %v: exit %d, stderr %q; want an error with %q", bad.args, r.code, r.stderr, bad.want)
+		}
+	}
+	out := mustOK(t, kchat(t, dir, "", "read", "general", "--json")).stdout
+	var got []jsonMessage
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var m jsonMessage
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatal(err)
+		}
+		if m.Kind == "text" {
+			got = append(got, m)
+		}
+	}
+	if len(got) != 3 || got[0].Text != "hello" || !got[0].Edited || !got[1].Deleted ||
+		got[2].ReplyTo == nil || got[2].ReplyTo.Seq != 1 || got[2].Text != "answer" {
+		t.Fatalf("messages after reply, edit and delete: %+v", got)
+	}
+}

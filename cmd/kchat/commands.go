@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -174,18 +175,35 @@ func (a *app) waitIndexed(ctx context.Context, n *node.Node) error {
 
 func (a *app) sendCmd() *cobra.Command {
 	var fromStdin, emote bool
+	var replyTo string
+	var edit, del int64
 	cmd := &cobra.Command{
 		Use:   "send CHANNEL [TEXT...]",
 		Short: "Send a message (works offline; peers get it when they meet you)",
 		Long: `Send a message to CHANNEL (its name or key). The words of TEXT are joined by
 spaces. With --stdin, every line of standard input is one message; each stored
-message is acknowledged on stdout as "ok SEQ" once it is on disk.`,
+message is acknowledged on stdout as "ok SEQ" once it is on disk.
+
+--reply-to AUTHOR:SEQ answers a message; --edit SEQ replaces the text of your
+message SEQ; --delete SEQ withdraws it (authors and seqs are in read --json).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if fromStdin && len(args) > 1 {
-				return errors.New("give either TEXT or --stdin, not both")
+			changes := 0
+			for _, set := range []bool{replyTo != "", edit >= 0, del >= 0} {
+				if set {
+					changes++
+				}
 			}
-			if !fromStdin && len(args) < 2 {
+			switch {
+			case changes > 1:
+				return errors.New("give one of --reply-to, --edit and --delete")
+			case changes > 0 && fromStdin:
+				return errors.New("--reply-to, --edit and --delete send one message: give TEXT, not --stdin")
+			case del >= 0 && len(args) > 1:
+				return errors.New("--delete takes no TEXT")
+			case fromStdin && len(args) > 1:
+				return errors.New("give either TEXT or --stdin, not both")
+			case !fromStdin && del < 0 && len(args) < 2:
 				return errors.New("nothing to send: give TEXT or --stdin")
 			}
 			kind := feed.KindText
@@ -197,21 +215,77 @@ message is acknowledged on stdout as "ok SEQ" once it is on disk.`,
 				if err != nil {
 					return err
 				}
-				if !fromStdin {
-					es, err := n.Send(ctx, c.ID(), feed.Payload{Kind: kind, Text: strings.Join(args[1:], " ")})
-					if err != nil {
+				if fromStdin {
+					return a.sendLines(ctx, n, c, kind)
+				}
+				p := feed.Payload{Kind: kind, Text: strings.Join(args[1:], " ")}
+				switch {
+				case replyTo != "":
+					if p.Ref, err = messageRef(n, c, replyTo); err != nil {
 						return err
 					}
-					fmt.Fprintf(a.stdout, "ok %d\n", es[0].Seq)
-					return nil
+				case edit >= 0:
+					if err := ownMessage(n, c, uint64(edit)); err != nil {
+						return err
+					}
+					p = feed.Payload{Kind: feed.KindEdit, Text: p.Text, Ref: feed.NewRef(n.Self(), uint64(edit))}
+				case del >= 0:
+					if err := ownMessage(n, c, uint64(del)); err != nil {
+						return err
+					}
+					p = feed.Payload{Kind: feed.KindDelete, Ref: feed.NewRef(n.Self(), uint64(del))}
 				}
-				return a.sendLines(ctx, n, c, kind)
+				es, err := n.Send(ctx, c.ID(), p)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "ok %d\n", es[0].Seq)
+				return nil
 			})
 		},
 	}
 	cmd.Flags().BoolVar(&fromStdin, "stdin", false, "send each line of standard input as a message")
 	cmd.Flags().BoolVar(&emote, "me", false, "send as an action (/me)")
+	cmd.Flags().StringVar(&replyTo, "reply-to", "", "answer message `AUTHOR:SEQ` (AUTHOR: the 64-hex id)")
+	cmd.Flags().Int64Var(&edit, "edit", -1, "replace the text of your message `SEQ` with TEXT")
+	cmd.Flags().Int64Var(&del, "delete", -1, "withdraw your message `SEQ`")
 	return cmd
+}
+
+// messageRef parses AUTHOR:SEQ and checks that the message is held in c.
+func messageRef(n *node.Node, c feed.Channel, s string) (*feed.Ref, error) {
+	as, ss, ok := strings.Cut(s, ":")
+	if !ok {
+		return nil, fmt.Errorf("--reply-to %q: want AUTHOR:SEQ", s)
+	}
+	au, err := feed.ParseAuthorID(as)
+	if err != nil {
+		return nil, fmt.Errorf("--reply-to: %w", err)
+	}
+	seq, err := strconv.ParseUint(ss, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("--reply-to: seq %q is not a number", ss)
+	}
+	p, err := n.Message(c.ID(), au, seq)
+	if err != nil {
+		return nil, fmt.Errorf("--reply-to: message %d of %s in %s: %w", seq, au.Short(), c.Name, err)
+	}
+	if p.Kind != feed.KindText && p.Kind != feed.KindEmote {
+		return nil, fmt.Errorf("--reply-to: message %d of %s is a %s, not a message", seq, au.Short(), p.Kind)
+	}
+	return feed.NewRef(au, seq), nil
+}
+
+// ownMessage checks that the local user's message seq in c can be changed.
+func ownMessage(n *node.Node, c feed.Channel, seq uint64) error {
+	p, err := n.Message(c.ID(), n.Self(), seq)
+	if err != nil {
+		return fmt.Errorf("your message %d in %s: %w", seq, c.Name, err)
+	}
+	if p.Kind != feed.KindText && p.Kind != feed.KindEmote {
+		return fmt.Errorf("your entry %d in %s is a %s, not a message", seq, c.Name, p.Kind)
+	}
+	return nil
 }
 
 // sendLines sends stdin line by line. Lines are batched while more input is
