@@ -383,7 +383,7 @@ func (u *UI) onUpdate(up *update) {
 		b := u.bufs[cu.id]
 		isCur := cur != nil && cur.id == cu.id
 		if b != nil && b.loaded {
-			if cu.count > len(cu.msgs) {
+			if cu.count > len(cu.msgs) || cu.editsLost {
 				// More arrived than were handed over: reload when shown.
 				b.stale = true
 				if isCur && b.scroll == 0 {

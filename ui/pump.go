@@ -143,14 +143,17 @@ func (p *pump) initial() initial {
 
 // chanUpdate is what arrived in one channel since the last update.
 type chanUpdate struct {
-	id     feed.DiscoveryID
-	msgs   []views.Message // the newest arrivals (at most arrivalPage), in arrival order
-	count  int             // how many arrived in all
-	edits  []views.Edit    // edits and deletes that arrived, in arrival order
-	unread views.Unread
-	topic  string
-	nicks  bool // nick claims arrived: display names may have changed
-	live   bool // a live mention of the user arrived (bell)
+	id    feed.DiscoveryID
+	msgs  []views.Message // the newest arrivals (at most arrivalPage), in arrival order
+	count int             // how many arrived in all
+	edits []views.Edit    // edits and deletes that arrived, in arrival order
+	// editsLost: more changes arrived than are handed over; the loaded
+	// page must be read again.
+	editsLost bool
+	unread    views.Unread
+	topic     string
+	nicks     bool // nick claims arrived: display names may have changed
+	live      bool // a live mention of the user arrived (bell)
 }
 
 // update is one batch of changes for the UI.
@@ -197,13 +200,20 @@ func (p *pump) arrivals() *update {
 				break
 			}
 			afterEdit = eds[len(eds)-1].Arrival
-			cu.edits = append(cu.edits, eds...)
+			if !cu.editsLost {
+				cu.edits = append(cu.edits, eds...)
+			}
+			if len(cu.edits) > arrivalPage {
+				// Too many to patch in place (a catch-up): the loaded
+				// page is reloaded instead, with every change applied.
+				cu.edits, cu.editsLost = nil, true
+			}
 			if len(eds) < arrivalPage {
 				break
 			}
 		}
 		p.edits[id] = afterEdit
-		if len(cu.edits) > 0 && cu.count == 0 {
+		if (len(cu.edits) > 0 || cu.editsLost) && cu.count == 0 {
 			cu.unread, _ = r.Unread(id)
 			cu.topic, _ = r.Topic(id)
 			u.per = append(u.per, cu)

@@ -607,3 +607,21 @@ func TestFailedSendKeepsText(t *testing.T) {
 	h.key(tcell.KeyEnter, 0, 0)
 	h.waitFor("the message sent", func(s string) bool { return strings.Contains(s, "│ words worth keeping") })
 }
+
+// TestManyEditsAtOnce: more changes than are patched in place (a catch-up)
+// reload the page, which shows the latest state.
+func TestManyEditsAtOnce(t *testing.T) {
+	b := newTestBackend(t)
+	ch := b.channel("general")
+	h := start(t, b, 100, 24)
+	h.waitText("#general")
+	bob := newPeer(t)
+	b.post(bob, ch, nick("bob"), text("draft"))
+	h.waitText("draft")
+	var eds []feed.Payload
+	for i := range 2*arrivalPage + 7 {
+		eds = append(eds, feed.Payload{Kind: feed.KindEdit, Text: fmt.Sprintf("version %d", i), Ref: feed.NewRef(bob.ID(), 1)})
+	}
+	b.post(bob, ch, eds...)
+	h.waitText(fmt.Sprintf("version %d (edited)", 2*arrivalPage+6))
+}
