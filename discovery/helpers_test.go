@@ -1,15 +1,14 @@
 package discovery
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"github.com/kchat-p2p/kchat/internal/testutil"
 	"log/slog"
 	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,27 +24,8 @@ func inTestNamespace() bool { return os.Getenv(inNamespaceEnv) == "1" }
 
 var loopbackListen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
 
-// syncBuffer collects a test's logs; printed only if the test fails (library logs
-// are routed process-wide, so writing to t.Log after the test ended would panic).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func testLogger(t testing.TB) *slog.Logger {
-	buf := &syncBuffer{}
+	buf := &testutil.SyncBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv("KCHAT_TEST_LOGS") != "" {
 			t.Logf("node logs:\n%s", buf.String())

@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"github.com/kchat-p2p/kchat/internal/testutil"
 	"log"
 	"log/slog"
 	"strings"
@@ -13,7 +14,7 @@ import (
 // TestLibraryLogsRouted: go-libp2p (gologshim/slog), go-log (zap, kad-dht) and the
 // standard library logger (zeroconf) all end up in Config.Logger, filtered at Warn.
 func TestLibraryLogsRouted(t *testing.T) {
-	buf := &syncBuffer{}
+	buf := &testutil.SyncBuffer{}
 	cfg := localConfig(t)
 	cfg.NoDHT = true
 	cfg.Logger = slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -5,10 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/kchat-p2p/kchat/internal/testutil"
 	"io"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -179,14 +179,7 @@ func TestPrintableNeutralisesTerminalTricks(t *testing.T) {
 func TestChannelsCountIsCurrent(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	n, err := node.Open(ctx, node.Options{DataDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := n.Create(ctx, "general")
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, c := openWithChannel(t, dir)
 	ps := make([]feed.Payload, 20000)
 	for i := range ps {
 		ps[i] = feed.Payload{Kind: feed.KindText, Text: fmt.Sprintf("m%d", i)}
@@ -207,14 +200,7 @@ func TestChannelsCountIsCurrent(t *testing.T) {
 func TestReadShowsEditsAndReplies(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	n, err := node.Open(ctx, node.Options{DataDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := n.Create(ctx, "general")
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, c := openWithChannel(t, dir)
 	me := n.Self()
 	ps := []feed.Payload{
 		{Kind: feed.KindText, Text: "helo"},
@@ -254,43 +240,18 @@ func TestReadShowsEditsAndReplies(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestReadFollow: read --follow prints new messages as they arrive, and
 // edits and deletes of earlier ones as lines of their own.
 func TestReadFollow(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	n, err := node.Open(ctx, node.Options{DataDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, c := openWithChannel(t, dir)
 	defer n.Close()
-	c, err := n.Create(ctx, "general")
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := n.Send(ctx, c.ID(), feed.Payload{Kind: feed.KindText, Text: "old"}); err != nil {
 		t.Fatal(err)
 	}
-	var out, errb syncBuffer
+	var out, errb testutil.SyncBuffer
 	done := make(chan int)
 	go func() {
 		done <- run(ctx, []string{"read", "general", "--follow", "--json"}, strings.NewReader(""), &out, &errb, &served{node: n})
@@ -375,4 +336,20 @@ func TestSendReplyEditDelete(t *testing.T) {
 		got[2].ReplyTo == nil || got[2].ReplyTo.Seq != 1 || got[2].Text != "answer" {
 		t.Fatalf("messages after reply, edit and delete: %+v", got)
 	}
+}
+
+// openWithChannel opens a node on dir (offline) with a new channel "general".
+// The caller closes the node (some tests close it early on purpose).
+func openWithChannel(t *testing.T, dir string) (*node.Node, feed.Channel) {
+	t.Helper()
+	n, err := node.Open(context.Background(), node.Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := n.Create(context.Background(), "general")
+	if err != nil {
+		n.Close()
+		t.Fatal(err)
+	}
+	return n, c
 }
