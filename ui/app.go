@@ -43,6 +43,7 @@ type UI struct {
 	skewWarned map[feed.AuthorID]bool // authors whose clock skew was reported
 
 	submitted string // the input line being handled by submit ("" otherwise)
+	away      bool   // the terminal reported that it lost focus
 
 	markPending bool   // a MarkRead of the current channel is queued
 	title       string // the terminal title set last
@@ -102,7 +103,9 @@ func New(b Backend, screen tcell.Screen, opts ...Option) *UI {
 		o(u)
 	}
 	u.app = tview.NewApplication()
-	u.app.SetScreen(screen)
+	u.app.SetScreen(&focusScreen{Screen: screen, onFocus: func(focused bool) {
+		u.app.QueueUpdateDraw(func() { u.setFocused(focused) })
+	}})
 	u.app.EnableMouse(true)
 	u.app.EnablePaste(true)
 	u.root = newRootView(u)
@@ -404,7 +407,7 @@ func (u *UI) onUpdate(up *update) {
 				b.summarise(cu.count, u.now())
 			}
 		}
-		if isCur {
+		if isCur && !u.away {
 			ci.unread = views.Unread{}
 			if b != nil && b.scroll == 0 {
 				u.markRead()
@@ -454,7 +457,7 @@ func humanSkew(d time.Duration) string {
 func (u *UI) updateTitle() {
 	n := 0
 	for _, ci := range u.chans.chans {
-		if ci != u.chans.current() {
+		if ci != u.chans.current() || u.away {
 			n += ci.unread.Mentions
 		}
 	}

@@ -625,3 +625,48 @@ func TestManyEditsAtOnce(t *testing.T) {
 	b.post(bob, ch, eds...)
 	h.waitText(fmt.Sprintf("version %d (edited)", 2*arrivalPage+6))
 }
+
+// TestAwayKeepsUnread: while the terminal reports it lost focus, messages
+// arriving in the open channel stay unread (and mentions count in the
+// title); back in focus, the "new messages" line marks where the user left
+// off and the channel counts as read.
+func TestAwayKeepsUnread(t *testing.T) {
+	b := newTestBackend(t)
+	ch := b.channel("general")
+	h := start(t, b, 100, 24)
+	h.waitText("#general")
+	bob := newPeer(t)
+	b.post(bob, ch, nick("bob"), text("before"))
+	h.waitText("before")
+
+	if err := h.scr.PostEvent(tcell.NewEventFocus(false)); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("away", func(string) bool {
+		var away bool
+		h.onUI(func() { away = h.u.away })
+		return away
+	})
+	b.post(bob, ch, text("while you were away"))
+	h.waitText("while you were away")
+	var unread int
+	h.onUI(func() { unread = h.u.chans.current().unread.Messages })
+	if unread != 1 {
+		t.Fatalf("open channel shows %d unread while away, want 1", unread)
+	}
+	if u, _ := b.v.Unread(ch.ID()); u.Messages != 1 {
+		t.Fatalf("the views count %d unread while away: marked read", u.Messages)
+	}
+
+	if err := h.scr.PostEvent(tcell.NewEventFocus(true)); err != nil {
+		t.Fatal(err)
+	}
+	s := h.waitText("new message")
+	if i, j := strings.Index(s, "before"), strings.Index(s, "new message"); i < 0 || j < i || j > strings.Index(s, "while you were away") {
+		t.Fatalf("the new-messages line is not where the user left off:\n%s", s)
+	}
+	h.waitFor("marked read", func(string) bool {
+		u, _ := b.v.Unread(ch.ID())
+		return u.Messages == 0
+	})
+}
