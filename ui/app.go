@@ -44,6 +44,7 @@ type UI struct {
 
 	submitted string // the input line being handled by submit ("" otherwise)
 	away      bool   // the terminal reported that it lost focus
+	notify    func(ctx context.Context, title, body string) error
 
 	markPending bool   // a MarkRead of the current channel is queued
 	title       string // the terminal title set last
@@ -65,6 +66,26 @@ func WithPageSize(n int) Option {
 			u.page = n
 		}
 	}
+}
+
+// WithNotify sets a function called for each live mention of the user
+// that they are not looking at (another channel, or the terminal not
+// focused), to show a desktop notification. It runs off the UI goroutine;
+// title and body are plain text, cleaned of control characters.
+func WithNotify(notify func(ctx context.Context, title, body string) error) Option {
+	return func(u *UI) { u.notify = notify }
+}
+
+// notice runs the notify hook for mention m in channel ci.
+func (u *UI) notice(ci *chanInfo, m views.Message) {
+	title := fmt.Sprintf("%s in #%s", cleanInline(displayName(&m), 40), cleanInline(ci.ch.Name, 40))
+	body := cleanInline(m.Text, 300)
+	u.do(func(ctx context.Context) func() {
+		if err := u.notify(ctx, title, body); err != nil {
+			u.log.Warn("desktop notification failed", "err", err)
+		}
+		return nil
+	})
 }
 
 // WithLogger sets a logger for problems the UI notices (backend errors are
@@ -415,6 +436,11 @@ func (u *UI) onUpdate(up *update) {
 		}
 		if cu.live {
 			bell = true
+		}
+		if u.notify != nil && (!isCur || u.away) {
+			for _, m := range cu.mentions {
+				u.notice(ci, m)
+			}
 		}
 	}
 	if bell {

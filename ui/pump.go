@@ -154,6 +154,9 @@ type chanUpdate struct {
 	topic     string
 	nicks     bool // nick claims arrived: display names may have changed
 	live      bool // a live mention of the user arrived (bell)
+	// mentions are the live mentions (at most maxNotices), for desktop
+	// notifications.
+	mentions []views.Message
 }
 
 // update is one batch of changes for the UI.
@@ -231,6 +234,9 @@ func (p *pump) arrivals() *update {
 			}
 			if m.Mention && !m.Own && cu.count <= bulkArrivals && now.Sub(m.Time) < liveWindow {
 				cu.live = true
+				if len(cu.mentions) < maxNotices {
+					cu.mentions = append(cu.mentions, *m)
+				}
 			}
 		}
 		u.per = append(u.per, cu)
@@ -240,6 +246,9 @@ func (p *pump) arrivals() *update {
 	}
 	return u
 }
+
+// maxNotices: at most this many desktop notifications per channel and update.
+const maxNotices = 3
 
 // bulkArrivals: more arrivals than this in one channel and update is a
 // catch-up, summarised instead of announced.

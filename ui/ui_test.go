@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -669,4 +671,49 @@ func TestAwayKeepsUnread(t *testing.T) {
 		u, _ := b.v.Unread(ch.ID())
 		return u.Messages == 0
 	})
+}
+
+// TestDesktopNotifications: a live mention in a channel the user is not
+// looking at calls the notify hook once, with plain text; a mention in the
+// open channel of a focused terminal does not, nor does catching up.
+func TestDesktopNotifications(t *testing.T) {
+	b := newTestBackend(t)
+	ch := b.channel("general")
+	other := b.channel("other")
+	if err := b.SetNick(context.Background(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	peer := newPeer(t)
+	ps := make([]feed.Payload, 100)
+	for i := range ps {
+		ps[i] = text(fmt.Sprintf("alice, old %d", i))
+	}
+	b.replicate(peer, other, time.Now().Add(-3*time.Hour), ps...)
+	b.catchUp()
+
+	var mu sync.Mutex
+	var got []string
+	notify := func(_ context.Context, title, body string) error {
+		mu.Lock()
+		got = append(got, title+" | "+body)
+		mu.Unlock()
+		return nil
+	}
+	notices := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
+	h := start(t, b, 100, 24, WithNotify(notify))
+	h.waitText("#general")
+	b.post(peer, ch, nick("bob"), text("alice: here, in the open channel"))
+	h.waitText("in the open channel")
+	b.post(peer, other, text("alice: ping from #other\x1b[2J"))
+	h.waitFor("a notification", func(string) bool { return len(notices()) > 0 })
+	b.post(peer, ch, text("done"))
+	h.waitText("done")
+	// bob's nick is claimed in #general only: in #other he is his short id.
+	if n := notices(); len(n) != 1 || n[0] != peer.ID().Short()+" in #other | alice: ping from #other" {
+		t.Fatalf("notifications %q, want one for the mention in #other", n)
+	}
 }

@@ -29,6 +29,8 @@ type app struct {
 
 	node    *node.Node
 	logFile *os.File
+
+	notifyCmd string // --notify: desktop notification command (UI only)
 }
 
 func (a *app) rootCmd() *cobra.Command {
@@ -45,6 +47,7 @@ Run without a command to open the chat UI.`,
 		Args:          cobra.NoArgs,
 		RunE:          a.runUI,
 	}
+	root.Flags().StringVar(&a.notifyCmd, "notify", "", "desktop notifications: run `COMMAND` with a title and a text for each mention you are not looking at (e.g. 'notify-send -a kchat')")
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.dataDir, "data", node.DefaultDataDir(), "data dir (identity, store, logs)")
 	pf.BoolVar(&a.debug, "debug", false, "debug logging (to kchat.log in the data dir)")

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"github.com/kchat-p2p/kchat/internal/testutil"
 	"io"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -352,4 +354,44 @@ func openWithChannel(t *testing.T, dir string) (*node.Node, feed.Channel) {
 		t.Fatal(err)
 	}
 	return n, c
+}
+
+// TestNotifier: --notify runs the command with the title and text as two
+// arguments (no shell: text from peers cannot inject anything), and a
+// command that is not there is an error at start.
+func TestNotifier(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	script := filepath.Join(dir, "notify")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nprintf '%s|%s|%s|%s\\n' \"$1\" \"$2\" \"$3\" \"$4\" >> "+out+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	notify, err := notifier(script + " -a kchat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := notify(context.Background(), "bob in #general", "alice: $(touch pwned); `id`"); err != nil {
+		t.Fatal(err)
+	}
+	want := "-a|kchat|bob in #general|alice: $(touch pwned); `id`\n"
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(out)
+		if string(b) == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("notify command wrote %q, want %q", b, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pwned")); err == nil {
+		t.Fatal("message text was run by a shell")
+	}
+	if _, err := notifier("/no/such/notifier"); err == nil {
+		t.Fatal("a missing notify command was accepted")
+	}
+	if _, err := notifier("  "); err == nil {
+		t.Fatal("an empty notify command was accepted")
+	}
 }

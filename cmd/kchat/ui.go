@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"strings"
 	"time"
 
 	"github.com/kchat-p2p/kchat/feed"
@@ -35,7 +37,43 @@ func (a *app) runUI(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	defer srv.Close()
-	return ui.Run(ctx, newUIBackend(ctx, n), ui.WithLogger(log))
+	opts := []ui.Option{ui.WithLogger(log)}
+	if a.notifyCmd != "" {
+		notify, err := notifier(a.notifyCmd)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, ui.WithNotify(notify))
+	}
+	return ui.Run(ctx, newUIBackend(ctx, n), opts...)
+}
+
+// notifier runs command (split at spaces, no shell) with a mention's title
+// and body appended as two arguments, for desktop notifications: e.g.
+// "notify-send -a kchat" on Linux. It returns once the command started; a
+// command still running after 10 s is killed.
+func notifier(command string) (func(ctx context.Context, title, body string) error, error) {
+	argv := strings.Fields(command)
+	if len(argv) == 0 {
+		return nil, errors.New("--notify: empty command")
+	}
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		return nil, fmt.Errorf("--notify: %w", err)
+	}
+	return func(ctx context.Context, title, body string) error {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		cmd := exec.CommandContext(ctx, path, append(argv[1:], title, body)...)
+		if err := cmd.Start(); err != nil {
+			cancel()
+			return fmt.Errorf("notify: %w", err)
+		}
+		go func() { // reaps the process; ends with it or at the timeout
+			defer cancel()
+			cmd.Wait()
+		}()
+		return nil
+	}, nil
 }
 
 type discard struct{}
