@@ -45,6 +45,8 @@ type UI struct {
 	submitted string // the input line being handled by submit ("" otherwise)
 	away      bool   // the terminal reported that it lost focus
 	notify    func(ctx context.Context, title, body string) error
+	bindings  KeyBindings
+	keys      []keyAction // keyActions with the bindings applied
 
 	markPending bool   // a MarkRead of the current channel is queued
 	title       string // the terminal title set last
@@ -123,6 +125,7 @@ func New(b Backend, screen tcell.Screen, opts ...Option) *UI {
 	for _, o := range opts {
 		o(u)
 	}
+	u.keys = applyBindings(keyActions, u.bindings)
 	u.app = tview.NewApplication()
 	u.app.SetScreen(&focusScreen{Screen: screen, onFocus: func(focused bool) {
 		u.app.QueueUpdateDraw(func() { u.setFocused(focused) })

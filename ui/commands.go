@@ -90,7 +90,7 @@ func (u *UI) command(line string) {
 
 // help shows commands and keys, generated from the tables.
 func (u *UI) help() {
-	u.note("%s", helpText())
+	u.note("%s", helpText(u.keys))
 }
 
 func (u *UI) needChannel() *chanInfo {
@@ -515,12 +515,16 @@ func (u *UI) setBlock(a feed.AuthorID, block bool) {
 
 // helpText is /help: keys first, then commands, so the commands are what a
 // small terminal shows (PgUp shows the keys).
-func helpText() string {
+func helpText(keys []keyAction) string {
 	var b strings.Builder
 	b.WriteString("Keys:")
-	for _, a := range keyActions {
+	for _, a := range keys {
 		fmt.Fprintf(&b, "\n  %-22s %s", a.name, a.help)
+		if a.id != "" {
+			fmt.Fprintf(&b, " [%s]", a.id)
+		}
 	}
+	b.WriteString("\nKeys can be changed in the file \"keys\" of the data dir: one \"ACTION = KEY, KEY\" per line, ACTION as in brackets.")
 	b.WriteString("\nMouse: the wheel scrolls; a click on a channel opens it.")
 	b.WriteString("\nNicknames are claims: two authors with one nickname are shown with a ~suffix of their id.")
 	b.WriteString("\nA ~ after a time (15:04~) means the author's clock disagreed: the message is placed when it arrived or after the author's previous one.")

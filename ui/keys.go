@@ -18,6 +18,7 @@ type keySpec struct {
 }
 
 type keyAction struct {
+	id   string // the name in a keys file ("" if it cannot be rebound)
 	keys []keySpec
 	name string // as shown in help: "Ctrl+N, Alt+Right"
 	help string
@@ -33,55 +34,55 @@ var keyActions []keyAction
 
 func init() {
 	keyActions = []keyAction{
-		{[]keySpec{k(tcell.KeyEnter)}, "Enter", "send the line (or run the /command)", (*UI).submit},
-		{[]keySpec{k(tcell.KeyCtrlN), altK(tcell.KeyRight)}, "Ctrl+N, Alt+Right", "next channel", func(u *UI) { u.switchTo(u.chans.step(1)) }},
-		{[]keySpec{k(tcell.KeyCtrlP), altK(tcell.KeyLeft)}, "Ctrl+P, Alt+Left", "previous channel", func(u *UI) { u.switchTo(u.chans.step(-1)) }},
-		{digitKeys(), "Alt+1..9, Alt+0", "channel 1..9, 10", nil},
-		{[]keySpec{alt('a')}, "Alt+A", "next channel with mentions, else with unread messages", func(u *UI) { u.switchTo(u.chans.nextActive()) }},
-		{[]keySpec{k(tcell.KeyPgUp)}, "PgUp", "scroll up a page (older history loads as you go)", func(u *UI) { u.cur().scrollUp(u.cur().page()) }},
-		{[]keySpec{k(tcell.KeyPgDn)}, "PgDn", "scroll down a page", func(u *UI) { u.scrollDown(u.cur().page()) }},
-		{[]keySpec{ctlK(tcell.KeyHome), altK(tcell.KeyHome)}, "Ctrl+Home, Alt+Home", "scroll to the oldest loaded message (again: older)", (*UI).scrollTop},
-		{[]keySpec{ctlK(tcell.KeyEnd), altK(tcell.KeyEnd)}, "Ctrl+End, Alt+End", "back to the newest messages", (*UI).scrollBottom},
-		{[]keySpec{k(tcell.KeyHome), k(tcell.KeyCtrlA)}, "Home, Ctrl+A", "start of the input line (Home on an empty line: oldest loaded)", func(u *UI) {
+		{"send", []keySpec{k(tcell.KeyEnter)}, "Enter", "send the line (or run the /command)", (*UI).submit},
+		{"next-channel", []keySpec{k(tcell.KeyCtrlN), altK(tcell.KeyRight)}, "Ctrl+N, Alt+Right", "next channel", func(u *UI) { u.switchTo(u.chans.step(1)) }},
+		{"prev-channel", []keySpec{k(tcell.KeyCtrlP), altK(tcell.KeyLeft)}, "Ctrl+P, Alt+Left", "previous channel", func(u *UI) { u.switchTo(u.chans.step(-1)) }},
+		{"", digitKeys(), "Alt+1..9, Alt+0", "channel 1..9, 10", nil},
+		{"next-active", []keySpec{alt('a')}, "Alt+A", "next channel with mentions, else with unread messages", func(u *UI) { u.switchTo(u.chans.nextActive()) }},
+		{"page-up", []keySpec{k(tcell.KeyPgUp)}, "PgUp", "scroll up a page (older history loads as you go)", func(u *UI) { u.cur().scrollUp(u.cur().page()) }},
+		{"page-down", []keySpec{k(tcell.KeyPgDn)}, "PgDn", "scroll down a page", func(u *UI) { u.scrollDown(u.cur().page()) }},
+		{"scroll-top", []keySpec{ctlK(tcell.KeyHome), altK(tcell.KeyHome)}, "Ctrl+Home, Alt+Home", "scroll to the oldest loaded message (again: older)", (*UI).scrollTop},
+		{"scroll-bottom", []keySpec{ctlK(tcell.KeyEnd), altK(tcell.KeyEnd)}, "Ctrl+End, Alt+End", "back to the newest messages", (*UI).scrollBottom},
+		{"line-start", []keySpec{k(tcell.KeyHome), k(tcell.KeyCtrlA)}, "Home, Ctrl+A", "start of the input line (Home on an empty line: oldest loaded)", func(u *UI) {
 			if u.ed.empty() && u.ed.cur == 0 {
 				u.scrollTop()
 				return
 			}
 			u.ed.home()
 		}},
-		{[]keySpec{k(tcell.KeyEnd), k(tcell.KeyCtrlE)}, "End, Ctrl+E", "end of the input line (End on an empty line: newest)", func(u *UI) {
+		{"line-end", []keySpec{k(tcell.KeyEnd), k(tcell.KeyCtrlE)}, "End, Ctrl+E", "end of the input line (End on an empty line: newest)", func(u *UI) {
 			if u.ed.empty() {
 				u.scrollBottom()
 				return
 			}
 			u.ed.end()
 		}},
-		{[]keySpec{k(tcell.KeyUp)}, "Up", "previous sent line (history)", func(u *UI) {
+		{"history-up", []keySpec{k(tcell.KeyUp)}, "Up", "previous sent line (history)", func(u *UI) {
 			if s, ok := u.hist.up(u.ed.String()); ok {
 				u.ed.set(s)
 			}
 		}},
-		{[]keySpec{k(tcell.KeyDown)}, "Down", "next line in history", func(u *UI) {
+		{"history-down", []keySpec{k(tcell.KeyDown)}, "Down", "next line in history", func(u *UI) {
 			if s, ok := u.hist.down(u.ed.String()); ok {
 				u.ed.set(s)
 			}
 		}},
-		{[]keySpec{k(tcell.KeyTab)}, "Tab", "complete a nickname or /command (again: next match)", func(u *UI) {
+		{"complete", []keySpec{k(tcell.KeyTab)}, "Tab", "complete a nickname or /command (again: next match)", func(u *UI) {
 			u.comp.complete(&u.ed, u.completions)
 		}},
-		{[]keySpec{k(tcell.KeyLeft), k(tcell.KeyCtrlB)}, "Left, Ctrl+B", "cursor left", func(u *UI) { u.ed.left() }},
-		{[]keySpec{k(tcell.KeyRight), k(tcell.KeyCtrlF)}, "Right, Ctrl+F", "cursor right", func(u *UI) { u.ed.right() }},
-		{[]keySpec{alt('b'), ctlK(tcell.KeyLeft)}, "Alt+B, Ctrl+Left", "word left", func(u *UI) { u.ed.wordLeft() }},
-		{[]keySpec{alt('f'), ctlK(tcell.KeyRight)}, "Alt+F, Ctrl+Right", "word right", func(u *UI) { u.ed.wordRight() }},
-		{[]keySpec{k(tcell.KeyBackspace), k(tcell.KeyBackspace2)}, "Backspace", "delete left", func(u *UI) { u.ed.backspace() }},
-		{[]keySpec{k(tcell.KeyDelete), k(tcell.KeyCtrlD)}, "Delete, Ctrl+D", "delete right", func(u *UI) { u.ed.del() }},
-		{[]keySpec{k(tcell.KeyCtrlU)}, "Ctrl+U", "delete to the start of the line", func(u *UI) { u.ed.killToStart() }},
-		{[]keySpec{k(tcell.KeyCtrlK)}, "Ctrl+K", "delete to the end of the line", func(u *UI) { u.ed.killToEnd() }},
-		{[]keySpec{k(tcell.KeyCtrlW), altK(tcell.KeyBackspace2), altK(tcell.KeyBackspace)}, "Ctrl+W, Alt+Backspace", "delete the word left", func(u *UI) { u.ed.killWord() }},
-		{[]keySpec{k(tcell.KeyCtrlY)}, "Ctrl+Y", "paste what was last deleted", func(u *UI) { u.ed.yank() }},
-		{[]keySpec{k(tcell.KeyCtrlL)}, "Ctrl+L", "redraw the screen", func(u *UI) { u.app.Sync() }},
-		{[]keySpec{k(tcell.KeyF1)}, "F1", "help", func(u *UI) { u.help() }},
-		{[]keySpec{k(tcell.KeyCtrlC)}, "Ctrl+C", "quit (same as /quit)", (*UI).quit},
+		{"left", []keySpec{k(tcell.KeyLeft), k(tcell.KeyCtrlB)}, "Left, Ctrl+B", "cursor left", func(u *UI) { u.ed.left() }},
+		{"right", []keySpec{k(tcell.KeyRight), k(tcell.KeyCtrlF)}, "Right, Ctrl+F", "cursor right", func(u *UI) { u.ed.right() }},
+		{"word-left", []keySpec{alt('b'), ctlK(tcell.KeyLeft)}, "Alt+B, Ctrl+Left", "word left", func(u *UI) { u.ed.wordLeft() }},
+		{"word-right", []keySpec{alt('f'), ctlK(tcell.KeyRight)}, "Alt+F, Ctrl+Right", "word right", func(u *UI) { u.ed.wordRight() }},
+		{"backspace", []keySpec{k(tcell.KeyBackspace), k(tcell.KeyBackspace2)}, "Backspace", "delete left", func(u *UI) { u.ed.backspace() }},
+		{"delete", []keySpec{k(tcell.KeyDelete), k(tcell.KeyCtrlD)}, "Delete, Ctrl+D", "delete right", func(u *UI) { u.ed.del() }},
+		{"kill-to-start", []keySpec{k(tcell.KeyCtrlU)}, "Ctrl+U", "delete to the start of the line", func(u *UI) { u.ed.killToStart() }},
+		{"kill-to-end", []keySpec{k(tcell.KeyCtrlK)}, "Ctrl+K", "delete to the end of the line", func(u *UI) { u.ed.killToEnd() }},
+		{"kill-word", []keySpec{k(tcell.KeyCtrlW), altK(tcell.KeyBackspace2), altK(tcell.KeyBackspace)}, "Ctrl+W, Alt+Backspace", "delete the word left", func(u *UI) { u.ed.killWord() }},
+		{"yank", []keySpec{k(tcell.KeyCtrlY)}, "Ctrl+Y", "paste what was last deleted", func(u *UI) { u.ed.yank() }},
+		{"redraw", []keySpec{k(tcell.KeyCtrlL)}, "Ctrl+L", "redraw the screen", func(u *UI) { u.app.Sync() }},
+		{"help", []keySpec{k(tcell.KeyF1)}, "F1", "help", func(u *UI) { u.help() }},
+		{"quit", []keySpec{k(tcell.KeyCtrlC)}, "Ctrl+C", "quit (same as /quit)", (*UI).quit},
 	}
 }
 
@@ -128,7 +129,7 @@ func (u *UI) handleKey(ev *tcell.EventKey) {
 		u.switchTo(i)
 		return
 	}
-	for _, a := range keyActions {
+	for _, a := range u.keys {
 		if a.run == nil {
 			continue
 		}

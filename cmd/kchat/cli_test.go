@@ -395,3 +395,19 @@ func TestNotifier(t *testing.T) {
 		t.Fatal("an empty notify command was accepted")
 	}
 }
+
+// TestBadKeysFile: a keys file the UI cannot use stops it before it takes
+// the terminal, naming the file and the line.
+func TestBadKeysFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "keys"), []byte("# mine\nnext-channel = Ctrl+Nope\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := kchat(t, dir, "", "--no-mdns", "--no-dht", "--no-nat", "--listen", "/ip4/127.0.0.1/tcp/0")
+	if r.code == 0 || !strings.Contains(r.stderr, "keys: line 2: key \"Ctrl+Nope\"") {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -24,6 +25,10 @@ func (a *app) runUI(cmd *cobra.Command, _ []string) error {
 			return fmt.Errorf("kchat is already running on %s (one UI or seed per data dir; use another --data)", a.dataDir)
 		}
 	}
+	kb, err := loadKeys(filepath.Join(a.dataDir, "keys"))
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(cmd.Context())
 	defer cancel()
 	log := a.logger()
@@ -37,7 +42,7 @@ func (a *app) runUI(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	defer srv.Close()
-	opts := []ui.Option{ui.WithLogger(log)}
+	opts := []ui.Option{ui.WithLogger(log), ui.WithKeyBindings(kb)}
 	if a.notifyCmd != "" {
 		notify, err := notifier(a.notifyCmd)
 		if err != nil {
@@ -46,6 +51,23 @@ func (a *app) runUI(cmd *cobra.Command, _ []string) error {
 		opts = append(opts, ui.WithNotify(notify))
 	}
 	return ui.Run(ctx, newUIBackend(ctx, n), opts...)
+}
+
+// loadKeys reads the UI's key bindings from path (none if it does not exist).
+func loadKeys(path string) (ui.KeyBindings, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("key bindings: %w", err)
+	}
+	defer f.Close()
+	kb, err := ui.ParseKeyBindings(f)
+	if err != nil {
+		return nil, fmt.Errorf("key bindings in %s: %w", path, err)
+	}
+	return kb, nil
 }
 
 // notifier runs command (split at spaces, no shell) with a mention's title
