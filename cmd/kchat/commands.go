@@ -176,7 +176,7 @@ func (a *app) waitIndexed(ctx context.Context, n *node.Node) error {
 func (a *app) sendCmd() *cobra.Command {
 	var fromStdin, emote bool
 	var replyTo string
-	var edit, del int64
+	var edit, del uint64
 	cmd := &cobra.Command{
 		Use:   "send CHANNEL [TEXT...]",
 		Short: "Send a message (works offline; peers get it when they meet you)",
@@ -188,8 +188,9 @@ message is acknowledged on stdout as "ok SEQ" once it is on disk.
 message SEQ; --delete SEQ withdraws it (authors and seqs are in read --json).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			editing, deleting := cmd.Flags().Changed("edit"), cmd.Flags().Changed("delete")
 			changes := 0
-			for _, set := range []bool{replyTo != "", edit >= 0, del >= 0} {
+			for _, set := range []bool{replyTo != "", editing, deleting} {
 				if set {
 					changes++
 				}
@@ -199,11 +200,11 @@ message SEQ; --delete SEQ withdraws it (authors and seqs are in read --json).`,
 				return errors.New("give one of --reply-to, --edit and --delete")
 			case changes > 0 && fromStdin:
 				return errors.New("--reply-to, --edit and --delete send one message: give TEXT, not --stdin")
-			case del >= 0 && len(args) > 1:
+			case deleting && len(args) > 1:
 				return errors.New("--delete takes no TEXT")
 			case fromStdin && len(args) > 1:
 				return errors.New("give either TEXT or --stdin, not both")
-			case !fromStdin && del < 0 && len(args) < 2:
+			case !fromStdin && !deleting && len(args) < 2:
 				return errors.New("nothing to send: give TEXT or --stdin")
 			}
 			kind := feed.KindText
@@ -224,16 +225,16 @@ message SEQ; --delete SEQ withdraws it (authors and seqs are in read --json).`,
 					if p.Ref, err = messageRef(n, c, replyTo); err != nil {
 						return err
 					}
-				case edit >= 0:
-					if err := ownMessage(n, c, uint64(edit)); err != nil {
+				case editing:
+					if err := ownMessage(n, c, edit); err != nil {
 						return err
 					}
-					p = feed.Payload{Kind: feed.KindEdit, Text: p.Text, Ref: feed.NewRef(n.Self(), uint64(edit))}
-				case del >= 0:
-					if err := ownMessage(n, c, uint64(del)); err != nil {
+					p = feed.Payload{Kind: feed.KindEdit, Text: p.Text, Ref: feed.NewRef(n.Self(), edit)}
+				case deleting:
+					if err := ownMessage(n, c, del); err != nil {
 						return err
 					}
-					p = feed.Payload{Kind: feed.KindDelete, Ref: feed.NewRef(n.Self(), uint64(del))}
+					p = feed.Payload{Kind: feed.KindDelete, Ref: feed.NewRef(n.Self(), del)}
 				}
 				es, err := n.Send(ctx, c.ID(), p)
 				if err != nil {
@@ -247,8 +248,8 @@ message SEQ; --delete SEQ withdraws it (authors and seqs are in read --json).`,
 	cmd.Flags().BoolVar(&fromStdin, "stdin", false, "send each line of standard input as a message")
 	cmd.Flags().BoolVar(&emote, "me", false, "send as an action (/me)")
 	cmd.Flags().StringVar(&replyTo, "reply-to", "", "answer message `AUTHOR:SEQ` (AUTHOR: the 64-hex id)")
-	cmd.Flags().Int64Var(&edit, "edit", -1, "replace the text of your message `SEQ` with TEXT")
-	cmd.Flags().Int64Var(&del, "delete", -1, "withdraw your message `SEQ`")
+	cmd.Flags().Uint64Var(&edit, "edit", 0, "replace the text of your message `SEQ` with TEXT")
+	cmd.Flags().Uint64Var(&del, "delete", 0, "withdraw your message `SEQ`")
 	return cmd
 }
 
