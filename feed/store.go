@@ -81,6 +81,7 @@ type Store struct {
 	maxFeeds int
 
 	writeCheck func() error
+	recent     recent // the newest stored entries, for the indexer
 
 	subMu sync.Mutex
 	subs  map[*Subscription]struct{}
@@ -317,6 +318,20 @@ func (s *Store) Last() uint64 {
 // order, up to limit entries (0: all), and stops at fn's first error.
 // Entries of one feed always arrive in seq order.
 func (s *Store) Since(after uint64, limit int, fn func(n uint64, e Entry) error) error {
+	// Just stored: from memory (what the indexer asks for while it keeps up).
+	if es, n, ok := s.recent.since(after, limit); ok {
+		for i := range es {
+			if err := fn(n+uint64(i), es[i]); err != nil {
+				return err
+			}
+		}
+		after += uint64(len(es))
+		if limit > 0 {
+			if limit -= len(es); limit == 0 {
+				return nil
+			}
+		}
+	}
 	return s.db.View(func(txn *badger.Txn) error {
 		logIt := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pLog), PrefetchValues: true, PrefetchSize: 256})
 		defer logIt.Close()
@@ -481,6 +496,7 @@ func (s *Store) write(ch DiscoveryID, a AuthorID, es []Entry) error {
 		if err := txn.Commit(); err != nil {
 			return fmt.Errorf("commit entries: %w", err)
 		}
+		s.recent.add(s.last+1, chunk)
 		s.last = last
 		if old := s.heads[feedKey{ch, a}]; old.Len == 0 {
 			if n, ok := s.nfeeds[ch]; ok {
