@@ -9,11 +9,12 @@ const recentMaxBytes = 4 << 20
 // views' indexer, which reads what was just stored, gets them from memory
 // instead of reading them back from Badger (about a tenth of a receiving
 // peer's CPU during a sync). It holds a contiguous run of arrival numbers
-// [first, first+len(ents)); entries are immutable once decoded.
+// [first, first+len(ents)); entries are immutable once stored, so the
+// cache points at the written batch's elements instead of copying them.
 type recent struct {
 	mu    sync.RWMutex
 	first uint64
-	ents  []Entry
+	ents  []*Entry
 	bytes int
 }
 
@@ -27,13 +28,13 @@ func (r *recent) add(from uint64, es []Entry) {
 		r.first = from
 	}
 	for i := range es {
-		r.ents = append(r.ents, es[i])
+		r.ents = append(r.ents, &es[i])
 		r.bytes += len(es[i].Encode())
 	}
 	k := 0
 	for r.bytes > recentMaxBytes && k < len(r.ents) {
 		r.bytes -= len(r.ents[k].raw)
-		r.ents[k] = Entry{} // let the evicted entry go
+		r.ents[k] = nil // let the evicted entry go
 		k++
 	}
 	if k > 0 {
@@ -63,5 +64,9 @@ func (r *recent) since(after uint64, limit int) ([]Entry, uint64, bool) {
 	if limit > 0 {
 		j = min(j, i+uint64(limit))
 	}
-	return append([]Entry(nil), r.ents[i:j]...), after + 1, true
+	out := make([]Entry, j-i)
+	for k, e := range r.ents[i:j] {
+		out[k] = *e
+	}
+	return out, after + 1, true
 }
