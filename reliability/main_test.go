@@ -3,6 +3,7 @@ package reliability_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -345,31 +347,77 @@ func checkViewsAgree(t testing.TB, n *node.Node, ch feed.DiscoveryID) (entries m
 	}
 	entries = feedEntries(t, n.Store(), ch)
 	viewed = walkViews(t, n, ch)
+	shown := expectedTexts(t, entries)
 	seen := map[msgID]bool{}
 	for _, m := range viewed {
 		if seen[m.id] {
 			t.Fatalf("views show %s/%d twice", m.id.Author.Short(), m.id.Seq)
 		}
 		seen[m.id] = true
-		e, ok := entries[m.id]
+		want, ok := shown[m.id]
 		if !ok {
-			t.Fatalf("views show %s/%d, which no feed holds", m.id.Author.Short(), m.id.Seq)
+			t.Fatalf("views show %s/%d, which no feed holds as a message", m.id.Author.Short(), m.id.Seq)
 		}
-		p, err := feed.UnmarshalPayload(e.Payload)
-		if err != nil || p.Text != m.text {
-			t.Fatalf("views show %s/%d as %q, the feed says %q (%v)", m.id.Author.Short(), m.id.Seq, m.text, p.Text, err)
+		if want != m.text {
+			t.Fatalf("views show %s/%d as %q, the feed says %q", m.id.Author.Short(), m.id.Seq, m.text, want)
 		}
 	}
-	for id := range entries {
+	for id := range shown {
 		if !seen[id] {
 			t.Fatalf("feed entry %s/%d is missing from the views", id.Author.Short(), id.Seq)
 		}
 	}
 	count, err := n.Views().Count(ch)
-	if err != nil || count != len(entries) {
-		t.Fatalf("views Count = %d (%v), feeds hold %d entries", count, err, len(entries))
+	if err != nil || count != len(shown) {
+		t.Fatalf("views Count = %d (%v), feeds hold %d messages", count, err, len(shown))
 	}
 	return entries, viewed
+}
+
+// expectedTexts is what the views must show for each message of entries,
+// applying edits and deletes by protocol.md §3, computed independently of
+// the views: an edit or delete applies to an earlier text or emote of its
+// own author, the highest seq wins, a delete is final (shown as "").
+// Edits and deletes are not messages.
+func expectedTexts(t testing.TB, entries map[msgID]feed.Entry) map[msgID]string {
+	t.Helper()
+	type change struct {
+		seq  uint64
+		kind feed.Kind
+		text string
+	}
+	shown := map[msgID]string{}
+	kinds := map[msgID]feed.Kind{}
+	changes := map[msgID][]change{}
+	for id, e := range entries {
+		p, err := feed.UnmarshalPayload(e.Payload)
+		if err != nil {
+			t.Fatalf("entry %s/%d: %v", id.Author.Short(), id.Seq, err)
+		}
+		switch p.Kind {
+		case feed.KindEdit, feed.KindDelete:
+			if a, ok := p.Ref.AuthorID(); ok && a == id.Author && p.Ref.Seq < id.Seq {
+				target := msgID{a, p.Ref.Seq}
+				changes[target] = append(changes[target], change{id.Seq, p.Kind, p.Text})
+			}
+		default:
+			shown[id], kinds[id] = p.Text, p.Kind
+		}
+	}
+	for id, cs := range changes {
+		if k, ok := kinds[id]; !ok || (k != feed.KindText && k != feed.KindEmote) {
+			continue
+		}
+		slices.SortFunc(cs, func(a, b change) int { return cmp.Compare(a.seq, b.seq) })
+		for _, c := range cs {
+			if c.kind == feed.KindDelete {
+				shown[id] = ""
+				break
+			}
+			shown[id] = c.text
+		}
+	}
+	return shown
 }
 
 // tailBuffer collects a child's stderr in the background, up to 1 MiB,

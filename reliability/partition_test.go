@@ -148,19 +148,52 @@ func TestPartitionsAndChurn(t *testing.T) {
 		text string
 	}
 	var (
-		wMu   sync.Mutex
-		wrote []written
-		stop  = make(chan struct{})
-		wg    sync.WaitGroup
+		wMu     sync.Mutex
+		wrote   []written
+		changed = map[msgID]string{} // the final text of edited messages ("" deleted)
+		feedLen = map[feed.AuthorID]uint64{}
+		nEdits  int
+		nDels   int
+		stop    = make(chan struct{})
+		wg      sync.WaitGroup
 	)
 	for i, p := range peers {
 		wrng := rand.New(rand.NewPCG(r.seed, uint64(i)))
 		wg.Go(func() {
+			var mine []msgID // this peer's messages, not deleted
 			for k := 0; ; k++ {
 				select {
 				case <-stop:
 					return
 				case <-time.After(time.Duration(10+wrng.IntN(90)) * time.Millisecond):
+				}
+				if len(mine) > 0 && wrng.IntN(6) == 0 {
+					// Now and then an edit or a delete of an earlier message:
+					// replicated like any entry, it must converge as well.
+					x := wrng.IntN(len(mine))
+					target := mine[x]
+					pl := feed.Payload{Kind: feed.KindEdit, Text: fmt.Sprintf("edit p%d-%d %x", i, k, wrng.Uint64()), Ref: feed.NewRef(target.Author, target.Seq)}
+					if wrng.IntN(3) == 0 {
+						pl = feed.Payload{Kind: feed.KindDelete, Ref: pl.Ref}
+						mine = slices.Delete(mine, x, x+1)
+					}
+					p.mu.RLock()
+					es, err := p.n.Send(ctx, ch, pl)
+					p.mu.RUnlock()
+					if err != nil {
+						t.Errorf("[seed %d] peer %d send: %v", r.seed, i, err)
+						return
+					}
+					wMu.Lock()
+					feedLen[es[0].Author] = max(feedLen[es[0].Author], es[0].Seq+1)
+					changed[target] = pl.Text
+					if pl.Kind == feed.KindDelete {
+						nDels++
+					} else {
+						nEdits++
+					}
+					wMu.Unlock()
+					continue
 				}
 				ps := make([]feed.Payload, 1+wrng.IntN(3))
 				for x := range ps {
@@ -176,6 +209,8 @@ func TestPartitionsAndChurn(t *testing.T) {
 				wMu.Lock()
 				for x, e := range es {
 					wrote = append(wrote, written{msgID{e.Author, e.Seq}, ps[x].Text})
+					mine = append(mine, msgID{e.Author, e.Seq})
+					feedLen[e.Author] = max(feedLen[e.Author], e.Seq+1)
 				}
 				wMu.Unlock()
 			}
@@ -306,11 +341,16 @@ func TestPartitionsAndChurn(t *testing.T) {
 	want := map[feed.AuthorID]uint64{}
 	wantText := map[msgID]string{}
 	for _, w := range wrote {
-		want[w.id.Author] = max(want[w.id.Author], w.id.Seq+1)
 		wantText[w.id] = w.text
 	}
 	if len(wantText) != len(wrote) {
 		r.fatalf("a seq was returned twice by Send: %d writes, %d distinct", len(wrote), len(wantText))
+	}
+	for a, l := range feedLen {
+		want[a] = l
+	}
+	for id, text := range changed {
+		wantText[id] = text
 	}
 	converged := func(p *peerNode) bool {
 		hs, err := p.n.Store().Heads(ch)
@@ -391,6 +431,6 @@ func TestPartitionsAndChurn(t *testing.T) {
 	t.Logf("timing: chaos %v, heal and converge %v, checks %v", healStart.Sub(chaosStart).Round(time.Millisecond),
 		checkStart.Sub(healStart).Round(time.Millisecond), time.Since(checkStart).Round(time.Millisecond))
 	t.Logf("partitions: %d peers, %d rounds: %d links picked for cutting, %d sockets shut down, %d partitions (%d healed before the end), "+
-		"%d restarts, %d restore syncs (%d failed to connect); %d messages by %d authors: all on every peer, heads and views identical",
-		n, rounds, linkCuts, cuts, partitions, heals, restarts, restores, restoreFails, len(wrote), len(want))
+		"%d restarts, %d restore syncs (%d failed to connect); %d messages by %d authors, %d edits and %d deletes: all on every peer, heads and views identical",
+		n, rounds, linkCuts, cuts, partitions, heals, restarts, restores, restoreFails, len(wrote), len(want), nEdits, nDels)
 }
