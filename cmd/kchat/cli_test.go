@@ -411,3 +411,26 @@ func TestBadKeysFile(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestSearchCommand: search prints matching messages oldest first, as
+// edited, up to --limit (the newest), and says so when nothing matches.
+func TestSearchCommand(t *testing.T) {
+	dir := t.TempDir()
+	mustOK(t, kchat(t, dir, "", "new", "general"))
+	mustOK(t, kchat(t, dir, "Hello world\nnothing here\nsay HELLO again\ntypo helo\n", "send", "general", "--stdin"))
+	mustOK(t, kchat(t, dir, "", "send", "general", "--edit", "3", "typo fixed: hello"))
+	out := mustOK(t, kchat(t, dir, "", "search", "general", "hello")).stdout
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.HasSuffix(lines[0], "Hello world") || !strings.HasSuffix(lines[2], "typo fixed: hello (edited)") {
+		t.Fatalf("search: %q", out)
+	}
+	out = mustOK(t, kchat(t, dir, "", "search", "general", "hello", "--limit", "1", "--json")).stdout
+	var m jsonMessage
+	if err := json.Unmarshal([]byte(out), &m); err != nil || m.Seq != 3 {
+		t.Fatalf("search --limit 1 --json: %q (%v)", out, err)
+	}
+	r := kchat(t, dir, "", "search", "general", "no such words")
+	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "no message in general contains") {
+		t.Fatalf("no match: %+v", r)
+	}
+}

@@ -457,6 +457,64 @@ func (a *app) readCmd() *cobra.Command {
 	return cmd
 }
 
+func (a *app) searchCmd() *cobra.Command {
+	var limit int
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "search CHANNEL TEXT...",
+		Short: "Print the messages of a channel that contain TEXT (case-insensitive), oldest first",
+		Long: `Search CHANNEL's history, newest first, for messages whose text contains TEXT
+(the words joined by spaces), ignoring case, and print the newest --limit of
+them, oldest first. Edited messages are searched as edited; deleted ones never.`,
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if limit < 1 {
+				return errors.New("--limit must be at least 1")
+			}
+			query := strings.Join(args[1:], " ")
+			return a.withNode(cmd, false, func(ctx context.Context, n *node.Node) error {
+				c, err := n.Resolve(args[0])
+				if err != nil {
+					return err
+				}
+				if err := a.waitIndexed(ctx, n); err != nil {
+					return err
+				}
+				var found []views.Message
+				var cur views.Cursor
+				for len(found) < limit {
+					// Each call looks at a bounded number of messages;
+					// go on from where it stopped until enough are found.
+					page, next, err := n.Views().Search(c.ID(), query, cur, limit-len(found))
+					if err != nil {
+						return err
+					}
+					found = append(page, found...)
+					if next == "" || ctx.Err() != nil {
+						break
+					}
+					cur = next
+				}
+				w := bufio.NewWriter(a.stdout)
+				for _, m := range found {
+					a.printMessage(w, m, asJSON)
+				}
+				if err := w.Flush(); err != nil {
+					return err
+				}
+				if len(found) == 0 {
+					fmt.Fprintf(a.stderr, "kchat: no message in %s contains %q\n", c.Name, query)
+					return exitError{1}
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().IntVarP(&limit, "limit", "n", 20, "how many matches, the newest")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per message per line")
+	return cmd
+}
+
 // follow prints messages as they are indexed, in arrival order, until ctx
 // ends; and edits and deletes of earlier messages, as lines of their own.
 func (a *app) follow(ctx context.Context, n *node.Node, c feed.Channel, after uint64, shown []views.Message, asJSON bool) error {
