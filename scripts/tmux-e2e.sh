@@ -99,6 +99,16 @@ say ben "hi ann, ben here"
 ok=0
 wait_for ann 'hi ann, ben here' && wait_for ann 'hello from ann' &&
 	wait_for ben 'hello from ann' && wait_for ben 'hi ann, ben here' && ok=1
+
+echo "== ben replies to ann, ann edits her line"
+if [ $ok = 1 ]; then
+	ok=0
+	say ben "/reply ann nice to meet you"
+	say ann "/edit hello from ann, edited"
+	wait_for ann '↪ ann: hello from ann, edited nice to meet you' &&
+		wait_for ben 'hello from ann, edited \(edited\)' &&
+		wait_for ben '↪ ann: hello from ann, edited nice to meet you' && ok=1
+fi
 # The status bars should show the peer once connected (not required).
 TIMEOUT=10 wait_for ann '1 peer' >/dev/null 2>&1 || true
 TIMEOUT=10 wait_for ben '1 peer' >/dev/null 2>&1 || true
@@ -107,7 +117,8 @@ mkdir -p "$(dirname "$OUT")"
 {
 	echo "# kchat UI session, captured by scripts/tmux-e2e.sh (tmux capture-pane, ${W}x${H})."
 	echo "# Two kchat UIs on loopback: ann created #lobby with /new, ben joined with /join KEY"
-	echo "# (started with --peer ANN_ADDR, no mDNS/DHT/NAT); each typed one line."
+	echo "# (started with --peer ANN_ADDR, no mDNS/DHT/NAT); each typed one line; ben replied"
+	echo "# to ann with /reply and ann edited her line with /edit."
 	echo
 	echo "## ann"
 	screen ann
@@ -118,7 +129,7 @@ mkdir -p "$(dirname "$OUT")"
 echo "== screens written to $OUT"
 
 if [ $ok = 1 ]; then
-	echo "PASS: both screens show both lines"
+	echo "PASS: both screens show both lines, the reply and the edit"
 else
 	echo "FAIL: the lines did not reach both screens" >&2
 	exit 1
