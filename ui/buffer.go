@@ -382,6 +382,66 @@ func (b *buffer) trim(keep int) {
 // anchored and scrolled up by b.scroll rows. It clamps the scroll at the top
 // of what is loaded and sets wantOlder when fewer than a page of rows is
 // left above the view and older messages may exist.
+// itemRows is it laid out at g (cached per layout generation).
+func (b *buffer) itemRows(it *item, g geometry) []row {
+	if it.gen != b.gen || it.rows == nil {
+		it.rows, it.gen = layoutItem(it, g), b.gen
+	}
+	return it.rows
+}
+
+// rulesAbove are the rows drawn above it, bottom-up: a day separator when
+// prev (the visible item before it) is on another day, and the "new
+// messages" line.
+func (b *buffer) rulesAbove(it, prev *item, width int) []row {
+	var rs []row
+	if prev == nil || !sameDay(prev.when(), it.when()) {
+		rs = append(rs, ruleRow(dayLabel(it.when()), width, stDay))
+	}
+	if b.readLabel != "" && !b.readTop && prev != nil && !prev.isNote() && prev.msg.Cursor == b.readAfter {
+		rs = append(rs, ruleRow(b.readLabel, width, stReadLine))
+	}
+	if b.readLabel != "" && b.readTop && prev == nil {
+		rs = append(rs, ruleRow(b.readLabel, width, stReadLine))
+	}
+	return rs
+}
+
+// olderMention returns the scroll that puts the newest loaded mention older
+// than what the view shows now in the middle of the view, and false if no
+// such mention is loaded. It lays out as view does (at the last geometry).
+func (b *buffer) olderMention(hidden func(feed.AuthorID) bool) (int, bool) {
+	g, h := b.lastGeo, b.lastRows
+	if g.width == 0 || h == 0 {
+		return 0, false
+	}
+	if hidden == nil {
+		hidden = func(feed.AuthorID) bool { return false }
+	}
+	var visible []int
+	for i, it := range b.items {
+		if it.isNote() || !hidden(it.msg.Author) {
+			visible = append(visible, i)
+		}
+	}
+	below := 0 // rows below the item being looked at
+	for k := len(visible) - 1; k >= 0; k-- {
+		it := b.items[visible[k]]
+		n := len(b.itemRows(it, g))
+		if !it.isNote() && it.msg.Mention {
+			if target := max(below+n-h/2, 0); target > b.scroll {
+				return target, true
+			}
+		}
+		var prev *item
+		if k > 0 {
+			prev = b.items[visible[k-1]]
+		}
+		below += n + len(b.rulesAbove(it, prev, g.width))
+	}
+	return 0, false
+}
+
 func (b *buffer) view(width, height int, hidden func(feed.AuthorID) bool) []row {
 	if width < 1 || height < 1 {
 		return nil
@@ -417,20 +477,8 @@ func (b *buffer) view(width, height int, hidden func(feed.AuthorID) bool) []row 
 		if !it.isNote() && hidden(it.msg.Author) {
 			continue
 		}
-		if it.gen != b.gen || it.rows == nil {
-			it.rows, it.gen = layoutItem(it, g), b.gen
-		}
-		push(it.rows)
-		prev := prevVisible(i)
-		if prev == nil || !sameDay(prev.when(), it.when()) {
-			push([]row{ruleRow(dayLabel(it.when()), width, stDay)})
-		}
-		if b.readLabel != "" && !b.readTop && prev != nil && !prev.isNote() && prev.msg.Cursor == b.readAfter {
-			push([]row{ruleRow(b.readLabel, width, stReadLine)})
-		}
-		if b.readLabel != "" && b.readTop && prev == nil {
-			push([]row{ruleRow(b.readLabel, width, stReadLine)})
-		}
+		push(b.itemRows(it, g))
+		push(b.rulesAbove(it, prevVisible(i), width))
 	}
 	if len(b.items) == 0 && b.loaded && b.atStart && !b.status {
 		push([]row{{{text: "No messages yet. Say hello!", st: stNote}}})

@@ -39,6 +39,7 @@ func init() {
 		{"prev-channel", []keySpec{k(tcell.KeyCtrlP), altK(tcell.KeyLeft)}, "Ctrl+P, Alt+Left", "previous channel", func(u *UI) { u.switchTo(u.chans.step(-1)) }},
 		{"", digitKeys(), "Alt+1..9, Alt+0", "channel 1..9, 10", nil},
 		{"next-active", []keySpec{alt('a')}, "Alt+A", "next channel with mentions, else with unread messages", func(u *UI) { u.switchTo(u.chans.nextActive()) }},
+		{"older-mention", []keySpec{alt('m')}, "Alt+M", "scroll to the previous message that mentions you (again: earlier)", (*UI).olderMention},
 		{"page-up", []keySpec{k(tcell.KeyPgUp)}, "PgUp", "scroll up a page (older history loads as you go)", func(u *UI) { u.cur().scrollUp(u.cur().page()) }},
 		{"page-down", []keySpec{k(tcell.KeyPgDn)}, "PgDn", "scroll down a page", func(u *UI) { u.scrollDown(u.cur().page()) }},
 		{"scroll-top", []keySpec{ctlK(tcell.KeyHome), altK(tcell.KeyHome)}, "Ctrl+Home, Alt+Home", "scroll to the oldest loaded message (again: older)", (*UI).scrollTop},
@@ -171,6 +172,22 @@ func (u *UI) atBottom(b *buffer) {
 		b.trim(max(2*u.page, 500))
 		u.markRead()
 	}
+}
+
+// olderMention scrolls to the previous loaded message that mentions the
+// user; pressed again, to the one before.
+func (u *UI) olderMention() {
+	b := u.cur()
+	s, ok := b.olderMention(u.hidden)
+	if !ok {
+		if b.scroll > 0 {
+			u.screen.Beep() // a note would land below the view
+			return
+		}
+		u.note("No earlier mention of you is loaded here (PgUp loads older messages).")
+		return
+	}
+	b.scroll = s
 }
 
 // scrollTop scrolls to the oldest loaded message; the view then loads an

@@ -717,3 +717,45 @@ func TestDesktopNotifications(t *testing.T) {
 		t.Fatalf("notifications %q, want one for the mention in #other", n)
 	}
 }
+
+// TestJumpToMentions: Alt+M scrolls to the previous message that mentions
+// the user, again to the one before, and says when there is none.
+func TestJumpToMentions(t *testing.T) {
+	b := newTestBackend(t)
+	ch := b.channel("general")
+	if err := b.SetNick(context.Background(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	peer := newPeer(t)
+	ps := make([]feed.Payload, 150)
+	for i := range ps {
+		ps[i] = text(fmt.Sprintf("line %d", i))
+	}
+	ps[20] = text("alice: the first question")
+	ps[100] = text("alice: the second question")
+	b.replicate(peer, ch, time.Now().Add(-time.Hour), ps...)
+	b.catchUp()
+	h := start(t, b, 80, 20)
+	h.waitText("line 149")
+
+	h.key(tcell.KeyRune, 'm', tcell.ModAlt)
+	s := h.waitText("the second question")
+	if strings.Contains(s, "line 149") || strings.Contains(s, "the first question") {
+		t.Fatalf("Alt+M did not scroll to the newest mention:\n%s", s)
+	}
+	h.key(tcell.KeyRune, 'm', tcell.ModAlt)
+	s = h.waitText("the first question")
+	if strings.Contains(s, "the second question") {
+		t.Fatalf("Alt+M again did not go to the earlier mention:\n%s", s)
+	}
+	beeps := h.scr.beeps.Load()
+	h.key(tcell.KeyRune, 'm', tcell.ModAlt) // none earlier: a bell, the view stays
+	h.waitFor("a bell", func(string) bool { return h.scr.beeps.Load() == beeps+1 })
+	if s := h.screen(); !strings.Contains(s, "the first question") {
+		t.Fatalf("the view moved:\n%s", s)
+	}
+	h.key(tcell.KeyEnd, 0, tcell.ModAlt)
+	h.waitText("line 149")
+	h.key(tcell.KeyRune, 'm', tcell.ModAlt)
+	h.waitText("the second question")
+}
