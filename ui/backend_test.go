@@ -383,10 +383,18 @@ func (h *harness) resize(w, hh int) {
 func (h *harness) pressUntil(k tcell.Key, text string) {
 	h.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(h.screen(), text) {
+	for s := h.screen(); !strings.Contains(s, text); {
 		if time.Now().After(deadline) {
 			h.t.Fatalf("%q never shown; screen:\n%s", text, h.screen())
 		}
 		h.key(k, 0, tcell.ModNone)
+		// One key at a time: wait (briefly) for it to be drawn, so that a
+		// busy machine does not queue presses that scroll past the text.
+		for wait := time.Now().Add(time.Second); time.Now().Before(wait); time.Sleep(2 * time.Millisecond) {
+			if now := h.screen(); now != s {
+				s = now
+				break
+			}
+		}
 	}
 }
