@@ -286,6 +286,17 @@ func start(t *testing.T, b *testBackend, w, h int, opts ...Option) *harness {
 	return hs
 }
 
+// startIn starts a w x hh UI on a backend that has joined "general", once
+// the channel is shown.
+func startIn(t *testing.T, w, hh int, opts ...Option) (*testBackend, feed.Channel, *harness) {
+	t.Helper()
+	b := newTestBackend(t)
+	ch := b.channel("general")
+	h := start(t, b, w, hh, opts...)
+	h.waitText("#general")
+	return b, ch, h
+}
+
 func (h *harness) close() {
 	h.stop()
 	select {

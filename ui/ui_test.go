@@ -20,10 +20,7 @@ import (
 // and views (backend_test.go).
 
 func TestTypeAndSend(t *testing.T) {
-	b := newTestBackend(t)
-	ch := b.channel("general")
-	h := start(t, b, 80, 24)
-	h.waitText("#general")
+	b, ch, h := startIn(t, 80, 24)
 	h.typeLine("hello, world")
 	h.waitText("│ hello, world")
 	msgs, err := b.v.Last(ch.ID(), 10)
@@ -39,10 +36,7 @@ func TestTypeAndSend(t *testing.T) {
 }
 
 func TestPeerMessageAppears(t *testing.T) {
-	b := newTestBackend(t)
-	ch := b.channel("general")
-	h := start(t, b, 80, 24)
-	h.waitText("#general")
+	b, ch, h := startIn(t, 80, 24)
 	peer := newPeer(t)
 	b.post(peer, ch, nick("bob"), text("hi from bob"))
 	s := h.waitText("hi from bob")
@@ -122,10 +116,7 @@ func TestWelcomeNewAndJoin(t *testing.T) {
 }
 
 func TestNickMeTopic(t *testing.T) {
-	b := newTestBackend(t)
-	ch := b.channel("general")
-	h := start(t, b, 80, 24)
-	h.waitText("#general")
+	b, ch, h := startIn(t, 80, 24)
 	h.typeLine("/nick alice")
 	h.waitText("you are now known as alice")
 	h.waitText("[alice] ")
@@ -416,10 +407,7 @@ func TestCatchUpSummaryNoBellStorm(t *testing.T) {
 }
 
 func TestPasteIsOneMessage(t *testing.T) {
-	b := newTestBackend(t)
-	ch := b.channel("general")
-	h := start(t, b, 80, 24)
-	h.waitText("#general")
+	b, ch, h := startIn(t, 80, 24)
 	h.scr.PostEvent(tcell.NewEventPaste(true))
 	for _, r := range "line one\nline two\nline three\n" {
 		if r == '\n' {
@@ -478,10 +466,7 @@ func TestTabCompletionAndStatus(t *testing.T) {
 }
 
 func TestQuit(t *testing.T) {
-	b := newTestBackend(t)
-	b.channel("general")
-	h := start(t, b, 80, 24)
-	h.waitText("#general")
+	_, _, h := startIn(t, 80, 24)
 	h.typeLine("/quit")
 	select {
 	case err := <-h.done:
@@ -522,10 +507,7 @@ func TestSearchCommand(t *testing.T) {
 // saying so, and their messages carry "~" after the time (the ordering rule
 // placed them at arrival, not at the claimed time).
 func TestClockSkewMarked(t *testing.T) {
-	b := newTestBackend(t)
-	ch := b.channel("general")
-	h := start(t, b, 80, 24)
-	h.waitText("#general")
+	b, ch, h := startIn(t, 80, 24)
 	dave := newPeer(t)
 	b.replicate(dave, ch, time.Now().Add(3*time.Hour), nick("dave"), text("from the future"), text("again"))
 	s := h.waitText("again")
@@ -546,10 +528,7 @@ func TestClockSkewMarked(t *testing.T) {
 // place, /reply quotes the message it answers, and a peer's edit changes
 // what is shown live, quotes included.
 func TestEditDeleteReply(t *testing.T) {
-	b := newTestBackend(t)
-	ch := b.channel("general")
-	h := start(t, b, 100, 24)
-	h.waitText("#general")
+	b, ch, h := startIn(t, 100, 24)
 
 	h.typeLine("see you at noom")
 	h.waitText("see you at noom")
@@ -595,10 +574,7 @@ func TestEditDeleteReply(t *testing.T) {
 // lost: the error says so and the text is back in the input line, to send
 // again with Enter once there is space.
 func TestFailedSendKeepsText(t *testing.T) {
-	b := newTestBackend(t)
-	b.channel("general")
-	h := start(t, b, 100, 24)
-	h.waitText("#general")
+	b, _, h := startIn(t, 100, 24)
 	b.diskFull.Store(true)
 	h.typeLine("words worth keeping")
 	s := h.waitText("Not sent: not enough free disk space")
@@ -613,10 +589,7 @@ func TestFailedSendKeepsText(t *testing.T) {
 // TestManyEditsAtOnce: more changes than are patched in place (a catch-up)
 // reload the page, which shows the latest state.
 func TestManyEditsAtOnce(t *testing.T) {
-	b := newTestBackend(t)
-	ch := b.channel("general")
-	h := start(t, b, 100, 24)
-	h.waitText("#general")
+	b, ch, h := startIn(t, 100, 24)
 	bob := newPeer(t)
 	b.post(bob, ch, nick("bob"), text("draft"))
 	h.waitText("draft")
@@ -633,10 +606,7 @@ func TestManyEditsAtOnce(t *testing.T) {
 // title); back in focus, the "new messages" line marks where the user left
 // off and the channel counts as read.
 func TestAwayKeepsUnread(t *testing.T) {
-	b := newTestBackend(t)
-	ch := b.channel("general")
-	h := start(t, b, 100, 24)
-	h.waitText("#general")
+	b, ch, h := startIn(t, 100, 24)
 	bob := newPeer(t)
 	b.post(bob, ch, nick("bob"), text("before"))
 	h.waitText("before")
