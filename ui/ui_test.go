@@ -357,20 +357,8 @@ func TestHostileMessageIsInert(t *testing.T) {
 }
 
 func TestCatchUpSummaryNoBellStorm(t *testing.T) {
-	b := newTestBackend(t)
-	ch := b.channel("general")
-	other := b.channel("other")
-	if err := b.SetNick(context.Background(), "alice"); err != nil {
-		t.Fatal(err)
-	}
-	peer := newPeer(t)
 	// Offline for a while: 1,204 messages were written, many mentioning us.
-	ps := make([]feed.Payload, 1204)
-	for i := range ps {
-		ps[i] = text(fmt.Sprintf("alice, message %d", i))
-	}
-	b.replicate(peer, other, time.Now().Add(-3*time.Hour), ps...)
-	b.catchUp()
+	b, ch, other, peer, ps := withOldMentions(t, 1204, "alice, message %d")
 
 	h := start(t, b, 100, 24)
 	h.waitText("1,204 new messages since you were last here")
@@ -647,19 +635,7 @@ func TestAwayKeepsUnread(t *testing.T) {
 // looking at calls the notify hook once, with plain text; a mention in the
 // open channel of a focused terminal does not, nor does catching up.
 func TestDesktopNotifications(t *testing.T) {
-	b := newTestBackend(t)
-	ch := b.channel("general")
-	other := b.channel("other")
-	if err := b.SetNick(context.Background(), "alice"); err != nil {
-		t.Fatal(err)
-	}
-	peer := newPeer(t)
-	ps := make([]feed.Payload, 100)
-	for i := range ps {
-		ps[i] = text(fmt.Sprintf("alice, old %d", i))
-	}
-	b.replicate(peer, other, time.Now().Add(-3*time.Hour), ps...)
-	b.catchUp()
+	b, ch, other, peer, _ := withOldMentions(t, 100, "alice, old %d")
 
 	var mu sync.Mutex
 	var got []string
@@ -728,4 +704,25 @@ func TestJumpToMentions(t *testing.T) {
 	h.waitText("line 149")
 	h.key(tcell.KeyRune, 'm', tcell.ModAlt)
 	h.waitText("the second question")
+}
+
+// withOldMentions is a backend in #general and #other as "alice", where a
+// peer wrote n messages (format with %d) in #other three hours ago, all
+// indexed before the UI starts: history to catch up on.
+func withOldMentions(t *testing.T, n int, format string) (b *testBackend, general, other feed.Channel, peer *feed.Identity, ps []feed.Payload) {
+	t.Helper()
+	b = newTestBackend(t)
+	general = b.channel("general")
+	other = b.channel("other")
+	if err := b.SetNick(context.Background(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	peer = newPeer(t)
+	ps = make([]feed.Payload, n)
+	for i := range ps {
+		ps[i] = text(fmt.Sprintf(format, i))
+	}
+	b.replicate(peer, other, time.Now().Add(-3*time.Hour), ps...)
+	b.catchUp()
+	return b, general, other, peer, ps
 }
