@@ -234,24 +234,8 @@ func (b *buffer) applyEdits(eds []views.Edit) int {
 	return n
 }
 
-// lastOwn returns the newest loaded text or emote message by self that is
-// not deleted (nil if none is loaded).
-func (b *buffer) lastOwn(self feed.AuthorID) *views.Message {
-	for i := len(b.items) - 1; i >= 0; i-- {
-		it := b.items[i]
-		if it.isNote() {
-			continue
-		}
-		m := &it.msg
-		if m.Author == self && !m.Deleted && (m.Kind == feed.KindText || m.Kind == feed.KindEmote) {
-			return m
-		}
-	}
-	return nil
-}
-
-// lastBy returns the newest loaded text or emote message whose author
-// matches who (see matchAuthor); nil if none is loaded.
+// lastBy returns the newest loaded text or emote message, not deleted,
+// for which match is true; nil if none is loaded.
 func (b *buffer) lastBy(match func(m *views.Message) bool) *views.Message {
 	for i := len(b.items) - 1; i >= 0; i-- {
 		it := b.items[i]

@@ -270,15 +270,24 @@ func (u *UI) cmdReply(args string) {
 	u.send(feed.Payload{Kind: feed.KindText, Text: text, Ref: feed.NewRef(m.Author, m.Seq)})
 }
 
+// lastOwn is the user's latest loaded message in the current channel, or
+// nil after saying why there is none to verb.
+func (u *UI) lastOwn(verb string) *views.Message {
+	if u.needChannel() == nil {
+		return nil
+	}
+	m := u.cur().lastBy(func(m *views.Message) bool { return m.Author == u.self })
+	if m == nil {
+		u.fail("You have no message loaded here to %s.", verb)
+	}
+	return m
+}
+
 // cmdEdit replaces the user's latest message in the channel. Without text
 // it puts "/edit <the message>" in the input line, to be changed and sent.
 func (u *UI) cmdEdit(args string) {
-	if u.needChannel() == nil {
-		return
-	}
-	m := u.cur().lastOwn(u.self)
+	m := u.lastOwn("edit")
 	if m == nil {
-		u.fail("You have no message loaded here to edit.")
 		return
 	}
 	if strings.TrimSpace(args) == "" {
@@ -294,12 +303,8 @@ func (u *UI) cmdEdit(args string) {
 
 // cmdDelete withdraws the user's latest message in the channel.
 func (u *UI) cmdDelete(string) {
-	if u.needChannel() == nil {
-		return
-	}
-	m := u.cur().lastOwn(u.self)
+	m := u.lastOwn("delete")
 	if m == nil {
-		u.fail("You have no message loaded here to delete.")
 		return
 	}
 	u.send(feed.Payload{Kind: feed.KindDelete, Ref: feed.NewRef(m.Author, m.Seq)})
