@@ -57,7 +57,7 @@ Run without a command to open the chat UI.`,
 	pf.BoolVar(&a.net.NoMDNS, "no-mdns", false, "do not look for peers on the LAN with mDNS")
 	pf.BoolVar(&a.net.NoDHT, "no-dht", false, "do not use the DHT")
 	pf.BoolVar(&a.net.NoNAT, "no-nat", false, "no NAT port mapping")
-	root.AddCommand(readOnlyOK(a.idCmd()), a.nickCmd(), a.newCmd(), a.joinCmd(), a.partCmd(), readOnlyOK(a.channelsCmd()),
+	root.AddCommand(readOnlyOK(a.idCmd()), readOnlyOK(a.nickCmd()), a.newCmd(), a.joinCmd(), a.partCmd(), readOnlyOK(a.channelsCmd()),
 		a.sendCmd(), readOnlyOK(a.readCmd()), readOnlyOK(a.searchCmd()), a.syncCmd(), a.seedCmd(), a.peersCmd())
 	return root
 }

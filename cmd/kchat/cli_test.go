@@ -52,7 +52,13 @@ func TestHeadlessCommands(t *testing.T) {
 	if !strings.HasPrefix(key, "kchat://") {
 		t.Fatalf("new printed %q", key)
 	}
+	if r := kchat(t, dir, "", "nick"); r.code == 0 || !strings.Contains(r.stderr, "no nickname set") {
+		t.Fatalf("nick before one is set: %+v", r)
+	}
 	mustOK(t, kchat(t, dir, "", "nick", "alice"))
+	if out := mustOK(t, kchat(t, dir, "", "nick")).stdout; out != "alice\n" {
+		t.Fatalf("nick: %q", out)
+	}
 	mustOK(t, kchat(t, dir, "", "send", "general", "hello", "world"))
 	read := mustOK(t, kchat(t, dir, "", "read", "general")).stdout
 	if !strings.Contains(read, "<alice> hello world") {

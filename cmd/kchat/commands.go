@@ -34,11 +34,18 @@ func (a *app) idCmd() *cobra.Command {
 
 func (a *app) nickCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "nick NAME",
-		Short: "Set your nickname (announced in every joined channel)",
-		Args:  cobra.ExactArgs(1),
+		Use:   "nick [NAME]",
+		Short: "Set your nickname (announced in every joined channel); without NAME, print it",
+		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withNode(cmd, false, func(ctx context.Context, n *node.Node) error {
+				if len(args) == 0 {
+					if nick := n.Nick(); nick != "" {
+						fmt.Fprintln(a.stdout, nick)
+						return nil
+					}
+					return errors.New("no nickname set: kchat nick NAME sets one")
+				}
 				return n.SetNick(ctx, args[0])
 			})
 		},
