@@ -375,11 +375,7 @@ func TestCrashSeedDuringSync(t *testing.T) {
 	needBin(t)
 	r := newRun(t)
 	ctx := context.Background()
-	src := openNode(t, t.TempDir(), true)
-	c, err := src.Create(ctx, "general")
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, c := openWithChannel(t, "general")
 	ch := c.ID()
 	seedDir := t.TempDir()
 	mustKchat(t, seedDir, "", "join", c.Key.WithName("general"))
@@ -388,6 +384,7 @@ func TestCrashSeedDuringSync(t *testing.T) {
 	others := make([]*feed.Identity, 3)
 	heads := make([]feed.Head, len(others))
 	for i := range others {
+		var err error
 		if others[i], err = feed.NewIdentity(); err != nil {
 			t.Fatal(err)
 		}
@@ -525,6 +522,25 @@ func TestCrashSeedDuringSync(t *testing.T) {
 		"heads and views identical, nothing lost or duplicated", kills, midSync, len(seedEntries), len(seedHeads))
 }
 
+// killIDWhenCreated starts `kchat id` on dir, SIGKILLs it the moment path
+// appears (or after 10 s), and returns how the next `kchat id` ends.
+func killIDWhenCreated(t *testing.T, dir, path string) cliResult {
+	t.Helper()
+	cmd := kchatCmd("--data", dir, "id")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// A busy poll: the file exists for a moment only before it is written.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		if _, err := os.Stat(path); err == nil {
+			break
+		}
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	return kchat(t, dir, "", "id")
+}
+
 // TestCrashFirstRunIdentity SIGKILLs the very first command run on a fresh
 // data dir (`kchat id`) the moment its identity file appears, many times,
 // and requires the dir to work afterwards without repair. (It found that the
@@ -538,20 +554,7 @@ func TestCrashFirstRunIdentity(t *testing.T) {
 	bricked := 0
 	for i := 0; i < trials; i++ {
 		dir := t.TempDir()
-		path := filepath.Join(dir, "identity")
-		cmd := kchatCmd("--data", dir, "id")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if _, err := os.Stat(path); err == nil || time.Now().After(deadline) {
-				break
-			}
-		}
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
-		if res := kchat(t, dir, "", "id"); res.code != 0 {
+		if res := killIDWhenCreated(t, dir, filepath.Join(dir, "identity")); res.code != 0 {
 			bricked++
 			if bricked == 1 {
 				r.errorf("trial %d: after a kill during the first run, `kchat id` fails: %s", i, strings.TrimSpace(res.stderr))
@@ -582,20 +585,7 @@ func TestCrashMemtableCreation(t *testing.T) {
 		if err := os.RemoveAll(filepath.Join(dir, "store")); err != nil {
 			t.Fatal(err)
 		}
-		mem := filepath.Join(dir, "store", "00001.mem")
-		cmd := kchatCmd("--data", dir, "id")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if _, err := os.Stat(mem); err == nil || time.Now().After(deadline) {
-				break
-			}
-		}
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
-		if res := kchat(t, dir, "", "id"); res.code != 0 {
+		if res := killIDWhenCreated(t, dir, filepath.Join(dir, "store", "00001.mem")); res.code != 0 {
 			failed++
 			if failed == 1 {
 				r.errorf("trial %d: the first start after the kill fails: %s", i, strings.TrimSpace(res.stderr))

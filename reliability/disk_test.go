@@ -387,11 +387,7 @@ func TestDiskFullDuringSync(t *testing.T) {
 		return
 	}
 	ctx := context.Background()
-	src := openNode(t, t.TempDir(), true) // on the ordinary disk
-	c, err := src.Create(ctx, "general")
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, c := openWithChannel(t, "general") // on the ordinary disk
 	ch := c.ID()
 	const total = 25000
 	for i := 0; i < total/1000; i++ {

@@ -144,11 +144,7 @@ func anyID(feed.AuthorID) bool { return true }
 func TestHostileFeedFlood(t *testing.T) {
 	r := newRun(t)
 	ctx := context.Background()
-	a := openNode(t, t.TempDir(), true)
-	c, err := a.Create(ctx, "general")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, c := openWithChannel(t, "general")
 	ch := c.ID()
 	honestMessages(t, a, ch, 20, "honest")
 	addr := a.Addrs()[0]
@@ -219,10 +215,7 @@ func TestHostileFeedFlood(t *testing.T) {
 	}
 
 	// An honest peer still syncs, and gets every honest message.
-	b := openNode(t, t.TempDir(), true)
-	if _, err := b.Join(ctx, c.Key, "general"); err != nil {
-		t.Fatal(err)
-	}
+	b := openJoined(t, c)
 	syncFrom(t, r, b, ch, addr, 2*time.Minute)
 	if err := b.WaitIndexed(ctx); err != nil {
 		t.Fatal(err)
@@ -285,10 +278,7 @@ func TestHostileFloodCannotSilence(t *testing.T) {
 	if len(hs) > replicate.ProtoMaxFeeds {
 		r.errorf("the node stores %d feeds in the channel, more than the limit of %d", len(hs), replicate.ProtoMaxFeeds)
 	}
-	b := openNode(t, t.TempDir(), true)
-	if _, err := b.Join(ctx, c.Key, "general"); err != nil {
-		t.Fatal(err)
-	}
+	b := openJoined(t, c)
 	syncFrom(t, r, b, ch, addr, 2*time.Minute)
 	if h, _ := b.Store().Head(ch, self); h.Len != 20 {
 		r.fatalf("after the flood, a peer that synced with the node holds %d of the node's 20 messages", h.Len)
@@ -317,11 +307,7 @@ func TestHostileSlowLoris(t *testing.T) {
 	t.Parallel() // most of it is waiting for the handshake timeout
 	r := newRun(t)
 	ctx := context.Background()
-	a := openNode(t, t.TempDir(), true)
-	c, err := a.Create(ctx, "general")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, c := openWithChannel(t, "general")
 	ch := c.ID()
 	addr := a.Addrs()[0]
 	// A history much larger than what the transport lets through to a peer
@@ -393,10 +379,7 @@ func TestHostileSlowLoris(t *testing.T) {
 	}
 
 	// An honest peer syncs the whole history meanwhile.
-	b := openNode(t, t.TempDir(), true)
-	if _, err := b.Join(ctx, c.Key, "general"); err != nil {
-		t.Fatal(err)
-	}
+	b := openJoined(t, c)
 	syncStart := time.Now()
 	syncFrom(t, r, b, ch, addr, 2*time.Minute)
 	syncTime := time.Since(syncStart)
@@ -469,11 +452,7 @@ func TestHostileSlowLoris(t *testing.T) {
 func TestHostileNoKey(t *testing.T) {
 	r := newRun(t)
 	ctx := context.Background()
-	a := openNode(t, t.TempDir(), true)
-	c, err := a.Create(ctx, "general")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, c := openWithChannel(t, "general")
 	ch := c.ID()
 	honestMessages(t, a, ch, 10, "secret")
 	addrA := a.Addrs()[0]
@@ -500,10 +479,7 @@ func TestHostileNoKey(t *testing.T) {
 	})
 
 	t.Run("relayed and reflected proofs", func(t *testing.T) {
-		b := openNode(t, t.TempDir(), true)
-		if _, err := b.Join(ctx, c.Key, "general"); err != nil {
-			t.Fatal(err)
-		}
+		b := openJoined(t, c)
 		honestMessages(t, b, ch, 5, "b's secret")
 		lastB := b.Store().Last()
 		m := newRawHost(t)

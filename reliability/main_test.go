@@ -254,6 +254,28 @@ func openNode(t testing.TB, dir string, networked bool) *node.Node {
 	return n
 }
 
+// openWithChannel opens a networked node (loopback) that created channel
+// name.
+func openWithChannel(t testing.TB, name string) (*node.Node, feed.Channel) {
+	t.Helper()
+	n := openNode(t, t.TempDir(), true)
+	c, err := n.Create(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, c
+}
+
+// openJoined opens a networked node (loopback) that joined c as "general".
+func openJoined(t testing.TB, c feed.Channel) *node.Node {
+	t.Helper()
+	n := openNode(t, t.TempDir(), true)
+	if _, err := n.Join(context.Background(), c.Key, "general"); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // msgID is one message's place: (author, seq).
 type msgID struct {
 	Author feed.AuthorID

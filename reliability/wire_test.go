@@ -8,17 +8,16 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/kchat-p2p/kchat/internal/testutil"
 	"testing"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/kchat-p2p/kchat/feed"
 	"github.com/kchat-p2p/kchat/replicate"
-	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	"github.com/libp2p/go-msgio"
 )
 
@@ -178,21 +177,8 @@ func (c *wconn) expectEnd(t testing.TB, d time.Duration) []byte {
 
 func ab(a feed.AuthorID) []byte { return a[:] }
 
-// newRawHost is a bare libp2p host on loopback TCP, for a hostile peer.
-func newRawHost(t testing.TB) host.Host {
-	t.Helper()
-	h, err := libp2p.New(
-		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
-		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.DisableRelay(),
-		libp2p.DisableMetrics(),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
-}
+// newRawHost is a loopback-only libp2p host (testutil.LoopbackHost).
+func newRawHost(t testing.TB) host.Host { return testutil.LoopbackHost(t) }
 
 // dialStream connects h to the node at addr and opens a sync stream.
 func dialStream(h host.Host, addr string) (*wconn, peer.ID, error) {

@@ -3,6 +3,7 @@ package replicate
 import (
 	"context"
 	"fmt"
+	"github.com/kchat-p2p/kchat/internal/testutil"
 	"log/slog"
 	"os"
 	"testing"
@@ -11,11 +12,9 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/kchat-p2p/kchat/feed"
 	"github.com/kchat-p2p/kchat/internal/storage"
-	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
-	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 )
 
 // testLogger logs to stderr when KCHAT_TEST_LOG is set (to a slog level
@@ -32,22 +31,8 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
 }
 
-// newHost makes a libp2p host that listens on loopback TCP only: no relay,
-// no NAT port mapping, no mDNS, no DHT.
-func newHost(t testing.TB) host.Host {
-	t.Helper()
-	h, err := libp2p.New(
-		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
-		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.DisableRelay(),
-		libp2p.DisableMetrics(),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
-}
+// newHost is a loopback-only libp2p host (testutil.LoopbackHost).
+func newHost(t testing.TB) host.Host { return testutil.LoopbackHost(t) }
 
 func newChannel(t testing.TB, name string) feed.Channel {
 	t.Helper()
