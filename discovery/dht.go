@@ -144,7 +144,7 @@ func (n *Node) findLoop(ts *topicState, d *dht.IpfsDHT) {
 			if ai.ID != n.self {
 				providers = append(providers, ai.ID)
 			}
-			if !n.shouldDial(ts.topic, ai.ID) {
+			if !n.shouldDial(ts.topic, ai) {
 				continue
 			}
 			fresh++

@@ -583,3 +583,29 @@ func TestRelayedPeer(t *testing.T) {
 		return len(p) == 1 && p[0].Connected && !p[0].Limited
 	})
 }
+
+// TestDialBackoffKeyedByAddrs: a peer whose dial failed is not dialled
+// again during its backoff with the same addresses, but is at once when it
+// is found with other ones (a NATed peer's relay address after its
+// unreachable private one).
+func TestDialBackoffKeyedByAddrs(t *testing.T) {
+	n := startNode(t, localConfig(t))
+	topic := testTopic("backoff")
+	other := startNode(t, localConfig(t))
+	private := multiaddr.StringCast("/ip4/192.168.201.2/tcp/4001")
+	relayed := multiaddr.StringCast("/ip4/127.0.0.1/tcp/4001/p2p/" + n.host.ID().String() + "/p2p-circuit")
+	failed := peer.AddrInfo{ID: other.host.ID(), Addrs: []multiaddr.Multiaddr{private}}
+	if !n.shouldDial(topic, failed) {
+		t.Fatal("a new peer is not dialled")
+	}
+	n.noteDialFailure(failed)
+	if n.shouldDial(topic, failed) {
+		t.Fatal("redialled with the addresses that just failed")
+	}
+	if n.shouldDial(topic, peer.AddrInfo{ID: failed.ID}) {
+		t.Fatal("redialled with no addresses during the backoff")
+	}
+	if !n.shouldDial(topic, peer.AddrInfo{ID: failed.ID, Addrs: []multiaddr.Multiaddr{private, relayed}}) {
+		t.Fatal("not dialled when found with a new address")
+	}
+}

@@ -160,6 +160,7 @@ type topicState struct {
 type failState struct {
 	until time.Time
 	wait  time.Duration
+	addrs string // the addresses that failed (addrSetKey)
 }
 
 // Start creates the host (and the DHT unless NoDHT) and returns a running Node.
@@ -567,8 +568,13 @@ func hasDirectAddr(ai peer.AddrInfo) bool {
 	return false
 }
 
-// shouldDial is a cheap pre-check for a discovered peer.
-func (n *Node) shouldDial(topic [32]byte, p peer.ID) bool {
+// shouldDial is a cheap pre-check for a discovered peer. A peer whose dial
+// failed is not dialled again before its backoff ends, unless it is found
+// with other addresses than the ones that failed: a NATed peer first
+// advertises addresses nobody can reach, then its relay address, and
+// finding the new one must not wait for the old failure's backoff.
+func (n *Node) shouldDial(topic [32]byte, ai peer.AddrInfo) bool {
+	p := ai.ID
 	if p == "" || p == n.self || n.book.heldOff(topic, p) {
 		return false
 	}
@@ -580,7 +586,7 @@ func (n *Node) shouldDial(topic [32]byte, p peer.ID) bool {
 	if _, ok := n.dialing[topicPeer{topic, p}]; ok {
 		return false
 	}
-	if f := n.dialFails[p]; f != nil && timeNow().Before(f.until) {
+	if f := n.dialFails[p]; f != nil && timeNow().Before(f.until) && (len(ai.Addrs) == 0 || addrSetKey(ai.Addrs) == f.addrs) {
 		return false
 	}
 	return true
@@ -589,7 +595,7 @@ func (n *Node) shouldDial(topic [32]byte, p peer.ID) bool {
 // handleFound dials a discovered peer and reports it. Concurrent and repeated
 // calls for the same (topic, peer) collapse into one dial and one report.
 func (n *Node) handleFound(ctx context.Context, topic [32]byte, ai peer.AddrInfo, src Source) {
-	if !n.shouldDial(topic, ai.ID) {
+	if !n.shouldDial(topic, ai) {
 		return
 	}
 	k := topicPeer{topic, ai.ID}
@@ -609,7 +615,7 @@ func (n *Node) handleFound(ctx context.Context, topic [32]byte, ai peer.AddrInfo
 	start := timeNow()
 	if err := n.connect(ctx, ai); err != nil {
 		if ctx.Err() == nil {
-			n.noteDialFailure(ai.ID)
+			n.noteDialFailure(ai)
 			n.log.Debug("dial of discovered peer failed", "topic", shortTopic(topic), "peer", ai.ID, "source", src, "err", err)
 		}
 		return
@@ -699,17 +705,18 @@ func (n *Node) dropped(topic [32]byte, p peer.ID) {
 	n.host.ConnManager().Unprotect(p, protectTag(topic))
 }
 
-func (n *Node) noteDialFailure(p peer.ID) {
+func (n *Node) noteDialFailure(ai peer.AddrInfo) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	f := n.dialFails[p]
+	f := n.dialFails[ai.ID]
 	if f == nil {
 		f = &failState{wait: dialFailBackoff.min}
-		n.dialFails[p] = f
+		n.dialFails[ai.ID] = f
 	} else {
 		f.wait = dialFailBackoff.next(f.wait)
 	}
 	f.until = timeNow().Add(jitter(f.wait))
+	f.addrs = addrSetKey(ai.Addrs)
 }
 
 func (n *Node) noteDialSuccess(p peer.ID) {
