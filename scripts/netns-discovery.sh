@@ -264,14 +264,14 @@ step3() {
 	inns n timeout 5 bash -c "exec 3<>/dev/tcp/$INET.1/4001" 2>/dev/null ||
 		fail "step 3: n cannot reach the seed through the NAT"
 	if [ "$DRIVER" = probe ]; then
-		bg n nat_n "$PROBE" "${seeds[@]/#--/-}" -no-mdns -no-nat -topic nat -wait 120s -direct-wait 30s -log "$WORK/nat_n.log"
+		bg n nat_n "$PROBE" "${seeds[@]/#--/-}" -no-mdns -no-nat -topic nat -wait 180s -direct-wait 30s -log "$WORK/nat_n.log"
 		local relay
 		if relay=$(wait_line "$WORK/nat_n.out" '^RELAYADDR' 90); then
 			echo "   step 3: the NATed node got a relay address after ${relay#RELAYADDR } ms"
 		else
 			fail "step 3: the NATed node got no relay reservation"; sed 's/^/    /' "$WORK/nat_n.out"
 		fi
-		bg p nat_p "$PROBE" -bootstrap "$seed" -no-mdns -no-nat -topic nat -wait 60s -direct-wait 30s -log "$WORK/nat_p.log"
+		bg p nat_p "$PROBE" -bootstrap "$seed" -no-mdns -no-nat -topic nat -wait 120s -direct-wait 30s -log "$WORK/nat_p.log"
 		wait "$PID_nat_p"
 		report_probe nat_p "step 3"
 		local conn
