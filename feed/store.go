@@ -22,13 +22,16 @@ var (
 	ErrSeqGap         = errors.New("seq gap")
 	ErrBadPrev        = errors.New("prev hash does not match")
 	ErrForked         = errors.New("feed is forked")
-	ErrTooManyFeeds   = errors.New("channel has too many feeds")
+	ErrBadEvidence    = errors.New("invalid fork evidence")
+	ErrNoVerifiedEnd  = errors.New("no entry with a valid signature to end the run")
 )
 
-// DefaultMaxFeeds bounds the feeds of one channel (the protocol's limit on
-// feeds advertised per channel). Replicated batches that would start a new
-// feed beyond it are refused; the local user's own feed is always allowed.
-const DefaultMaxFeeds = 4096
+// metaVerified marks, in a stored entry's Badger user-meta byte, an entry
+// whose own signature is known to verify: every own entry and the last entry
+// of every accepted run. A run sent to a peer always ends at such an entry
+// (docs/protocol.md, "Acceptance"), so that a receiver checking only the
+// run's last signature never refuses an honest relay.
+const metaVerified byte = 1
 
 // Key layout, all under the prefix 'f' that this package owns:
 //
@@ -74,11 +77,12 @@ type Store struct {
 	log *slog.Logger
 	now func() time.Time
 
-	mu       sync.Mutex // serialises writes; guards heads, last and nfeeds
-	heads    map[feedKey]Head
-	last     uint64 // last arrival number written
-	nfeeds   map[DiscoveryID]int
-	maxFeeds int
+	mu      sync.Mutex // serialises writes; guards heads, last, changes and buckets
+	heads   map[feedKey]Head
+	last    uint64 // last arrival number written
+	changes map[DiscoveryID]*changeLog
+	budget  Budget
+	buckets map[feedKey]*bucket
 
 	writeCheck func() error
 	recent     recent // the newest stored entries, for the indexer
@@ -93,9 +97,6 @@ type Option func(*Store)
 // WithLogger sets the store's logger.
 func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
 
-// WithMaxFeeds sets the per-channel feed cap (default DefaultMaxFeeds).
-func WithMaxFeeds(n int) Option { return func(s *Store) { s.maxFeeds = n } }
-
 // WithWriteCheck sets a check run before every write (own or replicated);
 // its error refuses the write. The node uses it to refuse writes on a disk
 // that is nearly full, which Badger would otherwise meet with SIGBUS.
@@ -109,7 +110,7 @@ func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = no
 func Open(db *badger.DB, opts ...Option) (*Store, error) {
 	s := &Store{db: db, log: slog.New(slog.DiscardHandler), now: time.Now,
 		heads: map[feedKey]Head{}, subs: map[*Subscription]struct{}{},
-		nfeeds: map[DiscoveryID]int{}, maxFeeds: DefaultMaxFeeds}
+		changes: map[DiscoveryID]*changeLog{}, budget: DefaultBudget, buckets: map[feedKey]*bucket{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -173,28 +174,6 @@ func (s *Store) head(ch DiscoveryID, a AuthorID) (Head, error) {
 	}
 	s.heads[fk] = h
 	return h, nil
-}
-
-// feedCount is the number of feeds of ch. Caller holds s.mu.
-func (s *Store) feedCount(ch DiscoveryID) (int, error) {
-	if n, ok := s.nfeeds[ch]; ok {
-		return n, nil
-	}
-	n := 0
-	prefix := append([]byte(pHead), ch[:]...)
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			n++
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("count feeds: %w", err)
-	}
-	s.nfeeds[ch] = n
-	return n, nil
 }
 
 // Head returns the head of author's feed in channel ch (Len 0 if none).
@@ -271,9 +250,6 @@ func getEntry(txn *badger.Txn, ch DiscoveryID, a AuthorID, seq uint64) (Entry, e
 	})
 	return e, err
 }
-
-// errStop ends an iteration early without an error.
-var errStop = errors.New("stop")
 
 // Range calls fn for entries from seq onwards of author's feed in ch, in seq
 // order, until the feed ends, limit entries were given (limit 0: no limit),
@@ -442,7 +418,7 @@ func (s *Store) Append(ctx context.Context, id *Identity, ch DiscoveryID, payloa
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := s.write(ch, id.ID(), out); err != nil {
+	if err := s.write(ch, id.ID(), out, len(out)); err != nil {
 		return nil, err
 	}
 	// fsync while still holding the write lock: until it returns, no other
@@ -452,18 +428,23 @@ func (s *Store) Append(ctx context.Context, id *Identity, ch DiscoveryID, payloa
 	if err := s.db.Sync(); err != nil {
 		return nil, fmt.Errorf("sync store: %w", err)
 	}
-	s.notify()
+	s.notify(ch)
 	return out, nil
 }
 
 // write stores verified, contiguous entries of one feed that extend its
-// current head, in transactions of at most maxTxnEntries. Caller holds s.mu.
-func (s *Store) write(ch DiscoveryID, a AuthorID, es []Entry) error {
+// current head, in transactions of at most maxTxnEntries. The last
+// `verified` entries (all of them for own appends, the last one for a
+// replicated run) are marked as having a valid signature of their own.
+// Caller holds s.mu.
+func (s *Store) write(ch DiscoveryID, a AuthorID, es []Entry, verified int) error {
 	if s.writeCheck != nil {
 		if err := s.writeCheck(); err != nil {
 			return err
 		}
 	}
+	firstVerified := len(es) - verified
+	done := 0
 	for len(es) > 0 {
 		n, size := 0, 0
 		for n < len(es) && n < maxTxnEntries && (n == 0 || size+len(es[n].Encode()) <= maxTxnBytes) {
@@ -478,7 +459,11 @@ func (s *Store) write(ch DiscoveryID, a AuthorID, es []Entry) error {
 			last++
 			ref := make([]byte, 0, 72)
 			ref = binary.BigEndian.AppendUint64(append(append(ref, ch[:]...), a[:]...), e.Seq)
-			if err := txn.Set(entryKey(ch, a, e.Seq), e.Encode()); err != nil {
+			be := badger.NewEntry(entryKey(ch, a, e.Seq), e.Encode())
+			if done+i >= firstVerified {
+				be = be.WithMeta(metaVerified)
+			}
+			if err := txn.SetEntry(be); err != nil {
 				txn.Discard()
 				return fmt.Errorf("store entry: %w", err)
 			}
@@ -498,26 +483,68 @@ func (s *Store) write(ch DiscoveryID, a AuthorID, es []Entry) error {
 		}
 		s.recent.add(s.last+1, chunk)
 		s.last = last
-		if old := s.heads[feedKey{ch, a}]; old.Len == 0 {
-			if n, ok := s.nfeeds[ch]; ok {
-				s.nfeeds[ch] = n + 1
-			}
-		}
 		s.heads[feedKey{ch, a}] = h
+		s.changed(ch, a)
 		es = es[n:]
+		done += n
 	}
 	return nil
 }
 
-// Apply verifies a batch of entries of author a's feed in channel ch,
-// received from elsewhere, and stores the part that is new. The batch must be
+// checkRun checks what can be checked of a run of author a's feed in ch
+// without the store: one channel, one author, consecutive seqs, sizes,
+// payloads, and the hash chain inside the run.
+func checkRun(ch DiscoveryID, a AuthorID, batch []Entry) error {
+	first := batch[0].Seq
+	for i := range batch {
+		e := &batch[i]
+		switch {
+		case e.Channel != ch:
+			return fmt.Errorf("%w: entry %d of batch", ErrWrongChannel, i)
+		case e.Author != a:
+			return fmt.Errorf("%w: entry %d of batch is by %s", ErrWrongAuthor, i, e.Author.Short())
+		case e.Seq != first+uint64(i):
+			return fmt.Errorf("%w: entry %d of batch has seq %d, want %d", ErrSeqGap, i, e.Seq, first+uint64(i))
+		case len(e.Payload) > MaxPayload || len(e.Encode()) > MaxEntry:
+			return fmt.Errorf("%w: entry %d of batch", ErrTooLarge, i)
+		}
+		if i > 0 && e.Prev != batch[i-1].Hash() {
+			return fmt.Errorf("%w: entry seq %d does not chain to seq %d", ErrBadPrev, e.Seq, e.Seq-1)
+		}
+		if e.Seq == 0 && e.Prev != (Hash{}) {
+			return fmt.Errorf("%w: seq 0 must have a zero prev", ErrBadPrev)
+		}
+		if err := checkPayloadWellFormed(e.Payload); err != nil {
+			return fmt.Errorf("entry %d of batch: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// VerifiedPrefix returns how many leading entries of a run can be accepted
+// on their own: the run up to its last entry whose own signature verifies
+// (0 if none). It is for runs from peers that may end a frame at an entry
+// whose signature does not verify (protocol version 1); the cost is one
+// signature check per entry walked back.
+func VerifiedPrefix(batch []Entry) int {
+	for i := len(batch) - 1; i >= 0; i-- {
+		if batch[i].VerifySignature() == nil {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// Apply verifies a run of entries of author a's feed in channel ch, received
+// from elsewhere, and stores the part that is new. The run must be
 // contiguous in seq; it is verified with the hash chain from the local head
 // and ONE signature check on its last entry (which commits to all earlier
 // ones through prev). On any violation nothing is stored and the error says
 // why. Entries already held are skipped; a valid entry that differs from the
 // one held at its seq is a fork: the evidence is recorded, the feed refuses
-// further entries, and ErrForked is returned. Apply returns how many entries
-// were new.
+// further entries, and ErrForked is returned. A run that would take the
+// author over its budget is refused whole with a *ThrottleError. Apply
+// returns how many entries were new.
 func (s *Store) Apply(ctx context.Context, ch DiscoveryID, a AuthorID, batch []Entry) (int, error) {
 	if len(batch) == 0 {
 		return 0, nil
@@ -525,29 +552,10 @@ func (s *Store) Apply(ctx context.Context, ch DiscoveryID, a AuthorID, batch []E
 	if _, err := s.Channel(ch); err != nil {
 		return 0, err
 	}
-	first := batch[0].Seq
-	for i := range batch {
-		e := &batch[i]
-		switch {
-		case e.Channel != ch:
-			return 0, fmt.Errorf("%w: entry %d of batch", ErrWrongChannel, i)
-		case e.Author != a:
-			return 0, fmt.Errorf("%w: entry %d of batch is by %s", ErrWrongAuthor, i, e.Author.Short())
-		case e.Seq != first+uint64(i):
-			return 0, fmt.Errorf("%w: entry %d of batch has seq %d, want %d", ErrSeqGap, i, e.Seq, first+uint64(i))
-		case len(e.Payload) > MaxPayload || len(e.Encode()) > MaxEntry:
-			return 0, fmt.Errorf("%w: entry %d of batch", ErrTooLarge, i)
-		}
-		if i > 0 && e.Prev != batch[i-1].Hash() {
-			return 0, fmt.Errorf("%w: entry seq %d does not chain to seq %d", ErrBadPrev, e.Seq, e.Seq-1)
-		}
-		if e.Seq == 0 && e.Prev != (Hash{}) {
-			return 0, fmt.Errorf("%w: seq 0 must have a zero prev", ErrBadPrev)
-		}
-		if err := checkPayloadWellFormed(e.Payload); err != nil {
-			return 0, fmt.Errorf("entry %d of batch: %w", i, err)
-		}
+	if err := checkRun(ch, a, batch); err != nil {
+		return 0, err
 	}
+	first := batch[0].Seq
 	tail := &batch[len(batch)-1]
 	if err := tail.VerifySignature(); err != nil {
 		return 0, err
@@ -567,17 +575,6 @@ func (s *Store) Apply(ctx context.Context, ch DiscoveryID, a AuthorID, batch []E
 	}
 	if first > h.Len {
 		return 0, fmt.Errorf("%w: batch starts at seq %d, feed %s has %d entries", ErrSeqGap, first, a.Short(), h.Len)
-	}
-	if h.Len == 0 {
-		// A new feed. One place is kept for the local user's own feed, so
-		// the channel never lists more than maxFeeds.
-		n, err := s.feedCount(ch)
-		if err != nil {
-			return 0, err
-		}
-		if n >= s.maxFeeds-1 {
-			return 0, fmt.Errorf("%w: %d feeds in channel %s, at most %d", ErrTooManyFeeds, n, ch.Short(), s.maxFeeds)
-		}
 	}
 	if first < h.Len {
 		// The batch overlaps what we hold. Both runs are hash chains, so the
@@ -600,11 +597,70 @@ func (s *Store) Apply(ctx context.Context, ch DiscoveryID, a AuthorID, batch []E
 	} else if batch[0].Prev != h.Hash {
 		return 0, fmt.Errorf("%w: seq %d does not chain to the held head of feed %s", ErrBadPrev, first, a.Short())
 	}
-	if err := s.write(ch, a, batch); err != nil {
+	var size int64
+	for i := range batch {
+		size += int64(len(batch[i].Encode()))
+	}
+	if wait, ok := s.take(feedKey{ch, a}, size, s.now()); !ok {
+		return 0, &ThrottleError{Author: a, RetryAfter: wait}
+	}
+	if err := s.write(ch, a, batch, 1); err != nil {
 		return 0, err
 	}
-	s.notify()
+	s.notify(ch)
 	return len(batch), nil
+}
+
+// Run returns a run of author a's feed in ch from seq from that a peer can
+// accept with one signature check: at most maxEntries entries and maxBytes
+// of encodings (a single entry may be larger), ending at an entry whose own
+// signature verifies. Stored runs always end at such an entry, so one exists
+// within the limits the run was received with. It returns no entries (and
+// no error) when from is past the head.
+func (s *Store) Run(ch DiscoveryID, a AuthorID, from uint64, maxEntries, maxBytes int) ([]Entry, error) {
+	var out []Entry
+	lastMarked := -1
+	prefix := append(append([]byte(pEntry), ch[:]...), a[:]...)
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		total := 0
+		for it.Seek(entryKey(ch, a, from)); it.Valid() && len(out) < maxEntries; it.Next() {
+			item := it.Item()
+			var e Entry
+			if err := item.Value(func(v []byte) error {
+				var err error
+				e, err = DecodeEntry(v)
+				return err
+			}); err != nil {
+				return fmt.Errorf("read entry: %w", err)
+			}
+			if len(out) > 0 && total+len(e.Encode()) > maxBytes {
+				return nil
+			}
+			total += len(e.Encode())
+			if item.UserMeta()&metaVerified != 0 {
+				lastMarked = len(out)
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	if err != nil || len(out) == 0 {
+		return nil, err
+	}
+	switch {
+	case lastMarked == len(out)-1:
+		return out, nil
+	case out[len(out)-1].VerifySignature() == nil:
+		return out, nil // stored before entries were marked, or an inner entry
+	case lastMarked >= 0:
+		return out[:lastMarked+1], nil
+	}
+	if n := VerifiedPrefix(out); n > 0 {
+		return out[:n], nil
+	}
+	return nil, fmt.Errorf("feed %s from seq %d: %w", a.Short(), from, ErrNoVerifiedEnd)
 }
 
 // ForkEvidence is two valid entries by one author at one seq.
@@ -615,6 +671,21 @@ type ForkEvidence struct {
 	Other  []byte   `cbor:"4,keyasint"` // encoding of the conflicting entry
 }
 
+// Portable reports whether both entries of the evidence carry a valid
+// signature of their own, so that it can be handed to a peer on its own
+// (a fork frame). An entry authenticated only by a later entry's signature
+// is valid evidence here but proves nothing alone.
+func (ev ForkEvidence) Portable() bool {
+	for _, raw := range [][]byte{ev.Held, ev.Other} {
+		e, err := DecodeEntry(raw)
+		if err != nil || e.VerifySignature() != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// recordFork stores fork evidence and freezes the feed. Caller holds s.mu.
 func (s *Store) recordFork(ch DiscoveryID, a AuthorID, h Head, held, other Entry) error {
 	ev, err := encMode.Marshal(ForkEvidence{Author: a, Seq: held.Seq, Held: held.Encode(), Other: other.Encode()})
 	if err != nil {
@@ -632,8 +703,53 @@ func (s *Store) recordFork(ch DiscoveryID, a AuthorID, h Head, held, other Entry
 		return fmt.Errorf("record fork: %w", err)
 	}
 	s.heads[feedKey{ch, a}] = h
+	s.changed(ch, a)
+	s.notify(ch)
 	s.log.Warn("feed forked: author signed two entries at one seq", "channel", ch.Short(), "author", a.Short(), "seq", held.Seq)
 	return nil
+}
+
+// RecordFork checks fork evidence received from a peer, two entries x and y
+// of channel ch by one author at one seq with different hashes and each
+// with a valid signature of its own, and records it: the author's feed is
+// frozen here too. It reports whether the evidence was new (false if the
+// feed was already known to be forked). Invalid evidence is ErrBadEvidence.
+func (s *Store) RecordFork(ch DiscoveryID, x, y Entry) (bool, error) {
+	switch {
+	case x.Channel != ch || y.Channel != ch:
+		return false, fmt.Errorf("%w: entry for another channel", ErrBadEvidence)
+	case x.Author != y.Author:
+		return false, fmt.Errorf("%w: entries by two authors", ErrBadEvidence)
+	case x.Seq != y.Seq:
+		return false, fmt.Errorf("%w: entries at seqs %d and %d", ErrBadEvidence, x.Seq, y.Seq)
+	case x.Hash() == y.Hash():
+		return false, fmt.Errorf("%w: the same entry twice", ErrBadEvidence)
+	}
+	for _, e := range []*Entry{&x, &y} {
+		if err := e.VerifySignature(); err != nil {
+			return false, fmt.Errorf("%w: %w", ErrBadEvidence, err)
+		}
+	}
+	if _, err := s.Channel(ch); err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, err := s.head(ch, x.Author)
+	if err != nil {
+		return false, err
+	}
+	if h.Forked {
+		return false, nil
+	}
+	// Keep the entry we hold at that seq (if any) as the "held" one.
+	held, other := x, y
+	if h.Len > x.Seq {
+		if e, err := s.Get(ch, x.Author, x.Seq); err == nil && e.Hash() == y.Hash() {
+			held, other = y, x
+		}
+	}
+	return true, s.recordFork(ch, x.Author, h, held, other)
 }
 
 // Forks returns the fork evidence recorded in channel ch.
@@ -658,12 +774,31 @@ func (s *Store) Forks(ch DiscoveryID) ([]ForkEvidence, error) {
 	return out, nil
 }
 
-// Subscription signals that new entries were stored. Signals coalesce: a
-// subscriber that is busy gets one signal for many writes, then reads what is
-// new with Since. Nothing queues, so a slow subscriber costs no memory.
+// Fork returns the fork evidence of author a in ch (ErrNotFound if none).
+func (s *Store) Fork(ch DiscoveryID, a AuthorID) (ForkEvidence, error) {
+	var ev ForkEvidence
+	err := s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(append(append([]byte(pFork), ch[:]...), a[:]...))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("fork evidence of %s: %w", a.Short(), ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error { return decMode.Unmarshal(v, &ev) })
+	})
+	return ev, err
+}
+
+// Subscription signals that new entries were stored (in one channel, or in
+// any). Signals coalesce: a subscriber that is busy gets one signal for many
+// writes, then reads what is new with Since or Changes. Nothing queues, so
+// a slow subscriber costs no memory.
 type Subscription struct {
-	s *Store
-	c chan struct{}
+	s   *Store
+	ch  DiscoveryID // zero: every channel
+	all bool
+	c   chan struct{}
 }
 
 // C receives a value after new entries are stored.
@@ -676,19 +811,29 @@ func (sub *Subscription) Close() {
 	sub.s.subMu.Unlock()
 }
 
-// Subscribe returns a subscription to new entries.
-func (s *Store) Subscribe() *Subscription {
-	sub := &Subscription{s: s, c: make(chan struct{}, 1)}
+// Subscribe returns a subscription to new entries of every channel.
+func (s *Store) Subscribe() *Subscription { return s.subscribe(DiscoveryID{}, true) }
+
+// SubscribeChannel returns a subscription to changes of channel ch only
+// (new entries, a feed found forked): a session of one channel is not woken
+// by traffic in the others.
+func (s *Store) SubscribeChannel(ch DiscoveryID) *Subscription { return s.subscribe(ch, false) }
+
+func (s *Store) subscribe(ch DiscoveryID, all bool) *Subscription {
+	sub := &Subscription{s: s, ch: ch, all: all, c: make(chan struct{}, 1)}
 	s.subMu.Lock()
 	s.subs[sub] = struct{}{}
 	s.subMu.Unlock()
 	return sub
 }
 
-func (s *Store) notify() {
+func (s *Store) notify(ch DiscoveryID) {
 	s.subMu.Lock()
 	defer s.subMu.Unlock()
 	for sub := range s.subs {
+		if !sub.all && sub.ch != ch {
+			continue
+		}
 		select {
 		case sub.c <- struct{}{}:
 		default:

@@ -467,54 +467,6 @@ func TestSinceInterleavedFeeds(t *testing.T) {
 	}
 }
 
-func TestFeedCapPerChannel(t *testing.T) {
-	ctx := context.Background()
-	src := newEnv(t)
-	dir := t.TempDir()
-	db, err := storage.Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	dst, err := feed.Open(db, feed.WithMaxFeeds(4))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Join(src.ch); err != nil {
-		t.Fatal(err)
-	}
-	d := src.ch.ID()
-	var authors []*feed.Identity
-	for i := 0; i < 4; i++ {
-		id, _ := feed.NewIdentity()
-		authors = append(authors, id)
-		es, err := src.st.Append(ctx, id, d, text("hi"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = dst.Apply(ctx, d, id.ID(), es)
-		if i < 3 && err != nil {
-			t.Fatalf("feed %d: %v", i, err)
-		}
-		if i == 3 && !errors.Is(err, feed.ErrTooManyFeeds) {
-			t.Fatalf("fourth replicated feed: %v", err)
-		}
-	}
-	// Known feeds still grow; the own feed always fits.
-	more, _ := src.st.Append(ctx, authors[0], d, text("again"))
-	if _, err := dst.Apply(ctx, d, authors[0].ID(), more); err != nil {
-		t.Fatal(err)
-	}
-	me, _ := feed.NewIdentity()
-	if _, err := dst.Append(ctx, me, d, text("mine")); err != nil {
-		t.Fatal(err)
-	}
-	heads, _ := dst.Heads(d)
-	if len(heads) != 4 {
-		t.Fatalf("%d feeds, want 4", len(heads))
-	}
-}
-
 // TestSinceFromMemoryEqualsDisk: Since answers from the recent-arrivals
 // cache exactly as from Badger (after a reopen the cache is empty), for any
 // start and limit, across the cache's eviction boundary.

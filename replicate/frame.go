@@ -18,6 +18,8 @@ const (
 	frameHave    frameType = 3
 	frameEntries frameType = 4
 	framePing    frameType = 5
+	frameFork    frameType = 6 // version 2
+	frameRefuse  frameType = 7 // version 2
 )
 
 func (t frameType) String() string {
@@ -32,6 +34,10 @@ func (t frameType) String() string {
 		return "entries"
 	case framePing:
 		return "ping"
+	case frameFork:
+		return "fork"
+	case frameRefuse:
+		return "refuse"
 	}
 	return fmt.Sprintf("frame type %d", byte(t))
 }
@@ -50,7 +56,8 @@ type proofBody struct {
 }
 
 type haveBody struct {
-	Feeds []wireHead `cbor:"1,keyasint"` // strictly ascending by author
+	Feeds []wireHead `cbor:"1,keyasint"`           // strictly ascending by author
+	More  bool       `cbor:"2,keyasint,omitempty"` // version 2: more have frames of this listing follow
 }
 
 // wireHead is one feed's head: a CBOR array [author, len, hash, forked].
@@ -70,6 +77,29 @@ type entriesBody struct {
 
 type pingBody struct{}
 
+// forkBody is fork evidence (version 2): two entries of one author at one
+// seq, each with a valid signature of its own.
+type forkBody struct {
+	A []byte `cbor:"1,keyasint"`
+	B []byte `cbor:"2,keyasint"`
+}
+
+// refuseBody says that the sender did not store entries of a feed
+// (version 2).
+type refuseBody struct {
+	Author []byte `cbor:"1,keyasint"` // 32 bytes
+	Len    uint64 `cbor:"2,keyasint"` // entries of the feed the sender holds
+	Reason uint64 `cbor:"3,keyasint"` // refuseThrottled, refuseBlocked, ...
+	Retry  uint64 `cbor:"4,keyasint"` // milliseconds until the sender takes more; 0: not in this session
+}
+
+// Refusal reasons.
+const (
+	refuseThrottled uint64 = 1 // the author is over the receiver's storage budget
+	refuseBlocked   uint64 = 2 // the receiver's user blocked the author
+	refuseNewFeeds  uint64 = 3 // the session brought feeds new to the receiver faster than it takes them
+)
+
 // frame is one decoded frame: its type and the matching body.
 type frame struct {
 	typ     frameType
@@ -77,6 +107,8 @@ type frame struct {
 	proof   *proofBody
 	have    *haveBody
 	entries *entriesBody
+	fork    *forkBody
+	refuse  *refuseBody
 }
 
 // errFrame wraps every decoding failure: the peer sent something invalid.
@@ -93,13 +125,17 @@ func init() {
 	}
 }
 
-// codec decodes frames within a set of limits.
+// codec decodes frames of one protocol version within a set of limits.
 type codec struct {
-	lim Limits
-	dec cbor.DecMode
+	lim     Limits
+	version int
+	dec     cbor.DecMode
 }
 
-func newCodec(lim Limits) *codec {
+// newCodec is a codec of the newest version.
+func newCodec(lim Limits) *codec { return newCodecVersion(lim, 2) }
+
+func newCodecVersion(lim Limits, version int) *codec {
 	dec, err := cbor.DecOptions{
 		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
 		IndefLength:       cbor.IndefLengthForbidden,
@@ -108,12 +144,12 @@ func newCodec(lim Limits) *codec {
 		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
 		MaxNestedLevels:   4,
 		MaxMapPairs:       16,
-		MaxArrayElements:  max(16, lim.MaxBatchEntries, lim.MaxFeeds),
+		MaxArrayElements:  max(16, lim.MaxBatchEntries, lim.MaxHaveFeeds, lim.MaxFeedsV1),
 	}.DecMode()
 	if err != nil {
 		panic(err)
 	}
-	return &codec{lim: lim, dec: dec}
+	return &codec{lim: lim, version: version, dec: dec}
 }
 
 // encodeFrame returns the type byte followed by body in deterministic CBOR.
@@ -167,6 +203,18 @@ func (c *codec) decode(b []byte) (frame, error) {
 		body = f.entries
 	case framePing:
 		body = new(pingBody)
+	case frameFork:
+		if c.version < 2 {
+			return frame{}, fmt.Errorf("%w: unknown type %d", errFrame, b[0])
+		}
+		f.fork = new(forkBody)
+		body = f.fork
+	case frameRefuse:
+		if c.version < 2 {
+			return frame{}, fmt.Errorf("%w: unknown type %d", errFrame, b[0])
+		}
+		f.refuse = new(refuseBody)
+		body = f.refuse
 	default:
 		return frame{}, fmt.Errorf("%w: unknown type %d", errFrame, b[0])
 	}
@@ -198,8 +246,11 @@ func (c *codec) check(f frame) error {
 			return errors.New("mac must be 32 bytes")
 		}
 	case frameHave:
-		if len(f.have.Feeds) > c.lim.MaxFeeds {
-			return fmt.Errorf("%d feeds, at most %d", len(f.have.Feeds), c.lim.MaxFeeds)
+		if c.version < 2 && f.have.More {
+			return errors.New("unknown map key 2")
+		}
+		if limit := c.maxHave(); len(f.have.Feeds) > limit {
+			return fmt.Errorf("%d feeds, at most %d", len(f.have.Feeds), limit)
 		}
 		for i, h := range f.have.Feeds {
 			if len(h.Author) != 32 || len(h.Hash) != 32 {
@@ -228,8 +279,24 @@ func (c *codec) check(f frame) error {
 				return fmt.Errorf("entry %d is %d bytes, at most %d", i, len(raw), feed.MaxEntry)
 			}
 		}
+	case frameFork:
+		if len(f.fork.A) > feed.MaxEntry || len(f.fork.B) > feed.MaxEntry {
+			return fmt.Errorf("an entry is over %d bytes", feed.MaxEntry)
+		}
+	case frameRefuse:
+		if len(f.refuse.Author) != 32 {
+			return errors.New("author must be 32 bytes")
+		}
 	}
 	return nil
+}
+
+// maxHave is how many heads one have frame may list.
+func (c *codec) maxHave() int {
+	if c.version < 2 {
+		return c.lim.MaxFeedsV1
+	}
+	return c.lim.MaxHaveFeeds
 }
 
 func toHead(w wireHead) feed.Head {

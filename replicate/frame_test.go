@@ -111,7 +111,7 @@ func TestDecodeRejects(t *testing.T) {
 		"map keys unordered": {byte(frameHello), 0xa2, 0x02, 0x40, 0x01, 0x40},
 	}
 	many := haveBody{}
-	for i := range ProtoMaxFeeds + 1 {
+	for i := range ProtoMaxHaveFeeds + 1 {
 		a := make([]byte, 32)
 		a[0], a[1] = byte(i>>8), byte(i)
 		many.Feeds = append(many.Feeds, wireHead{Author: a, Len: 1, Hash: zero32})

@@ -320,7 +320,7 @@ func TestHostileFramesDropped(t *testing.T) {
 			h2 := feed.Head{Author: feed.AuthorID{1}, Len: 1}
 			rc.send(frameHave, haveBody{Feeds: []wireHead{fromHead(h1), fromHead(h2)}})
 		}},
-		{"too many feeds", Limits{MaxFeeds: 3}, func(rc *rawConn) {
+		{"too many feeds", Limits{MaxSessionFeeds: 3}, func(rc *rawConn) {
 			var ws []wireHead
 			for i := range 4 {
 				ws = append(ws, fromHead(feed.Head{Author: feed.AuthorID{byte(i)}, Len: 1}))

@@ -6,9 +6,13 @@ import (
 	"github.com/kchat-p2p/kchat/feed"
 )
 
-// ProtocolID is the libp2p protocol of kchat replication. One stream of it
-// carries one channel between two peers.
-const ProtocolID = "/kchat/sync/1"
+// ProtocolID is the libp2p protocol of kchat replication, version 2. One
+// stream of it carries one channel between two peers. ProtocolV1 is the
+// first version, still spoken with peers that know no other.
+const (
+	ProtocolID = "/kchat/sync/2"
+	ProtocolV1 = "/kchat/sync/1"
+)
 
 // Protocol limits. A sender MUST stay within them; a receiver MUST accept
 // anything within them (see docs/protocol.md section 4). Limits lower than these are
@@ -21,9 +25,16 @@ const (
 	// ProtoMaxBatchBytes bounds the summed entry encodings of one entries
 	// frame, except that a frame of one entry may hold any valid entry.
 	ProtoMaxBatchBytes = 512 << 10
-	// ProtoMaxFeeds bounds the feeds one peer advertises for a channel
-	// over a whole session.
-	ProtoMaxFeeds = 4096
+	// ProtoMaxFeedsV1 bounds the feeds one peer advertises for a channel
+	// over a whole version 1 session.
+	ProtoMaxFeedsV1 = 4096
+	// ProtoMaxHaveFeeds bounds the heads of one have frame (version 2; a
+	// listing takes as many frames as it needs).
+	ProtoMaxHaveFeeds = 4096
+	// ProtoMaxSessionFeeds bounds the distinct feeds a version 2 session
+	// tracks: it bounds a session's memory (about 200 bytes a feed), and is
+	// far above the authors any real channel has.
+	ProtoMaxSessionFeeds = 1 << 18
 )
 
 // Limits bound what a session accepts and how long it waits.
@@ -31,8 +42,13 @@ type Limits struct {
 	MaxFrame         int // bytes of one frame; larger is a protocol violation
 	MaxBatchEntries  int // entries per entries frame, sent and accepted
 	MaxBatchBytes    int // summed entry encodings per entries frame, sent
-	MaxFeeds         int // feeds advertised per session and channel; feeds stored per channel from replication
+	MaxFeedsV1       int // feeds advertised per version 1 session
+	MaxHaveFeeds     int // heads per have frame (version 2)
+	MaxSessionFeeds  int // distinct feeds per version 2 session
 	IdleTimeout      time.Duration
+	StallTimeout     time.Duration // a peer ahead on a feed that sends none of it for this long is left out of "synced"
+	NewFeedsBurst    int           // feeds new to the store one session may bring at once...
+	NewFeedsRate     float64       // ...and then per second; more are refused for a while (not a violation)
 	HandshakeTimeout time.Duration
 	BanDuration      time.Duration // how long a peer that broke the protocol is refused, per channel
 }
@@ -44,8 +60,13 @@ func DefaultLimits() Limits {
 		MaxFrame:         ProtoMaxFrame,
 		MaxBatchEntries:  ProtoMaxBatchEntries,
 		MaxBatchBytes:    ProtoMaxBatchBytes,
-		MaxFeeds:         ProtoMaxFeeds,
+		MaxFeedsV1:       ProtoMaxFeedsV1,
+		MaxHaveFeeds:     ProtoMaxHaveFeeds,
+		MaxSessionFeeds:  ProtoMaxSessionFeeds,
 		IdleTimeout:      60 * time.Second,
+		StallTimeout:     30 * time.Second,
+		NewFeedsBurst:    8192,
+		NewFeedsRate:     1024,
 		HandshakeTimeout: 10 * time.Second,
 		BanDuration:      10 * time.Minute,
 	}
@@ -64,8 +85,23 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxBatchBytes <= 0 {
 		l.MaxBatchBytes = d.MaxBatchBytes
 	}
-	if l.MaxFeeds <= 0 {
-		l.MaxFeeds = d.MaxFeeds
+	if l.MaxFeedsV1 <= 0 {
+		l.MaxFeedsV1 = d.MaxFeedsV1
+	}
+	if l.MaxHaveFeeds <= 0 {
+		l.MaxHaveFeeds = d.MaxHaveFeeds
+	}
+	if l.MaxSessionFeeds <= 0 {
+		l.MaxSessionFeeds = d.MaxSessionFeeds
+	}
+	if l.NewFeedsBurst <= 0 {
+		l.NewFeedsBurst = d.NewFeedsBurst
+	}
+	if l.NewFeedsRate <= 0 {
+		l.NewFeedsRate = d.NewFeedsRate
+	}
+	if l.StallTimeout <= 0 {
+		l.StallTimeout = d.StallTimeout
 	}
 	if l.IdleTimeout <= 0 {
 		l.IdleTimeout = d.IdleTimeout

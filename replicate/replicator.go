@@ -49,9 +49,11 @@ type SessionInfo struct {
 	Sent     uint64    // entries sent
 	Received uint64    // entries received
 	Stored   uint64    // received entries that were new here
+	Version  int       // protocol version (1 or 2)
 	Synced   bool      // both sides hold the same heads, as last exchanged
 	Want     uint64    // entries the peer advertised that we do not hold
 	Owe      uint64    // entries we hold that the peer has not advertised holding
+	Refused  []Refusal // feeds left out of this session, and why
 }
 
 // Stats are totals since New.
@@ -86,23 +88,24 @@ type counters struct {
 // on Connect. It never dials by itself: who to connect to and when to
 // reconnect is the caller's (discovery's) business.
 type Replicator struct {
-	h     host.Host
-	st    *feed.Store
-	lim   Limits
-	log   *slog.Logger
-	codec *codec
-	ctx   context.Context
-	stop  context.CancelFunc
-	wg    sync.WaitGroup // every goroutine the replicator starts
-	cnt   counters
+	h      host.Host
+	st     *feed.Store
+	lim    Limits
+	log    *slog.Logger
+	codecs map[int]*codec // by protocol version
+	ctx    context.Context
+	stop   context.CancelFunc
+	wg     sync.WaitGroup // every goroutine the replicator starts
+	cnt    counters
 
-	mu       sync.Mutex
-	closed   bool
-	sessions map[sessKey]*session
-	dialing  map[sessKey]*dial
-	pending  map[sessKey]int // inbound handshakes past the hello
-	bans     map[sessKey]time.Time
-	ended    map[sessKey]error // why the last session of a key ended
+	mu        sync.Mutex
+	closed    bool
+	sessions  map[sessKey]*session
+	dialing   map[sessKey]*dial
+	pending   map[sessKey]int       // inbound handshakes past the hello
+	bans      map[sessKey]time.Time // a zero channel: the peer for every channel
+	ended     map[sessKey]error     // why the last session of a key ended
+	strangers map[peer.ID]*strangerCount
 
 	subMu sync.Mutex
 	subs  map[*Subscription]struct{}
@@ -122,13 +125,15 @@ func New(h host.Host, st *feed.Store, cfg Config) *Replicator {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	r := &Replicator{
-		h: h, st: st, lim: lim, log: log.With("component", "replicate"), codec: newCodec(lim),
-		ctx: ctx, stop: stop,
+		h: h, st: st, lim: lim, log: log.With("component", "replicate"),
+		codecs: map[int]*codec{1: newCodecVersion(lim, 1), 2: newCodecVersion(lim, 2)},
+		ctx:    ctx, stop: stop,
 		sessions: map[sessKey]*session{}, dialing: map[sessKey]*dial{}, pending: map[sessKey]int{},
-		bans: map[sessKey]time.Time{}, ended: map[sessKey]error{},
+		bans: map[sessKey]time.Time{}, ended: map[sessKey]error{}, strangers: map[peer.ID]*strangerCount{},
 		subs: map[*Subscription]struct{}{},
 	}
 	h.SetStreamHandler(ProtocolID, r.handle)
+	h.SetStreamHandler(ProtocolV1, r.handle)
 	return r
 }
 
@@ -143,6 +148,7 @@ func (r *Replicator) Close() error {
 	r.closed = true
 	r.mu.Unlock()
 	r.h.RemoveStreamHandler(ProtocolID)
+	r.h.RemoveStreamHandler(ProtocolV1)
 	r.stop()
 	r.wg.Wait()
 	return nil
@@ -207,7 +213,7 @@ func (r *Replicator) connect(ctx context.Context, key sessKey) error {
 	// "limited" connection on which libp2p opens no stream unless asked.
 	// Chat traffic is small, so sync deliberately runs over it; once hole
 	// punching gives a direct connection, libp2p prefers that for new streams.
-	s, err := r.h.NewStream(network.WithAllowLimitedConn(ctx, "kchat sync"), key.peer, ProtocolID)
+	s, err := r.h.NewStream(network.WithAllowLimitedConn(ctx, "kchat sync"), key.peer, ProtocolID, ProtocolV1)
 	if err != nil {
 		return fmt.Errorf("open sync stream to %s: %w", key.peer.ShortString(), err)
 	}
@@ -242,6 +248,11 @@ func (r *Replicator) handle(s network.Stream) {
 		s.Reset()
 		return
 	}
+	if r.banned(sessKey{peer: s.Conn().RemotePeer()}) {
+		r.wg.Done()
+		s.Reset() // refused for every channel: not even read
+		return
+	}
 	defer r.wg.Done()
 	sess, err := r.handshake(r.ctx, s, feed.Channel{}, false)
 	if err != nil {
@@ -268,18 +279,40 @@ func (r *Replicator) failed(key sessKey, s network.Stream, err error) error {
 		key.ch = v.ch
 		r.ban(key, err)
 	case errors.As(err, &v):
-		r.cnt.violations.Add(1)
-		r.log.Warn("peer sent an invalid hello; dropped", "peer", key.peer.String(), "why", err)
+		// Before any channel is named: refuse the peer for every channel,
+		// so that a stream of bad hellos costs one log line, not one each.
+		r.ban(key, err)
 	default:
 		r.log.Debug("sync handshake failed", "peer", key.peer.ShortString(), "err", err)
 	}
 	return err
 }
 
+// maxBans bounds the ban list; past it the bans closest to their end go.
+const maxBans = 4096
+
 func (r *Replicator) ban(key sessKey, why error) {
 	r.cnt.violations.Add(1)
-	until := time.Now().Add(r.lim.BanDuration)
+	now := time.Now()
+	until := now.Add(r.lim.BanDuration)
 	r.mu.Lock()
+	if len(r.bans) >= maxBans {
+		for k, t := range r.bans {
+			if !now.Before(t) {
+				delete(r.bans, k)
+			}
+		}
+		for len(r.bans) >= maxBans {
+			var first sessKey
+			var firstT time.Time
+			for k, t := range r.bans {
+				if firstT.IsZero() || t.Before(firstT) {
+					first, firstT = k, t
+				}
+			}
+			delete(r.bans, first)
+		}
+	}
 	r.bans[key] = until
 	r.mu.Unlock()
 	r.log.Warn("peer broke the sync protocol; dropped and banned", "peer", key.peer.String(),
@@ -287,17 +320,59 @@ func (r *Replicator) ban(key sessKey, why error) {
 	r.notify()
 }
 
-// banned reports whether key is banned, forgetting expired bans.
+// banned reports whether key, or its peer for every channel, is banned,
+// forgetting expired bans.
 func (r *Replicator) banned(key sessKey) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	until, ok := r.bans[key]
-	if ok && !time.Now().Before(until) {
-		delete(r.bans, key)
-		ok = false
+	now := time.Now()
+	for _, k := range []sessKey{key, {peer: key.peer}} {
+		until, ok := r.bans[k]
+		if ok && !now.Before(until) {
+			delete(r.bans, k)
+			ok = false
+		}
+		if ok {
+			return true
+		}
 	}
-	return ok
+	return false
 }
+
+// strangerCount counts hellos for channels this node does not hold.
+type strangerCount struct {
+	n     int
+	since time.Time
+}
+
+// strangerLimit is how many hellos for unknown channels one peer may send
+// per minute before it is refused for every channel (silently: a stranger
+// cannot fill the log).
+const strangerLimit = 30
+
+// strangerHello counts a hello for a channel this node does not hold.
+func (r *Replicator) strangerHello(p peer.ID) {
+	now := time.Now()
+	r.mu.Lock()
+	sc := r.strangers[p]
+	if sc == nil || now.Sub(sc.since) > time.Minute {
+		if len(r.strangers) >= maxBans {
+			clear(r.strangers)
+		}
+		sc = &strangerCount{since: now}
+		r.strangers[p] = sc
+	}
+	sc.n++
+	over := sc.n == strangerLimit
+	r.mu.Unlock()
+	if over {
+		r.ban(sessKey{peer: p}, fmt.Errorf("%d hellos for channels this node does not hold within a minute", strangerLimit))
+	}
+}
+
+// blocked reports whether the user blocked author a in ch: such a feed is
+// neither stored nor advertised nor forwarded.
+func (r *Replicator) blocked(ch feed.DiscoveryID, a feed.AuthorID) bool { return r.st.IsBlocked(ch, a) }
 
 // Banned reports whether p is refused for channel ch (it broke the protocol
 // less than BanDuration ago).

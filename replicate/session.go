@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -115,6 +116,10 @@ func (c *conn) write(t frameType, body any) error {
 // sent before the peer's hello, and nothing after the hellos before the
 // peer's proof has checked, except the initiator's own proof.
 func (r *Replicator) handshake(ctx context.Context, s network.Stream, c feed.Channel, outbound bool) (_ *session, err error) {
+	version := 2
+	if s.Protocol() == ProtocolV1 {
+		version = 1
+	}
 	stop := context.AfterFunc(ctx, func() { s.Reset() })
 	defer stop()
 	stopR := context.AfterFunc(r.ctx, func() { s.Reset() })
@@ -122,7 +127,7 @@ func (r *Replicator) handshake(ctx context.Context, s network.Stream, c feed.Cha
 	if err := s.SetDeadline(time.Now().Add(r.lim.HandshakeTimeout)); err != nil {
 		return nil, err
 	}
-	cn := newConn(s, r.codec, &r.cnt)
+	cn := newConn(s, r.codecs[version], &r.cnt)
 	local, remote := r.h.ID(), s.Conn().RemotePeer()
 	nonce := make([]byte, 32)
 	if _, err := rand.Read(nonce); err != nil {
@@ -161,7 +166,17 @@ func (r *Replicator) handshake(ctx context.Context, s network.Stream, c feed.Cha
 			return nil, fmt.Errorf("refused %s: %w", remote.ShortString(), ErrBanned)
 		}
 		if c, err = r.st.Channel(ch); err != nil {
-			return nil, fmt.Errorf("refused %s: %w", remote.ShortString(), err)
+			// Answer as a member would, and fail at the proof, which an
+			// initiator without the key cannot make: whoever knows only D
+			// cannot tell whether this peer holds the channel.
+			r.strangerHello(remote)
+			if err := cn.write(frameHello, helloBody{Channel: ch[:], Nonce: nonce}); err != nil {
+				return nil, err
+			}
+			if _, err := cn.read(ch); err != nil {
+				return nil, err
+			}
+			return nil, fmt.Errorf("refused %s: %w", remote.ShortString(), feed.ErrUnknownChannel)
 		}
 		// From here the handshake counts as pending for the key until the
 		// caller registers the session (or it fails): a concurrent Connect
@@ -187,7 +202,7 @@ func (r *Replicator) handshake(ctx context.Context, s network.Stream, c feed.Cha
 	if err := s.SetDeadline(time.Time{}); err != nil {
 		return nil, err
 	}
-	return r.newSession(cn, sessKey{remote, ch}, outbound), nil
+	return r.newSession(cn, sessKey{remote, ch}, outbound, version), nil
 }
 
 func readProof(cn *conn, ch feed.DiscoveryID, want []byte) error {
@@ -204,47 +219,76 @@ func readProof(cn *conn, ch feed.DiscoveryID, want []byte) error {
 	return nil
 }
 
+// feedState is what a session knows of one feed: the local head it
+// advertised, the peer's merged have, and how far each side got.
+type feedState struct {
+	local, peer feed.Head // Len 0: not held / not advertised
+	next        uint64    // first seq neither sent to nor received from the peer
+	checked     uint64    // peer length whose head hash matched ours
+	lastSent    feed.Head // as last advertised to the peer
+	sentEv      bool      // fork evidence sent
+
+	// Reasons the feed does not converge in this session (it is left out
+	// of "synced"): a fork seen here, the peer refused it (until retryAt;
+	// zero: for the session), we refused it, the peer sits on it.
+	diverged  string
+	refused   string    // by the peer, for long (throttled, blocked)
+	holdUntil time.Time // the peer asked us not to send before (zero: no hold; far future: not in this session)
+	throttled bool
+	stalled   bool
+}
+
+func (f *feedState) excluded() bool {
+	return f.diverged != "" || f.refused != "" || f.throttled || f.stalled || f.local.Forked || f.peer.Forked
+}
+
 // session is one authenticated stream for one channel. Its reader runs in
 // the goroutine that calls run; run starts and waits for its writer.
 type session struct {
 	r        *Replicator
 	key      sessKey
 	cn       *conn
+	version  int
 	outbound bool
 	since    time.Time
 	log      *slog.Logger
 	ctx      context.Context
 	cancel   context.CancelCauseFunc
-	poke     chan struct{} // reader -> writer: the peer's have changed
+	poke     chan struct{} // reader -> writer: something to act on
 
 	sent, received, stored atomic.Uint64
 
-	mu       sync.Mutex
-	peerHave map[feed.AuthorID]feed.Head // merged have frames of the peer
-	gotHave  bool
-	heads    map[feed.AuthorID]feed.Head // local heads at the writer's last round (served feeds)
-	next     map[feed.AuthorID]uint64    // first seq not yet sent, per feed
-	diverged map[feed.AuthorID]string    // feeds no longer replicated in this session, and why
-	synced   bool
+	mu           sync.Mutex
+	feeds        map[feed.AuthorID]*feedState
+	dirty        map[feed.AuthorID]bool // writer's work list
+	haveDirty    map[feed.AuthorID]bool // local heads changed since the last have
+	gotHave      bool                   // the peer's first have arrived
+	peerComplete bool                   // the peer's listing is complete (no more pages pending)
+	unsynced     int                    // feeds not excluded whose heads differ
+	want, owe    uint64
+	synced       bool
+	lastEntries  time.Time // when the last entries frame arrived
+	holds        int       // feeds the peer asked us to hold off
+	newTokens    float64   // feeds new to the store this session may still bring
+	newAt        time.Time
+	served       int // feeds advertised (version 1 caps it)
+
+	wmu       sync.Mutex // serialises frame writes; guards lastWrite
+	lastWrite time.Time
 
 	// writer only
-	served    map[feed.AuthorID]bool      // feeds advertised (at most MaxFeeds)
-	lastSent  map[feed.AuthorID]feed.Head // heads as last advertised
-	haveSent  bool
-	checked   map[feed.AuthorID]uint64 // peer length whose head hash matched ours
-	lastWrite time.Time
+	cursor   uint64 // store change version read so far
+	haveSent bool
 }
 
-func (r *Replicator) newSession(cn *conn, key sessKey, outbound bool) *session {
+func (r *Replicator) newSession(cn *conn, key sessKey, outbound bool, version int) *session {
 	ctx, cancel := context.WithCancelCause(r.ctx)
 	return &session{
-		r: r, key: key, cn: cn, outbound: outbound, since: time.Now(),
+		r: r, key: key, cn: cn, version: version, outbound: outbound, since: time.Now(),
 		log: r.log.With("peer", key.peer.ShortString(), "channel", key.ch.Short()),
 		ctx: ctx, cancel: cancel, poke: make(chan struct{}, 1),
-		peerHave: map[feed.AuthorID]feed.Head{}, heads: map[feed.AuthorID]feed.Head{},
-		next: map[feed.AuthorID]uint64{}, diverged: map[feed.AuthorID]string{},
-		served: map[feed.AuthorID]bool{}, lastSent: map[feed.AuthorID]feed.Head{},
-		checked: map[feed.AuthorID]uint64{},
+		feeds: map[feed.AuthorID]*feedState{}, dirty: map[feed.AuthorID]bool{}, haveDirty: map[feed.AuthorID]bool{},
+		lastEntries: time.Now(), newTokens: float64(r.lim.NewFeedsBurst), newAt: time.Now(),
 	}
 }
 
@@ -256,6 +300,50 @@ func (s *session) initiator() peer.ID {
 		return s.r.h.ID()
 	}
 	return s.key.peer
+}
+
+// contrib is what feed f adds to the session's progress counters.
+func contrib(f *feedState) (unsynced bool, want, owe uint64) {
+	if f.excluded() || (f.local.Len == 0 && f.peer.Len == 0) {
+		return false, 0, 0
+	}
+	if f.peer.Len > f.local.Len {
+		want = f.peer.Len - f.local.Len
+	}
+	if f.local.Len > f.peer.Len {
+		owe = f.local.Len - f.peer.Len
+	}
+	return f.local.Len != f.peer.Len || f.local.Hash != f.peer.Hash, want, owe
+}
+
+// update changes feed a's state with fn and keeps the progress counters in
+// step, so that "synced" costs O(1), never a walk over every feed. Caller
+// holds s.mu.
+func (s *session) update(a feed.AuthorID, fn func(f *feedState)) *feedState {
+	f := s.feeds[a]
+	if f == nil {
+		f = &feedState{}
+		s.feeds[a] = f
+	}
+	u0, w0, o0 := contrib(f)
+	fn(f)
+	u1, w1, o1 := contrib(f)
+	if u0 {
+		s.unsynced--
+	}
+	if u1 {
+		s.unsynced++
+	}
+	s.want += w1 - w0
+	s.owe += o1 - o0
+	return f
+}
+
+func (s *session) wake() {
+	select {
+	case s.poke <- struct{}{}:
+	default:
+	}
 }
 
 // run runs the session until it ends, then bans the peer if it broke the
@@ -319,6 +407,10 @@ func (s *session) readLoop() error {
 			err = s.onHave(f.have)
 		case frameEntries:
 			err = s.onEntries(f.entries)
+		case frameFork:
+			err = s.onFork(f.fork)
+		case frameRefuse:
+			err = s.onRefuse(f.refuse)
 		case framePing:
 		default:
 			err = violationf(s.key.ch, "%s after the handshake", f.typ)
@@ -331,26 +423,32 @@ func (s *session) readLoop() error {
 
 func (s *session) onHave(h *haveBody) error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, w := range h.Feeds {
 		nh := toHead(w)
-		old, ok := s.peerHave[nh.Author]
-		if ok && (nh.Len < old.Len || nh.Len == old.Len && nh.Hash != old.Hash) {
-			s.mu.Unlock()
-			return violationf(s.key.ch, "have of feed %s went from %d to %d entries or changed its head", nh.Author.Short(), old.Len, nh.Len)
+		old := s.feeds[nh.Author]
+		if old != nil && old.peer.Len > 0 && (nh.Len < old.peer.Len || nh.Len == old.peer.Len && nh.Hash != old.peer.Hash) {
+			return violationf(s.key.ch, "have of feed %s went from %d to %d entries or changed its head", nh.Author.Short(), old.peer.Len, nh.Len)
 		}
-		s.peerHave[nh.Author] = nh
+		if old == nil && len(s.feeds) >= s.maxFeeds() {
+			return violationf(s.key.ch, "peer advertised more than %d feeds", s.maxFeeds())
+		}
+		s.update(nh.Author, func(f *feedState) { f.peer = nh })
+		s.dirty[nh.Author] = true
 	}
 	s.gotHave = true
-	n := len(s.peerHave)
-	s.mu.Unlock()
-	if n > s.r.lim.MaxFeeds {
-		return violationf(s.key.ch, "peer advertised %d feeds, at most %d", n, s.r.lim.MaxFeeds)
-	}
-	select {
-	case s.poke <- struct{}{}:
-	default:
-	}
+	s.peerComplete = !h.More
+	s.wake()
 	return nil
+}
+
+func (s *session) maxFeeds() int {
+	if s.version < 2 {
+		// Our own feeds plus the peer's; each side advertises at most
+		// MaxFeedsV1.
+		return 2 * s.r.lim.MaxFeedsV1
+	}
+	return s.r.lim.MaxSessionFeeds
 }
 
 // storeFaults are Apply errors that mean the batch itself is invalid.
@@ -363,21 +461,6 @@ func (s *session) onEntries(b *entriesBody) error {
 	n := uint64(len(b.Entries))
 	s.received.Add(n)
 	s.r.cnt.entriesReceived.Add(n)
-
-	s.mu.Lock()
-	_, skip := s.diverged[a]
-	_, known := s.heads[a]
-	feeds := len(s.heads)
-	s.mu.Unlock()
-	if skip {
-		return nil
-	}
-	if !known && feeds >= s.r.lim.MaxFeeds {
-		if h, err := s.r.st.Head(s.key.ch, a); err == nil && h.Len == 0 {
-			s.diverge(a, fmt.Sprintf("channel already has %d feeds", feeds))
-			return nil
-		}
-	}
 	batch := make([]feed.Entry, len(b.Entries))
 	for i, raw := range b.Entries {
 		e, err := feed.DecodeEntry(raw)
@@ -389,21 +472,50 @@ func (s *session) onEntries(b *entriesBody) error {
 		}
 		batch[i] = e
 	}
-	// The peer holds what it sent: never send it back. (Before Apply, which
-	// wakes our writer; if Apply fails, the feed or the session ends.)
 	s.mu.Lock()
-	s.next[a] = max(s.next[a], b.First+n)
+	if _, known := s.feeds[a]; !known && len(s.feeds) >= s.maxFeeds() {
+		s.mu.Unlock()
+		return violationf(s.key.ch, "peer sent more than %d feeds", s.maxFeeds())
+	}
+	// The peer holds what it sent: never send it back. (Before Apply, which
+	// wakes our writer.)
+	s.update(a, func(f *feedState) { f.next = max(f.next, b.First+n); f.stalled = false })
+	s.lastEntries = time.Now()
 	s.mu.Unlock()
+	if s.r.blocked(s.key.ch, a) {
+		return s.refuse(a, refuseBlocked, 0)
+	}
+	if wait, ok := s.takeNewFeed(a, batch[0].Seq); !ok {
+		// Not left out of "synced": the peer sends it again after wait.
+		return s.tell(a, refuseNewFeeds, wait, 0)
+	}
+	if s.version < 2 && len(batch) > 1 {
+		// A version 1 peer may end a run at an entry whose own signature
+		// does not verify (an author can chain one under a valid one):
+		// take what can be verified rather than ban an honest relay.
+		if err := batch[len(batch)-1].VerifySignature(); err != nil {
+			batch = batch[:feed.VerifiedPrefix(batch)]
+			if len(batch) == 0 {
+				return nil
+			}
+		}
+	}
 	stored, err := s.r.st.Apply(s.ctx, s.key.ch, a, batch)
+	var te *feed.ThrottleError
 	switch {
 	case err == nil:
 	case errors.Is(err, feed.ErrForked):
-		s.diverge(a, "forked: its author signed two entries at one seq")
+		// The store holds the evidence (now, or from before); the writer
+		// hands it on.
+		s.mu.Lock()
+		s.dirty[a] = true
+		s.mu.Unlock()
+		s.wake()
 		return nil
-	case errors.Is(err, feed.ErrTooManyFeeds):
-		// The store's cap, not the peer's fault: skip that feed.
-		s.diverge(a, err.Error())
-		return nil
+	case errors.As(err, &te):
+		return s.refuse(a, refuseThrottled, te.RetryAfter)
+	case errors.Is(err, feed.ErrBlocked):
+		return s.refuse(a, refuseBlocked, 0)
 	default:
 		for _, fault := range storeFaults {
 			if errors.Is(err, fault) {
@@ -412,6 +524,11 @@ func (s *session) onEntries(b *entriesBody) error {
 		}
 		return fmt.Errorf("store batch of feed %s: %w", a.Short(), err)
 	}
+	s.mu.Lock()
+	if f := s.feeds[a]; f != nil && f.throttled {
+		s.update(a, func(f *feedState) { f.throttled = false })
+	}
+	s.mu.Unlock()
 	if stored > 0 {
 		s.stored.Add(uint64(stored))
 		s.r.cnt.entriesStored.Add(uint64(stored))
@@ -420,46 +537,150 @@ func (s *session) onEntries(b *entriesBody) error {
 	return nil
 }
 
-// diverge stops replicating feed a in this session.
-func (s *session) diverge(a feed.AuthorID, why string) {
+// takeNewFeed bounds how fast one session brings feeds the store does not
+// hold yet (a member can make authors without end; each would get a whole
+// storage budget). It reports how long to wait when over.
+func (s *session) takeNewFeed(a feed.AuthorID, first uint64) (time.Duration, bool) {
+	if first > 0 {
+		return 0, true // continues a feed (the store checks it is held)
+	}
+	if h, err := s.r.st.Head(s.key.ch, a); err != nil || h.Len > 0 {
+		return 0, true
+	}
 	s.mu.Lock()
-	s.diverged[a] = why
-	s.mu.Unlock()
-	s.log.Warn("feed not replicated with this peer", "author", a.Short(), "why", why)
+	defer s.mu.Unlock()
+	now := time.Now()
+	lim := s.r.lim
+	s.newTokens = min(float64(lim.NewFeedsBurst), s.newTokens+now.Sub(s.newAt).Seconds()*lim.NewFeedsRate)
+	s.newAt = now
+	if s.newTokens < 1 {
+		return time.Duration((1 - s.newTokens) / lim.NewFeedsRate * float64(time.Second)), false
+	}
+	s.newTokens--
+	return 0, true
 }
 
-// writeLoop sends the full have, then on every change of the local store or
-// of the peer's have sends what the peer lacks and a have of what changed.
-// A ping goes out when nothing else was sent for a while, so no quiet gap
-// exceeds IdleTimeout/3.
+// refuse tells the peer that entries of feed a were not stored, and from
+// which seq to send them again after retry (0: not in this session). Not
+// the peer's fault: the session goes on. A version 1 peer cannot be told;
+// it sends that feed again in its next session.
+func (s *session) refuse(a feed.AuthorID, reason uint64, retry time.Duration) error {
+	h, err := s.r.st.Head(s.key.ch, a)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	first := s.feeds[a] == nil || !s.feeds[a].throttled
+	s.update(a, func(f *feedState) { f.throttled = true; f.next = h.Len })
+	s.mu.Unlock()
+	if first {
+		s.log.Info("feed refused", "author", a.Short(), "reason", reason, "retry", retry)
+	}
+	return s.tell(a, reason, retry, h.Len)
+}
+
+// tell sends a refuse frame (version 2 only).
+func (s *session) tell(a feed.AuthorID, reason uint64, retry time.Duration, held uint64) error {
+	if s.version < 2 {
+		return nil
+	}
+	ms := uint64(0)
+	if retry > 0 {
+		ms = uint64(max(retry.Milliseconds(), 1))
+	}
+	return s.send(frameRefuse, refuseBody{Author: a[:], Len: held, Reason: reason, Retry: ms})
+}
+
+func (s *session) onFork(b *forkBody) error {
+	x, err := feed.DecodeEntry(b.A)
+	if err != nil {
+		return violationf(s.key.ch, "fork evidence: %w", err)
+	}
+	y, err := feed.DecodeEntry(b.B)
+	if err != nil {
+		return violationf(s.key.ch, "fork evidence: %w", err)
+	}
+	isNew, err := s.r.st.RecordFork(s.key.ch, x, y)
+	if errors.Is(err, feed.ErrBadEvidence) {
+		return &violation{ch: s.key.ch, err: err}
+	}
+	if err != nil {
+		return fmt.Errorf("record fork evidence: %w", err)
+	}
+	s.mu.Lock()
+	s.update(x.Author, func(f *feedState) { f.sentEv = true; f.peer.Forked = true })
+	s.mu.Unlock()
+	if isNew {
+		s.log.Warn("fork evidence received: feed frozen", "author", x.Author.Short(), "seq", x.Seq)
+	}
+	return nil
+}
+
+func (s *session) onRefuse(b *refuseBody) error {
+	var a feed.AuthorID
+	copy(a[:], b.Author)
+	why := ""
+	switch b.Reason {
+	case refuseBlocked:
+		why = "blocked"
+	case refuseThrottled:
+		why = "throttled"
+	case refuseNewFeeds:
+		// A short hold: the feed still counts towards "synced".
+	default:
+		why = fmt.Sprintf("refused (reason %d)", b.Reason)
+	}
+	hold := time.Now().Add(365 * 24 * time.Hour)
+	if b.Retry > 0 {
+		hold = time.Now().Add(time.Duration(b.Retry) * time.Millisecond)
+	}
+	s.mu.Lock()
+	if f := s.feeds[a]; f == nil || f.holdUntil.IsZero() {
+		s.holds++
+	}
+	s.update(a, func(f *feedState) {
+		f.refused = why
+		f.holdUntil = hold
+		f.next = min(f.next, b.Len)
+	})
+	s.mu.Unlock()
+	s.log.Debug("peer refused a feed", "author", a.Short(), "why", why, "retry_ms", b.Retry)
+	s.r.notify()
+	return nil
+}
+
+// writeLoop sends the full have, then on every change of the channel in
+// the store or of the peer's have sends what the peer lacks and a have of
+// what changed. A ping goes out when nothing else was sent for a while, so
+// no quiet gap exceeds IdleTimeout/3.
 func (s *session) writeLoop() error {
-	sub := s.r.st.Subscribe()
+	sub := s.r.st.SubscribeChannel(s.key.ch)
 	defer sub.Close()
-	// Ping when nothing was sent for half of a third of the idle time,
-	// checked that often: no quiet gap exceeds a third of it.
 	every := s.r.lim.IdleTimeout / 6
-	tick := time.NewTicker(every)
+	tick := time.NewTicker(min(every, s.r.lim.StallTimeout/3, time.Second))
 	defer tick.Stop()
-	dirty := true
+	if err := s.start(); err != nil {
+		return err
+	}
 	for {
-		if dirty {
-			if err := s.round(); err != nil {
-				if s.ctx.Err() != nil {
-					return nil
-				}
-				return err
+		if err := s.round(); err != nil {
+			if s.ctx.Err() != nil {
+				return nil
 			}
-			dirty = false
+			return err
 		}
 		select {
 		case <-s.ctx.Done():
 			return nil
 		case <-sub.C():
-			dirty = true
+			s.readChanges()
 		case <-s.poke:
-			dirty = true
 		case <-tick.C:
-			if time.Since(s.lastWrite) >= every {
+			s.timers()
+			s.wmu.Lock()
+			quiet := time.Since(s.lastWrite)
+			s.wmu.Unlock()
+			if quiet >= every {
 				if err := s.send(framePing, pingBody{}); err != nil {
 					return err
 				}
@@ -468,7 +689,11 @@ func (s *session) writeLoop() error {
 	}
 }
 
+// send writes one frame. The writer and the reader (refuse frames) both
+// send, so writes are serialised by wmu.
 func (s *session) send(t frameType, body any) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	if err := s.cn.s.SetWriteDeadline(time.Now().Add(s.r.lim.IdleTimeout)); err != nil {
 		return err
 	}
@@ -479,211 +704,260 @@ func (s *session) send(t frameType, body any) error {
 	return nil
 }
 
-// round reads the local heads and brings the peer up to date with them.
-func (s *session) round() error {
-	all, err := s.r.st.Heads(s.key.ch)
+// start reads every local head once and sends the first have.
+func (s *session) start() error {
+	s.cursor = s.r.st.Version(s.key.ch)
+	heads, err := s.r.st.Heads(s.key.ch)
 	if err != nil {
 		return err
 	}
-	heads := all[:0:0]
-	for _, h := range all {
-		if !s.served[h.Author] && len(s.served) < s.r.lim.MaxFeeds {
-			s.served[h.Author] = true
-		}
-		if s.served[h.Author] {
-			heads = append(heads, h)
-		}
-	}
 	s.mu.Lock()
 	for _, h := range heads {
-		s.heads[h.Author] = h
+		s.setLocal(h)
 	}
 	s.mu.Unlock()
-	if !s.haveSent {
-		if err := s.sendHave(heads); err != nil {
-			return err
+	return s.sendHave()
+}
+
+// readChanges takes the heads that changed in the store since the cursor.
+func (s *session) readChanges() {
+	heads, ver, complete := s.r.st.Changes(s.key.ch, s.cursor)
+	if !complete {
+		var err error
+		if heads, err = s.r.st.Heads(s.key.ch); err != nil {
+			s.log.Warn("read heads", "err", err)
+			return
 		}
 	}
-	if err := s.sendEntries(heads); err != nil {
-		return err
-	}
-	if err := s.sendHave(heads); err != nil {
-		return err
-	}
+	s.cursor = ver
 	s.mu.Lock()
-	synced, _, _ := s.progress()
-	changed := synced != s.synced
-	s.synced = synced
-	s.mu.Unlock()
-	if changed {
-		s.log.Debug("sync state", "synced", synced)
-		s.r.notify()
+	for _, h := range heads {
+		s.setLocal(h)
 	}
-	return nil
+	s.mu.Unlock()
 }
 
-// sendHave sends the heads that changed since the last have (all of them
-// the first time).
-func (s *session) sendHave(heads []feed.Head) error {
-	var delta []wireHead
-	for _, h := range heads {
-		if s.lastSent[h.Author] != h {
-			delta = append(delta, fromHead(h))
+// setLocal records a local head as the session will advertise it. Blocked
+// feeds and, in version 1, feeds past the cap are not replicated. Caller
+// holds s.mu.
+func (s *session) setLocal(h feed.Head) {
+	if s.r.blocked(s.key.ch, h.Author) {
+		h = feed.Head{Author: h.Author}
+	}
+	f := s.feeds[h.Author]
+	if (f == nil || f.local.Len == 0) && h.Len > 0 {
+		if s.version < 2 && s.served >= s.r.lim.MaxFeedsV1 {
+			s.update(h.Author, func(f *feedState) { f.diverged = "over the version 1 feed limit" })
+			return
+		}
+		s.served++
+	}
+	s.update(h.Author, func(f *feedState) { f.local = h })
+	s.dirty[h.Author] = true
+	s.haveDirty[h.Author] = true
+}
+
+// timers ends refusals whose retry time came, and leaves out feeds the
+// peer claims to be ahead on but sends nothing of.
+func (s *session) timers() {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	stalled := s.gotHave && s.want > 0 && now.Sub(s.lastEntries) > s.r.lim.StallTimeout
+	if !stalled && s.holds == 0 {
+		return // nothing to look at: no walk over the feeds
+	}
+	for a, f := range s.feeds {
+		if !f.holdUntil.IsZero() && now.After(f.holdUntil) {
+			s.update(a, func(f *feedState) { f.refused = ""; f.holdUntil = time.Time{} })
+			s.holds--
+			s.dirty[a] = true
+		}
+		if stalled && !f.stalled && !f.excluded() && f.peer.Len > f.local.Len {
+			s.update(a, func(f *feedState) { f.stalled = true })
+			s.log.Info("peer advertises entries it does not send; feed left out", "author", a.Short(), "claimed", f.peer.Len, "held", f.local.Len)
 		}
 	}
-	if len(delta) == 0 && s.haveSent {
-		return nil
-	}
-	if err := s.send(frameHave, haveBody{Feeds: delta}); err != nil {
-		return err
-	}
-	for _, h := range heads {
-		s.lastSent[h.Author] = h
-	}
-	s.haveSent = true
-	return nil
+	s.syncState()
 }
 
-// sendEntries sends, one batch per feed in turn, every entry up to heads
-// that the peer neither advertised nor was sent.
-func (s *session) sendEntries(heads []feed.Head) error {
+// round brings the peer up to date: entries it lacks, taking turns between
+// feeds, fork evidence, then a have of what changed.
+func (s *session) round() error {
 	s.mu.Lock()
 	got := s.gotHave
 	s.mu.Unlock()
-	if !got {
-		return nil
-	}
-	for {
-		progress := false
-		for _, h := range heads {
-			from, ok, err := s.sendFrom(h)
-			if err != nil {
+	if got {
+		for {
+			s.mu.Lock()
+			work := make([]feed.AuthorID, 0, len(s.dirty))
+			for a := range s.dirty {
+				work = append(work, a)
+			}
+			s.mu.Unlock()
+			progress := false
+			for _, a := range work {
+				more, err := s.serve(a)
+				if err != nil {
+					return err
+				}
+				progress = progress || more
+				if !more {
+					s.mu.Lock()
+					delete(s.dirty, a)
+					s.mu.Unlock()
+				}
+			}
+			if err := s.sendHave(); err != nil {
 				return err
 			}
-			if !ok || from >= h.Len {
-				continue
+			if !progress {
+				break
 			}
-			n, err := s.sendBatch(h.Author, from)
-			if err != nil {
+			if err := s.ctx.Err(); err != nil {
 				return err
 			}
-			progress = progress || n > 0
-		}
-		if !progress {
-			return nil
-		}
-		if err := s.ctx.Err(); err != nil {
-			return err
 		}
 	}
-}
-
-// sendFrom returns the first seq of feed h to send, or false if the feed is
-// not replicated with this peer. Before continuing a feed from the length the
-// peer advertised, it checks that the peer's head is our entry there; if not,
-// the author forked the feed: the peer gets our entry at that seq as evidence
-// and the feed is no longer replicated in this session.
-func (s *session) sendFrom(h feed.Head) (uint64, bool, error) {
-	a := h.Author
 	s.mu.Lock()
-	_, div := s.diverged[a]
-	p, known := s.peerHave[a]
-	from := s.next[a]
+	s.syncState()
 	s.mu.Unlock()
-	if div || (known && p.Forked) {
-		return 0, false, nil
-	}
-	if !known || p.Len <= from {
-		return from, true, nil
-	}
-	from = p.Len
-	if from > h.Len || s.checked[a] == p.Len {
-		return from, true, nil
-	}
-	held, err := s.r.st.Get(s.key.ch, a, p.Len-1)
-	if err != nil {
-		return 0, false, err
-	}
-	if held.Hash() == p.Hash {
-		s.checked[a] = p.Len
-		return from, true, nil
-	}
-	s.diverge(a, fmt.Sprintf("forked: the peer holds another entry at seq %d", p.Len-1))
-	if err := s.send(frameEntries, entriesBody{Author: a[:], First: held.Seq, Entries: [][]byte{held.Encode()}}); err != nil {
-		return 0, false, err
-	}
-	s.sent.Add(1)
-	s.r.cnt.entriesSent.Add(1)
-	return 0, false, nil
+	return nil
 }
 
-var errBatchFull = errors.New("batch full")
+// syncState recomputes "synced" from the counters. Caller holds s.mu.
+func (s *session) syncState() {
+	synced := s.gotHave && s.peerComplete && s.haveSent && s.unsynced == 0
+	if synced != s.synced {
+		s.synced = synced
+		s.log.Debug("sync state", "synced", synced)
+		s.r.notify()
+	}
+}
 
-// sendBatch sends one entries frame of feed a from seq from, and returns
-// how many entries it held.
-func (s *session) sendBatch(a feed.AuthorID, from uint64) (int, error) {
-	lim := s.r.lim
-	raws := make([][]byte, 0, min(lim.MaxBatchEntries, 256))
-	total := 0
-	err := s.r.st.Range(s.key.ch, a, from, lim.MaxBatchEntries, func(e feed.Entry) error {
-		raw := e.Encode()
-		if len(raws) > 0 && total+len(raw) > lim.MaxBatchBytes {
-			return errBatchFull
+// serve sends the peer at most one frame of feed a, and reports whether
+// there may be more to send.
+func (s *session) serve(a feed.AuthorID) (bool, error) {
+	s.mu.Lock()
+	f := s.feeds[a]
+	if f == nil {
+		s.mu.Unlock()
+		return false, nil
+	}
+	st := *f
+	s.mu.Unlock()
+	switch {
+	case st.local.Forked:
+		return false, s.sendEvidence(a, &st)
+	case st.local.Len == 0 || st.peer.Forked || st.diverged != "" || st.refused != "" || !st.holdUntil.IsZero():
+		return false, nil
+	}
+	from := max(st.peer.Len, st.next)
+	if from >= st.local.Len {
+		return false, nil
+	}
+	if st.peer.Len > 0 && st.checked != st.peer.Len && st.next <= st.peer.Len {
+		// Before continuing from the peer's head, check that it is ours.
+		held, err := s.r.st.Get(s.key.ch, a, st.peer.Len-1)
+		if err != nil {
+			return false, err
 		}
-		raws = append(raws, raw)
-		total += len(raw)
-		return nil
-	})
-	if err != nil && !errors.Is(err, errBatchFull) {
+		if held.Hash() != st.peer.Hash {
+			// The author forked the feed: the peer gets our entry there
+			// (in a run ending at a verified signature) and records the
+			// evidence; so does our store once the peer hands its side back.
+			s.mu.Lock()
+			s.update(a, func(f *feedState) { f.diverged = "forked" })
+			s.mu.Unlock()
+			s.log.Warn("fork: the peer holds another entry of this feed", "author", a.Short(), "seq", st.peer.Len-1)
+			_, err := s.sendRun(a, st.peer.Len-1)
+			return false, err
+		}
+		s.mu.Lock()
+		f.checked = st.peer.Len
+		s.mu.Unlock()
+	}
+	n, err := s.sendRun(a, from)
+	return n > 0, err
+}
+
+// sendRun sends one entries frame of feed a from seq from, ending at an
+// entry with a valid signature of its own, and returns how many it held.
+func (s *session) sendRun(a feed.AuthorID, from uint64) (int, error) {
+	run, err := s.r.st.Run(s.key.ch, a, from, s.r.lim.MaxBatchEntries, s.r.lim.MaxBatchBytes)
+	if err != nil || len(run) == 0 {
+		if errors.Is(err, feed.ErrNoVerifiedEnd) {
+			s.mu.Lock()
+			s.update(a, func(f *feedState) { f.diverged = err.Error() })
+			s.mu.Unlock()
+			return 0, nil
+		}
 		return 0, err
 	}
-	if len(raws) == 0 {
-		return 0, nil
+	raws := make([][]byte, len(run))
+	for i := range run {
+		raws[i] = run[i].Encode()
 	}
 	if err := s.send(frameEntries, entriesBody{Author: a[:], First: from, Entries: raws}); err != nil {
 		return 0, err
 	}
 	s.mu.Lock()
-	s.next[a] = from + uint64(len(raws))
+	s.update(a, func(f *feedState) { f.next = max(f.next, from+uint64(len(raws))) })
 	s.mu.Unlock()
 	s.sent.Add(uint64(len(raws)))
 	s.r.cnt.entriesSent.Add(uint64(len(raws)))
 	return len(raws), nil
 }
 
-// progress compares the local heads with the peer's have, leaving out feeds
-// that cannot converge (forked or refused). Caller holds s.mu.
-func (s *session) progress() (synced bool, want, owe uint64) {
-	synced = s.gotHave
-	skip := func(a feed.AuthorID) bool {
-		_, div := s.diverged[a]
-		return div || s.heads[a].Forked || s.peerHave[a].Forked
+// sendEvidence hands fork evidence for feed a to a version 2 peer that has
+// not advertised the feed as forked, once per session.
+func (s *session) sendEvidence(a feed.AuthorID, st *feedState) error {
+	if s.version < 2 || st.sentEv || st.peer.Forked {
+		return nil
 	}
-	for a, h := range s.heads {
-		if skip(a) {
-			continue
-		}
-		p := s.peerHave[a]
-		if p.Len != h.Len || p.Hash != h.Hash {
-			synced = false
-		}
-		if h.Len > p.Len {
-			owe += h.Len - p.Len
-		}
+	s.mu.Lock()
+	s.feeds[a].sentEv = true
+	s.mu.Unlock()
+	ev, err := s.r.st.Fork(s.key.ch, a)
+	if err != nil {
+		return err
 	}
-	for a, p := range s.peerHave {
-		if skip(a) {
-			continue
-		}
-		h, ok := s.heads[a]
-		if !ok {
-			synced = false
-		}
-		if p.Len > h.Len {
-			want += p.Len - h.Len
+	if !ev.Portable() {
+		return nil // proves nothing alone; the peer finds the fork from haves
+	}
+	return s.send(frameFork, forkBody{A: ev.Held, B: ev.Other})
+}
+
+// sendHave sends, in pages, the heads that changed since the last have
+// (every head the first time).
+func (s *session) sendHave() error {
+	s.mu.Lock()
+	var delta []wireHead
+	for a := range s.haveDirty {
+		if f := s.feeds[a]; f != nil && f.local.Len > 0 && f.lastSent != f.local {
+			delta = append(delta, fromHead(f.local))
+			f.lastSent = f.local
 		}
 	}
-	return synced, want, owe
+	clear(s.haveDirty)
+	s.mu.Unlock()
+	if len(delta) == 0 && s.haveSent {
+		return nil
+	}
+	slices.SortFunc(delta, func(x, y wireHead) int { return bytes.Compare(x.Author, y.Author) })
+	page := s.r.lim.MaxHaveFeeds
+	if s.version < 2 {
+		page = max(page, len(delta)) // at most MaxFeedsV1 served
+	}
+	for len(delta) > 0 || !s.haveSent {
+		n := min(page, len(delta))
+		if err := s.send(frameHave, haveBody{Feeds: delta[:n], More: n < len(delta)}); err != nil {
+			return err
+		}
+		delta = delta[n:]
+		s.haveSent = true
+	}
+	return nil
 }
 
 func (s *session) isSynced() bool {
@@ -692,13 +966,34 @@ func (s *session) isSynced() bool {
 	return s.synced
 }
 
+// Refusal is a feed that a session does not replicate, and why.
+type Refusal struct {
+	Author feed.AuthorID
+	Why    string // "forked", "throttled" (by the peer), "blocked" (by the peer), "stalled", ...
+	ByPeer bool   // the peer refused it (else: this side)
+}
+
 func (s *session) info() SessionInfo {
 	s.mu.Lock()
-	synced, want, owe := s.progress()
-	s.mu.Unlock()
-	return SessionInfo{
-		Peer: s.key.peer, Channel: s.key.ch, Outbound: s.outbound, Since: s.since,
+	defer s.mu.Unlock()
+	si := SessionInfo{
+		Peer: s.key.peer, Channel: s.key.ch, Outbound: s.outbound, Since: s.since, Version: s.version,
 		Sent: s.sent.Load(), Received: s.received.Load(), Stored: s.stored.Load(),
-		Synced: synced, Want: want, Owe: owe,
+		Synced: s.synced, Want: s.want, Owe: s.owe,
 	}
+	for a, f := range s.feeds {
+		switch {
+		case f.refused != "":
+			si.Refused = append(si.Refused, Refusal{Author: a, Why: f.refused, ByPeer: true})
+		case f.local.Forked || f.peer.Forked || f.diverged == "forked":
+			si.Refused = append(si.Refused, Refusal{Author: a, Why: "forked"})
+		case f.diverged != "":
+			si.Refused = append(si.Refused, Refusal{Author: a, Why: f.diverged})
+		case f.stalled:
+			si.Refused = append(si.Refused, Refusal{Author: a, Why: "stalled: the peer advertises entries it does not send"})
+		case f.throttled:
+			si.Refused = append(si.Refused, Refusal{Author: a, Why: "throttled"})
+		}
+	}
+	return si
 }
