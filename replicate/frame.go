@@ -97,7 +97,6 @@ type refuseBody struct {
 const (
 	refuseThrottled uint64 = 1 // the author is over the receiver's storage budget
 	refuseBlocked   uint64 = 2 // the receiver's user blocked the author
-	refuseNewFeeds  uint64 = 3 // the session brought feeds new to the receiver faster than it takes them
 )
 
 // frame is one decoded frame: its type and the matching body.

@@ -25,6 +25,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
 // Errors of the replicator. Others are wrapped with details.
@@ -38,6 +39,9 @@ var (
 type Config struct {
 	Limits Limits
 	Logger *slog.Logger
+	// MaxVersion caps the protocol versions spoken (0: the newest). A
+	// version 1 node is for tests of the fallback.
+	MaxVersion int
 }
 
 // SessionInfo is the state of one session, for status displays.
@@ -93,6 +97,7 @@ type Replicator struct {
 	lim    Limits
 	log    *slog.Logger
 	codecs map[int]*codec // by protocol version
+	protos []protocol.ID  // spoken, newest first
 	ctx    context.Context
 	stop   context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the replicator starts
@@ -132,8 +137,13 @@ func New(h host.Host, st *feed.Store, cfg Config) *Replicator {
 		bans: map[sessKey]time.Time{}, ended: map[sessKey]error{}, strangers: map[peer.ID]*strangerCount{},
 		subs: map[*Subscription]struct{}{},
 	}
-	h.SetStreamHandler(ProtocolID, r.handle)
-	h.SetStreamHandler(ProtocolV1, r.handle)
+	r.protos = []protocol.ID{ProtocolID, ProtocolV1}
+	if cfg.MaxVersion == 1 {
+		r.protos = r.protos[1:]
+	}
+	for _, p := range r.protos {
+		h.SetStreamHandler(p, r.handle)
+	}
 	return r
 }
 
@@ -147,8 +157,9 @@ func (r *Replicator) Close() error {
 	}
 	r.closed = true
 	r.mu.Unlock()
-	r.h.RemoveStreamHandler(ProtocolID)
-	r.h.RemoveStreamHandler(ProtocolV1)
+	for _, p := range r.protos {
+		r.h.RemoveStreamHandler(p)
+	}
 	r.stop()
 	r.wg.Wait()
 	return nil
@@ -213,7 +224,7 @@ func (r *Replicator) connect(ctx context.Context, key sessKey) error {
 	// "limited" connection on which libp2p opens no stream unless asked.
 	// Chat traffic is small, so sync deliberately runs over it; once hole
 	// punching gives a direct connection, libp2p prefers that for new streams.
-	s, err := r.h.NewStream(network.WithAllowLimitedConn(ctx, "kchat sync"), key.peer, ProtocolID, ProtocolV1)
+	s, err := r.h.NewStream(network.WithAllowLimitedConn(ctx, "kchat sync"), key.peer, r.protos...)
 	if err != nil {
 		return fmt.Errorf("open sync stream to %s: %w", key.peer.ShortString(), err)
 	}

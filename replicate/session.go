@@ -229,12 +229,13 @@ type feedState struct {
 	sentEv      bool      // fork evidence sent
 
 	// Reasons the feed does not converge in this session (it is left out
-	// of "synced"): a fork seen here, the peer refused it (until retryAt;
-	// zero: for the session), we refused it, the peer sits on it.
+	// of "synced"): a fork seen here, the peer refused it, we refused it,
+	// the peer sits on it.
 	diverged  string
 	refused   string    // by the peer, for long (throttled, blocked)
 	holdUntil time.Time // the peer asked us not to send before (zero: no hold; far future: not in this session)
-	throttled bool
+	throttled bool      // we refused it (budget, block)
+	dropGaps  bool      // entries past our head may still come: drop them
 	stalled   bool
 }
 
@@ -477,6 +478,16 @@ func (s *session) onEntries(b *entriesBody) error {
 		s.mu.Unlock()
 		return violationf(s.key.ch, "peer sent more than %d feeds", s.maxFeeds())
 	}
+	if f := s.feeds[a]; f != nil && (f.throttled || f.dropGaps) {
+		// We refused this feed, or took only part of a run; frames the peer
+		// sent before it knew may follow, past what we hold. Not its
+		// fault: drop them.
+		s.mu.Unlock()
+		if h, err := s.r.st.Head(s.key.ch, a); err != nil || b.First > h.Len {
+			return err
+		}
+		s.mu.Lock()
+	}
 	// The peer holds what it sent: never send it back. (Before Apply, which
 	// wakes our writer.)
 	s.update(a, func(f *feedState) { f.next = max(f.next, b.First+n); f.stalled = false })
@@ -485,9 +496,8 @@ func (s *session) onEntries(b *entriesBody) error {
 	if s.r.blocked(s.key.ch, a) {
 		return s.refuse(a, refuseBlocked, 0)
 	}
-	if wait, ok := s.takeNewFeed(a, batch[0].Seq); !ok {
-		// Not left out of "synced": the peer sends it again after wait.
-		return s.tell(a, refuseNewFeeds, wait, 0)
+	if err := s.takeNewFeed(a, batch[0].Seq); err != nil {
+		return err
 	}
 	if s.version < 2 && len(batch) > 1 {
 		// A version 1 peer may end a run at an entry whose own signature
@@ -495,6 +505,12 @@ func (s *session) onEntries(b *entriesBody) error {
 		// take what can be verified rather than ban an honest relay.
 		if err := batch[len(batch)-1].VerifySignature(); err != nil {
 			batch = batch[:feed.VerifiedPrefix(batch)]
+			s.mu.Lock()
+			s.update(a, func(f *feedState) {
+				f.dropGaps = true
+				f.diverged = "a version 1 peer ended a run at an entry without a valid signature; the rest comes in a later session"
+			})
+			s.mu.Unlock()
 			if len(batch) == 0 {
 				return nil
 			}
@@ -526,7 +542,7 @@ func (s *session) onEntries(b *entriesBody) error {
 	}
 	s.mu.Lock()
 	if f := s.feeds[a]; f != nil && f.throttled {
-		s.update(a, func(f *feedState) { f.throttled = false })
+		s.update(a, func(f *feedState) { f.throttled, f.dropGaps = false, false })
 	}
 	s.mu.Unlock()
 	if stored > 0 {
@@ -538,26 +554,41 @@ func (s *session) onEntries(b *entriesBody) error {
 }
 
 // takeNewFeed bounds how fast one session brings feeds the store does not
-// hold yet (a member can make authors without end; each would get a whole
-// storage budget). It reports how long to wait when over.
-func (s *session) takeNewFeed(a feed.AuthorID, first uint64) (time.Duration, bool) {
+// hold yet (a member can make authors without end, and each would get a
+// whole storage budget): over the limit, the reader waits, and the peer's
+// writes wait on flow control. No frames, no state at the peer.
+func (s *session) takeNewFeed(a feed.AuthorID, first uint64) error {
 	if first > 0 {
-		return 0, true // continues a feed (the store checks it is held)
+		return nil // continues a feed (the store checks it is held)
 	}
 	if h, err := s.r.st.Head(s.key.ch, a); err != nil || h.Len > 0 {
-		return 0, true
+		return nil
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	now := time.Now()
 	lim := s.r.lim
 	s.newTokens = min(float64(lim.NewFeedsBurst), s.newTokens+now.Sub(s.newAt).Seconds()*lim.NewFeedsRate)
 	s.newAt = now
-	if s.newTokens < 1 {
-		return time.Duration((1 - s.newTokens) / lim.NewFeedsRate * float64(time.Second)), false
-	}
 	s.newTokens--
-	return 0, true
+	wait := time.Duration(0)
+	if s.newTokens < 0 {
+		wait = time.Duration(-s.newTokens / lim.NewFeedsRate * float64(time.Second))
+	}
+	s.mu.Unlock()
+	if wait == 0 {
+		return nil
+	}
+	if err := s.cn.s.SetReadDeadline(time.Now().Add(wait + s.r.lim.IdleTimeout)); err != nil {
+		return err
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-s.ctx.Done():
+		return context.Cause(s.ctx)
+	}
 }
 
 // refuse tells the peer that entries of feed a were not stored, and from
@@ -571,7 +602,7 @@ func (s *session) refuse(a feed.AuthorID, reason uint64, retry time.Duration) er
 	}
 	s.mu.Lock()
 	first := s.feeds[a] == nil || !s.feeds[a].throttled
-	s.update(a, func(f *feedState) { f.throttled = true; f.next = h.Len })
+	s.update(a, func(f *feedState) { f.throttled, f.dropGaps = true, true; f.next = h.Len })
 	s.mu.Unlock()
 	if first {
 		s.log.Info("feed refused", "author", a.Short(), "reason", reason, "retry", retry)
@@ -625,8 +656,6 @@ func (s *session) onRefuse(b *refuseBody) error {
 		why = "blocked"
 	case refuseThrottled:
 		why = "throttled"
-	case refuseNewFeeds:
-		// A short hold: the feed still counts towards "synced".
 	default:
 		why = fmt.Sprintf("refused (reason %d)", b.Reason)
 	}

@@ -1,0 +1,217 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/kchat-p2p/kchat/feed"
+	"github.com/kchat-p2p/kchat/internal/storage"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+)
+
+// poisoned builds n entries of id's feed whose entry bad has a garbage
+// signature, vouched for by the next entry.
+func poisoned(t *testing.T, id *feed.Identity, ch feed.DiscoveryID, n int, bad uint64) []feed.Entry {
+	t.Helper()
+	var out []feed.Entry
+	h := feed.Head{Author: id.ID()}
+	for range n {
+		e := makeEntries(t, id, ch, h, 1, "p")[0]
+		if e.Seq == bad {
+			e = feed.Entry{Author: e.Author, Channel: e.Channel, Seq: e.Seq, Prev: e.Prev, Time: e.Time, Payload: e.Payload}
+		}
+		out = append(out, e)
+		h = feed.Head{Author: id.ID(), Len: e.Seq + 1, Hash: e.Hash()}
+	}
+	return out
+}
+
+// TestPoisonedRunDoesNotGetSeedsBanned is issue 11's point 2 over the wire:
+// a feed of 1,100 entries whose entry 1023 has a bad signature, pushed to a
+// seed in runs of 1,000 and 100, reaches a fresh peer whole, with no
+// violation and no ban, in version 2 and in a version 1 session (where the
+// fresh peer is the old implementation's kind of receiver, checking one
+// signature per run, and the seed must still never end a run at 1023).
+func TestPoisonedRunDoesNotGetSeedsBanned(t *testing.T) {
+	for _, v := range []int{2, 1} {
+		t.Run(map[int]string{1: "v1", 2: "v2"}[v], func(t *testing.T) {
+			c := newChannel(t, "general")
+			ch := c.ID()
+			seed := newNode(t, Limits{}, c)
+			author := newIdentity(t)
+			es := poisoned(t, author, ch, 1100, 1023)
+			for _, run := range [][]feed.Entry{es[:1000], es[1000:]} {
+				if _, err := seed.st.Apply(context.Background(), ch, author.ID(), run); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fresh := newNodeV(t, Limits{}, v, c)
+			fresh.connect(seed, ch)
+			fresh.waitSynced(ch, seed)
+			if h, _ := fresh.st.Head(ch, author.ID()); h.Len != 1100 || h.Hash != es[1099].Hash() {
+				t.Fatalf("fresh peer holds %d of 1100", h.Len)
+			}
+			if fresh.r.Banned(seed.h.ID(), ch) || fresh.r.Stats().Violations != 0 {
+				t.Fatal("the honest seed was banned")
+			}
+		})
+	}
+}
+
+// newNodeV is newNode speaking at most protocol version v.
+func newNodeV(t *testing.T, lim Limits, v int, chans ...feed.Channel) *node {
+	n := newNode(t, lim, chans...)
+	n.r.Close()
+	n.r = New(n.h, n.st, Config{Limits: lim, Logger: testLogger(), MaxVersion: v})
+	t.Cleanup(func() { n.r.Close() })
+	return n
+}
+
+// TestVersion1PeerInterop: a version 2 node and a version 1 node replicate
+// both ways, whichever dials.
+func TestVersion1PeerInterop(t *testing.T) {
+	c := newChannel(t, "general")
+	ch := c.ID()
+	old, cur := newNodeV(t, Limits{}, 1, c), newNode(t, Limits{}, c)
+	old.append(ch, 30, "old")
+	cur.append(ch, 40, "new")
+	cur.connect(old, ch)
+	cur.waitSynced(ch, old)
+	old.waitSynced(ch, cur)
+	if !sameHeads(t, ch, old, cur) {
+		t.Fatal("heads differ")
+	}
+	for _, s := range cur.r.Sessions(ch) {
+		if s.Version != 1 {
+			t.Fatalf("session version %d, want 1", s.Version)
+		}
+	}
+	cur.append(ch, 1, "live")
+	eventually(t, 10*time.Second, "live entry at the old peer", func() bool { return sameHeads(t, ch, old, cur) }, old)
+}
+
+// TestLyingHaveDoesNotHangSync is issue 11's point 9: a peer that advertises
+// a feed of 2^40 entries and sends none cannot keep a one-shot sync waiting:
+// after the stall time the feed is left out, and the session says why.
+func TestLyingHaveDoesNotHangSync(t *testing.T) {
+	c := newChannel(t, "general")
+	ch := c.ID()
+	a := newNode(t, Limits{StallTimeout: 2 * time.Second}, c)
+	m := newHost(t)
+	rc := rawSession(t, m, a, c)
+	lie := feed.Head{Author: feed.AuthorID{7}, Len: 1 << 40}
+	rc.send(frameHave, haveBody{Feeds: []wireHead{fromHead(lie)}})
+	go func() { // keep reading, like a live peer
+		for {
+			if _, err := rc.read(ch); err != nil {
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := a.r.WaitSynced(ctx, ch, m.ID()); err != nil {
+		t.Fatalf("sync with a lying peer: %v", err)
+	}
+	ss := a.r.Sessions(ch)
+	if len(ss) != 1 || len(ss[0].Refused) != 1 || ss[0].Refused[0].Author != lie.Author {
+		t.Fatalf("sessions %+v", ss)
+	}
+}
+
+// TestThrottledAuthorDoesNotStallOthers: a receiver with a small budget
+// refuses a flooder's feed with a refuse frame; the sender holds it back,
+// the honest feed arrives, nobody is banned, and both sides report the
+// throttled feed.
+func TestThrottledAuthorDoesNotStallOthers(t *testing.T) {
+	c := newChannel(t, "general")
+	ch := c.ID()
+	src := newNode(t, Limits{}, c)
+	flooder := newIdentity(t)
+	fill(t, src.st, flooder, ch, 3000) // ~250 bytes each: ~750 kB
+	src.append(ch, 10, "honest")
+
+	db, err := storage.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	st, err := feed.Open(db, feed.WithBudget(feed.Budget{Burst: 300 << 10, Rate: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Join(c)
+	dst := &node{t: t, h: newHost(t), db: db, st: st, id: newIdentity(t)}
+	dst.r = New(dst.h, st, Config{Logger: testLogger()})
+	t.Cleanup(func() { dst.r.Close() })
+	dst.connect(src, ch)
+	dst.waitSynced(ch, src)
+	src.waitSynced(ch, dst)
+	if h, _ := st.Head(ch, src.id.ID()); h.Len != 10 {
+		t.Fatalf("honest feed: %d of 10", h.Len)
+	}
+	h, _ := st.Head(ch, flooder.ID())
+	if h.Len == 0 || h.Len >= 3000 || !st.Throttled(ch, flooder.ID()) {
+		t.Fatalf("flooder: %d stored, throttled %v", h.Len, st.Throttled(ch, flooder.ID()))
+	}
+	var size int64
+	st.Range(ch, flooder.ID(), 0, 0, func(e feed.Entry) error { size += int64(len(e.Encode())); return nil })
+	if size > 300<<10 {
+		t.Fatalf("flooder stored %d bytes, budget 300 KiB", size)
+	}
+	if src.r.Banned(dst.h.ID(), ch) || dst.r.Banned(src.h.ID(), ch) || src.r.Stats().Violations+dst.r.Stats().Violations > 0 {
+		t.Fatal("a throttle was taken for a violation")
+	}
+	ss := src.r.Sessions(ch)
+	if len(ss) != 1 || len(ss[0].Refused) != 1 || ss[0].Refused[0].Why != "throttled" || !ss[0].Refused[0].ByPeer {
+		t.Fatalf("sender's view: %+v", ss)
+	}
+}
+
+// TestNonMemberAnswersLikeAMember is issue 11's point 9: a peer that knows
+// only D gets the same answer (a hello, then a reset after its proof)
+// whether or not the responder holds the channel.
+func TestNonMemberAnswersLikeAMember(t *testing.T) {
+	c := newChannel(t, "general")
+	ch := c.ID()
+	member := newNode(t, Limits{}, c)
+	stranger := newNode(t, Limits{}) // has not joined
+	for _, target := range []*node{member, stranger} {
+		m := newHost(t)
+		wrong, _ := feed.NewChannelKey()
+		rc, hello, _ := rawDial(t, m, target, ch, wrong)
+		if string(hello.hello.Channel) != string(ch[:]) {
+			t.Fatal("hello for another channel")
+		}
+		rc.expectDropped(false)
+	}
+}
+
+// TestStrangerHellosAreRateLimited: hellos for channels a node does not
+// hold get the peer refused for every channel after strangerLimit a minute,
+// without reading more.
+func TestStrangerHellosAreRateLimited(t *testing.T) {
+	a := newNode(t, Limits{})
+	m := newHost(t)
+	m.Peerstore().AddAddrs(a.h.ID(), a.h.Addrs(), peerstore.PermanentAddrTTL)
+	for i := range strangerLimit {
+		var ch feed.DiscoveryID
+		ch[0] = byte(i)
+		rc, _, _ := rawDial(t, m, a, ch, feed.ChannelKey{})
+		rc.expectDropped(false)
+	}
+	eventually(t, 5*time.Second, "the stranger to be refused", func() bool { return a.r.banned(sessKey{peer: m.ID()}) })
+	s, err := m.NewStream(context.Background(), a.h.ID(), ProtocolID)
+	if err == nil {
+		rc := newRawConn(t, s, feed.DiscoveryID{})
+		rc.send(frameHello, helloBody{Channel: make([]byte, 32), Nonce: make([]byte, 32)})
+		rc.s.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if f, err := rc.read(feed.DiscoveryID{}); err == nil {
+			t.Fatalf("refused stranger got %s", f.typ)
+		} else if errors.Is(err, context.DeadlineExceeded) {
+			t.Fatal("not reset")
+		}
+	}
+}
