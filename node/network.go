@@ -283,6 +283,7 @@ type SyncSummary struct {
 	Received uint64 // new entries stored
 	Sent     uint64
 	Elapsed  time.Duration
+	LeftOut  []string // feeds that could not be brought in step, and why ("1a2b3c4d: throttled by the peer")
 }
 
 // Sync replicates channel ch with the peers at addrs (or, with none, with
@@ -314,5 +315,15 @@ func (n *Node) Sync(ctx context.Context, ch feed.DiscoveryID, addrs []string) (S
 	}
 	s := sum()
 	s.Peers = max(s.Peers, len(ids))
+	for _, si := range n.net.rep.Sessions(ch) {
+		for _, r := range si.Refused {
+			by := ""
+			if r.ByPeer {
+				by = " by " + si.Peer.ShortString()
+			}
+			s.LeftOut = append(s.LeftOut, fmt.Sprintf("%s: %s%s", r.Author.Short(), r.Why, by))
+		}
+	}
+	sort.Strings(s.LeftOut)
 	return s, nil
 }

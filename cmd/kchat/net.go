@@ -32,6 +32,12 @@ non-zero on --timeout, saying what was done.`,
 				sum, err := n.Sync(ctx, c.ID(), peers)
 				fmt.Fprintf(a.stdout, "%s: %d peer(s), %d entries received, %d sent, %.2fs\n",
 					c.Name, sum.Peers, sum.Received, sum.Sent, sum.Elapsed.Seconds())
+				if len(sum.LeftOut) > 0 {
+					fmt.Fprintf(a.stdout, "left out: %d feed(s) that cannot be brought in step:\n", len(sum.LeftOut))
+					for _, l := range sum.LeftOut {
+						fmt.Fprintf(a.stdout, "  %s\n", l)
+					}
+				}
 				a.printPeers(n.Peers(c.ID()))
 				if errors.Is(err, context.DeadlineExceeded) {
 					return fmt.Errorf("timed out after %s: %w", timeout, err)
