@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -39,9 +40,18 @@ type network struct {
 	wg     sync.WaitGroup
 	dials  chan struct{} // bounds concurrent session attempts
 
-	mu     sync.Mutex
-	manual map[feed.DiscoveryID]context.CancelFunc // stops a channel's manual-peer loops
+	mu      sync.Mutex
+	manual  map[feed.DiscoveryID]context.CancelFunc // stops a channel's manual-peer loops
+	dialing map[feed.DiscoveryID]map[peer.ID]bool   // mesh dials in progress
 }
+
+// MeshOut is how many sync sessions per channel a node opens itself to
+// peers that discovery found (manual peers and `kchat sync` come on top).
+// Peers found beyond it stay in the peer book and fill the mesh when a
+// session ends. Each node dials at most MeshOut and answers whoever dials
+// it, so sessions per node average 2 x MeshOut whatever the channel's size,
+// and an entry reaches everyone in O(log N) hops of gossip (docs/architecture.md).
+const MeshOut = 6
 
 func startNetwork(ctx context.Context, n *Node, o NetOptions) (*network, error) {
 	disc, err := discovery.Start(ctx, discovery.Config{
@@ -59,7 +69,7 @@ func startNetwork(ctx context.Context, n *Node, o NetOptions) (*network, error) 
 	}
 	nctx, cancel := context.WithCancel(context.Background())
 	nw := &network{n: n, disc: disc, peers: o.Peers, ctx: nctx, cancel: cancel, dials: make(chan struct{}, 16),
-		manual: map[feed.DiscoveryID]context.CancelFunc{}}
+		manual: map[feed.DiscoveryID]context.CancelFunc{}, dialing: map[feed.DiscoveryID]map[peer.ID]bool{}}
 	nw.rep = replicate.New(disc.Host(), n.store, replicate.Config{Logger: n.log})
 	chans, err := n.store.Channels()
 	if err != nil {
@@ -69,8 +79,9 @@ func startNetwork(ctx context.Context, n *Node, o NetOptions) (*network, error) 
 	for _, c := range chans {
 		nw.join(c)
 	}
-	nw.wg.Add(1)
+	nw.wg.Add(2)
 	go nw.foundLoop()
+	go nw.meshLoop()
 	return nw, nil
 }
 
@@ -158,7 +169,8 @@ func (nw *network) leave(d feed.DiscoveryID) {
 	nw.rep.CloseChannel(d)
 }
 
-// foundLoop opens a sync session with every peer discovery reports.
+// foundLoop opens a sync session with peers discovery reports, up to
+// MeshOut per channel.
 func (nw *network) foundLoop() {
 	defer nw.wg.Done()
 	for {
@@ -169,18 +181,105 @@ func (nw *network) foundLoop() {
 			if !ok {
 				return
 			}
-			select {
-			case nw.dials <- struct{}{}:
-			case <-nw.ctx.Done():
-				return
-			}
-			nw.wg.Add(1)
-			go func() {
-				defer nw.wg.Done()
-				defer func() { <-nw.dials }()
-				nw.connect(nw.ctx, f.Topic, f.Peer.ID)
-			}()
+			nw.dial(f.Topic, f.Peer.ID)
 		}
+	}
+}
+
+// dial opens a mesh session with p for d, in a goroutine, unless d's mesh
+// is full or p is being dialled. It reports whether it started a dial.
+func (nw *network) dial(d feed.DiscoveryID, p peer.ID) bool {
+	nw.mu.Lock()
+	if nw.dialing[d] == nil {
+		nw.dialing[d] = map[peer.ID]bool{}
+	}
+	if nw.dialing[d][p] || nw.outbound(d)+len(nw.dialing[d]) >= MeshOut {
+		nw.mu.Unlock()
+		return false
+	}
+	nw.dialing[d][p] = true
+	nw.mu.Unlock()
+	nw.wg.Add(1)
+	go func() {
+		defer nw.wg.Done()
+		defer func() {
+			nw.mu.Lock()
+			delete(nw.dialing[d], p)
+			nw.mu.Unlock()
+		}()
+		select {
+		case nw.dials <- struct{}{}:
+		case <-nw.ctx.Done():
+			return
+		}
+		defer func() { <-nw.dials }()
+		nw.connect(nw.ctx, d, p)
+	}()
+	return true
+}
+
+// outbound counts the live sessions of d that this node opened.
+func (nw *network) outbound(d feed.DiscoveryID) int {
+	n := 0
+	for _, s := range nw.rep.Sessions(d) {
+		if s.Outbound {
+			n++
+		}
+	}
+	return n
+}
+
+// meshLoop tops each channel's mesh up to MeshOut from the peer book when
+// sessions end (at most once a second).
+func (nw *network) meshLoop() {
+	defer nw.wg.Done()
+	sub := nw.rep.Subscribe()
+	defer sub.Close()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	changed := false
+	for {
+		select {
+		case <-nw.ctx.Done():
+			return
+		case <-sub.C():
+			changed = true
+			continue
+		case <-tick.C:
+		}
+		if !changed {
+			continue
+		}
+		changed = false
+		chans, err := nw.n.store.Channels()
+		if err != nil {
+			continue
+		}
+		for _, c := range chans {
+			nw.fill(c.ID())
+		}
+	}
+}
+
+// fill dials found peers of d without a session, in random order, until
+// the mesh is full.
+func (nw *network) fill(d feed.DiscoveryID) {
+	if nw.outbound(d) >= MeshOut {
+		return
+	}
+	in := map[peer.ID]bool{}
+	for _, s := range nw.rep.Sessions(d) {
+		in[s.Peer] = true
+	}
+	var cands []peer.ID
+	for _, p := range nw.disc.Book().Peers(d) {
+		if p.Connected && !in[p.ID] && !nw.rep.Banned(p.ID, d) {
+			cands = append(cands, p.ID)
+		}
+	}
+	rand.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
+	for _, p := range cands {
+		nw.dial(d, p)
 	}
 }
 
@@ -232,6 +331,7 @@ type PeerStatus struct {
 	Source    string // mdns, dht, relay, manual, inbound
 	Connected bool
 	Syncing   bool // a session is live
+	Outbound  bool // this node opened it
 	Synced    bool // same heads on both sides
 	Want      uint64
 	Sent      uint64
@@ -259,6 +359,7 @@ func (n *Node) Peers(ch feed.DiscoveryID) []PeerStatus {
 			out = append(out, ps)
 		}
 		ps.Syncing, ps.Synced, ps.Want, ps.Sent, ps.Received = true, s.Synced, s.Want, s.Sent, s.Received
+		ps.Outbound = s.Outbound
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Syncing && !out[j].Syncing })
 	res := make([]PeerStatus, len(out))
