@@ -215,3 +215,40 @@ func TestStrangerHellosAreRateLimited(t *testing.T) {
 		}
 	}
 }
+
+// TestBanListIsBounded is issue 11's point 9: bans of thousands of peer ids
+// do not grow the list past maxBans, and the newest ban is kept.
+func TestBanListIsBounded(t *testing.T) {
+	a := newNode(t, Limits{})
+	var last sessKey
+	for i := range maxBans + 500 {
+		var ch feed.DiscoveryID
+		ch[0], ch[1] = byte(i), byte(i>>8)
+		last = sessKey{peer: a.h.ID(), ch: ch}
+		a.r.ban(last, errors.New("test"))
+	}
+	a.r.mu.Lock()
+	n := len(a.r.bans)
+	a.r.mu.Unlock()
+	if n > maxBans || !a.r.banned(last) {
+		t.Fatalf("%d bans (at most %d), newest kept: %v", n, maxBans, a.r.banned(last))
+	}
+}
+
+// TestMalformedHelloRefusesThePeer: one malformed hello (before any channel
+// is named) refuses the peer for every channel, so that a stream of them
+// costs one log line.
+func TestMalformedHelloRefusesThePeer(t *testing.T) {
+	c := newChannel(t, "general")
+	a := newNode(t, Limits{}, c)
+	m := newHost(t)
+	m.Peerstore().AddAddrs(a.h.ID(), a.h.Addrs(), peerstore.PermanentAddrTTL)
+	s, err := m.NewStream(context.Background(), a.h.ID(), ProtocolID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := newRawConn(t, s, feed.DiscoveryID{})
+	rc.send(frameHello, helloBody{Channel: make([]byte, 5), Nonce: make([]byte, 32)})
+	rc.expectDropped(false)
+	eventually(t, 5*time.Second, "the peer to be refused everywhere", func() bool { return a.r.Banned(m.ID(), c.ID()) })
+}
