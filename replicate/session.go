@@ -881,12 +881,9 @@ func (s *session) serve(a feed.AuthorID) (bool, error) {
 	case st.local.Len == 0 || st.peer.Forked || st.diverged != "" || st.refused != "" || !st.holdUntil.IsZero():
 		return false, nil
 	}
-	from := max(st.peer.Len, st.next)
-	if from >= st.local.Len {
-		return false, nil
-	}
-	if st.peer.Len > 0 && st.checked != st.peer.Len && st.next <= st.peer.Len {
-		// Before continuing from the peer's head, check that it is ours.
+	if st.peer.Len > 0 && st.peer.Len <= st.local.Len && st.checked != st.peer.Len {
+		// The peer's head must be our entry there (checked once per head
+		// the peer advertises, also when both hold as many entries).
 		held, err := s.r.st.Get(s.key.ch, a, st.peer.Len-1)
 		if err != nil {
 			return false, err
@@ -905,6 +902,10 @@ func (s *session) serve(a feed.AuthorID) (bool, error) {
 		s.mu.Lock()
 		f.checked = st.peer.Len
 		s.mu.Unlock()
+	}
+	from := max(st.peer.Len, st.next)
+	if from >= st.local.Len {
+		return false, nil
 	}
 	n, err := s.sendRun(a, from)
 	return n > 0, err
