@@ -289,3 +289,77 @@ func (v *Views) dropMatching(ctx context.Context, p []byte, match func(k, val []
 		from = next
 	}
 }
+
+// Errors of FindMember.
+var (
+	ErrNoSuchAuthor    = errors.New("no such author")
+	ErrAmbiguousAuthor = errors.New("ambiguous author")
+)
+
+// MinIDPrefix is the shortest author id prefix (hex digits) FindMember
+// accepts.
+const MinIDPrefix = 8
+
+// FindMember finds the author who means: a 64-hex author id (whether or not
+// among ms), a nickname as displayed (Display: nick, or nick~shortid where
+// shown), a nickname (Nick) that only one of ms has, or a prefix of at least
+// MinIDPrefix hex digits of one author's id. None is ErrNoSuchAuthor, more
+// than one ErrAmbiguousAuthor (the message lists them).
+func FindMember(ms []Member, who string) (feed.AuthorID, error) {
+	who = strings.TrimPrefix(strings.TrimSpace(who), "@")
+	if a, err := feed.ParseAuthorID(who); err == nil {
+		return a, nil
+	}
+	var found []Member
+	for _, m := range ms {
+		if m.Display == who {
+			return m.Author, nil
+		}
+	}
+	lw := strings.ToLower(who)
+	hexPrefix := len(who) >= MinIDPrefix && strings.Trim(lw, "0123456789abcdef") == ""
+	for _, m := range ms {
+		if (m.Nick != "" && m.Nick == who) || (hexPrefix && strings.HasPrefix(m.Author.String(), lw)) {
+			found = append(found, m)
+		}
+	}
+	switch len(found) {
+	case 0:
+		if len(who) < MinIDPrefix && strings.Trim(lw, "0123456789abcdef") == "" {
+			return feed.AuthorID{}, fmt.Errorf("%w: %q (give a nickname, or at least %d hex digits of an id)", ErrNoSuchAuthor, who, MinIDPrefix)
+		}
+		return feed.AuthorID{}, fmt.Errorf("%w: %q", ErrNoSuchAuthor, who)
+	case 1:
+		return found[0].Author, nil
+	}
+	var names []string
+	for _, m := range found {
+		names = append(names, m.Nick+"~"+m.Author.Short())
+	}
+	sort.Strings(names)
+	return feed.AuthorID{}, fmt.Errorf("%w: %q could be %s: give the ~suffix or more of the id", ErrAmbiguousAuthor, who, strings.Join(names, ", "))
+}
+
+// DropChannel removes every row of channel ch from every view, and its read
+// marker (after the feed store purged the channel). Like DropAuthor it first
+// waits until the views have indexed everything the store holds.
+func (v *Views) DropChannel(ctx context.Context, ch feed.DiscoveryID) error {
+	if err := v.CatchUp(ctx); err != nil {
+		return fmt.Errorf("drop channel %s: %w", ch.Short(), err)
+	}
+	if err := v.checkWrite(); err != nil {
+		return fmt.Errorf("drop channel %s: %w", ch.Short(), err)
+	}
+	prefixes := [][]byte{prefix(tagMarker)}
+	for _, vw := range v.views {
+		prefixes = append(prefixes, vw.Prefixes()...)
+	}
+	for _, p := range prefixes {
+		if err := v.dropPrefix(ctx, append(append([]byte(nil), p...), ch[:]...)); err != nil {
+			return fmt.Errorf("drop channel %s: %w", ch.Short(), err)
+		}
+	}
+	v.nicks.invalidate()
+	v.notify()
+	return nil
+}
