@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/kchat-p2p/kchat/feed"
 )
 
@@ -222,5 +224,44 @@ func TestPurgeChannel(t *testing.T) {
 	// Own appends to the other channel go on from where they were.
 	if es, err := e.st.Append(ctx, id, ch2.ID(), text("more")); err != nil || es[0].Seq != 7 {
 		t.Fatalf("append after purge: %v", err)
+	}
+}
+
+// TestInterruptedPurgeFinishedOnOpen: a purge whose marker is still there
+// (a crash between its transactions) is finished when the store opens.
+func TestInterruptedPurgeFinishedOnOpen(t *testing.T) {
+	ctx := context.Background()
+	src := newEnv(t)
+	d := src.ch.ID()
+	dst := newEnv(t, src.ch)
+	bad, _ := feed.NewIdentity()
+	good, _ := feed.NewIdentity()
+	eb, _ := src.st.Append(ctx, bad, d, texts(30)...)
+	eg, _ := src.st.Append(ctx, good, d, texts(3)...)
+	if _, err := dst.st.Apply(ctx, d, bad.ID(), eb); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dst.st.Apply(ctx, d, good.ID(), eg); err != nil {
+		t.Fatal(err)
+	}
+	// The state right after the purge's first step: its marker (key
+	// "fp" D author, see feed/block.go), nothing deleted yet.
+	a := bad.ID()
+	mark := append(append([]byte("fp"), d[:]...), a[:]...)
+	if err := dst.db.Update(func(txn *badger.Txn) error { return txn.Set(mark, nil) }); err != nil {
+		t.Fatal(err)
+	}
+	dir := dst.dir
+	dst.close()
+	re := openEnv(t, dir)
+	if heads, _ := re.st.Heads(d); len(heads) != 1 || heads[0].Author != good.ID() {
+		t.Fatalf("heads after the open finished the purge: %+v", heads)
+	}
+	all := sinceAll(t, re.st)
+	if countBy(all, bad.ID()) != 0 || len(all) != 3 {
+		t.Fatalf("since: %d entries, %d of the purged feed", len(all), countBy(all, bad.ID()))
+	}
+	if got := entriesOf(t, re.st, d, bad.ID()); len(got) != 0 {
+		t.Fatalf("%d entries left", len(got))
 	}
 }
