@@ -70,3 +70,18 @@ func (r *recent) since(after uint64, limit int) ([]Entry, uint64, bool) {
 	}
 	return out, after + 1, true
 }
+
+// drop forgets the cached entries for which purged returns true (called
+// under the store's write lock by a purge). The cache holds a contiguous
+// run of arrival numbers, so dropping any entry empties it: Since then reads
+// from Badger, whose arrival log no longer names the purged entries.
+func (r *recent) drop(purged func(*Entry) bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.ents {
+		if purged(e) {
+			r.reset()
+			return
+		}
+	}
+}

@@ -87,6 +87,8 @@ type Store struct {
 	writeCheck func() error
 	recent     recent // the newest stored entries, for the indexer
 
+	blocks *blockList // blocked (channel, author) feeds (block.go)
+
 	subMu sync.Mutex
 	subs  map[*Subscription]struct{}
 }
@@ -125,6 +127,9 @@ func Open(db *badger.DB, opts ...Option) (*Store, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open feed store: %w", err)
+	}
+	if err := s.openBlocks(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -566,6 +571,9 @@ func (s *Store) Apply(ctx context.Context, ch DiscoveryID, a AuthorID, batch []E
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.blocks.has(ch, a) {
+		return 0, fmt.Errorf("feed %s: %w", a.Short(), ErrBlocked)
+	}
 	h, err := s.head(ch, a)
 	if err != nil {
 		return 0, err

@@ -111,6 +111,12 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		db.Close()
 		return nil, err
 	}
+	if !o.ReadOnly {
+		if err := n.migrateBlocked(); err != nil {
+			// The old list stays in place and is tried again next time.
+			o.Logger.Warn("block list", "err", err)
+		}
+	}
 	if o.Net != nil {
 		if n.net, err = startNetwork(ctx, n, *o.Net); err != nil {
 			n.views.Close()

@@ -36,6 +36,8 @@ type Backend interface {
 	Create(ctx context.Context, name string) (feed.Channel, error)
 	// Part leaves channel ch (it is no longer listed or replicated).
 	Part(ctx context.Context, ch feed.DiscoveryID) error
+	// PurgeChannel leaves channel ch and deletes everything stored of it.
+	PurgeChannel(ctx context.Context, ch feed.DiscoveryID) error
 	// Nick is the remembered nickname ("" if never set).
 	Nick() string
 	// SetNick remembers the nickname for channels joined later and
@@ -54,12 +56,31 @@ type Backend interface {
 	// NetChanged signals (coalescing, like views.Subscription) that Status
 	// or Peers may have changed. It may be nil if nothing ever changes.
 	NetChanged() <-chan struct{}
-	// Block hides an author's messages locally; Unblock shows them again.
-	// The list is the node's to keep (it survives restarts).
-	Block(a feed.AuthorID) error
-	Unblock(a feed.AuthorID) error
-	// Blocked is the current list of blocked authors.
+	// Block blocks author a in channel ch: their feed is no longer stored
+	// or forwarded, and the UI hides them; with purge, what was stored of it
+	// is deleted. Unblock lifts the block. The list is the node's to keep
+	// (per channel; it survives restarts).
+	Block(ctx context.Context, ch feed.DiscoveryID, a feed.AuthorID, purge bool) error
+	Unblock(ch feed.DiscoveryID, a feed.AuthorID) error
+	// Blocked is the set of authors blocked in any joined channel (hidden).
 	Blocked() map[feed.AuthorID]bool
+	// Members lists the authors of channel ch (see views.Members), with
+	// whether they are blocked or forked.
+	Members(ch feed.DiscoveryID) ([]Member, error)
+	// ResolveAuthor finds the author who means in ch: a nick as displayed
+	// (with its ~suffix where shown), a 64-hex id, or a unique id prefix of
+	// at least 8 hex digits (views.FindMember).
+	ResolveAuthor(ch feed.DiscoveryID, who string) (feed.AuthorID, error)
+}
+
+// Member is one author of a channel, for /names.
+type Member struct {
+	Author   feed.AuthorID
+	Nick     string // latest nickname ("" if none)
+	Display  string // as views.Message.Display
+	Messages int
+	Blocked  bool
+	Forked   bool // signed two entries at one seq: their later entries are refused
 }
 
 // Reader is the part of the views' API the UI reads through.

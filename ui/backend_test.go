@@ -31,12 +31,11 @@ type testBackend struct {
 	id *feed.Identity
 	r  *countingReader
 
-	mu      sync.Mutex
-	nick    string
-	blocked map[feed.AuthorID]bool
-	status  map[feed.DiscoveryID]NetStatus
-	peers   map[feed.DiscoveryID][]PeerInfo
-	netc    chan struct{}
+	mu     sync.Mutex
+	nick   string
+	status map[feed.DiscoveryID]NetStatus
+	peers  map[feed.DiscoveryID][]PeerInfo
+	netc   chan struct{}
 
 	diskFull atomic.Bool // the store's write check fails (a full disk)
 }
@@ -70,8 +69,8 @@ func newTestBackend(t *testing.T) *testBackend {
 		db.Close()
 	})
 	*b = testBackend{t: t, db: db, st: st, v: v, id: id, r: &countingReader{Views: v},
-		blocked: map[feed.AuthorID]bool{}, status: map[feed.DiscoveryID]NetStatus{},
-		peers: map[feed.DiscoveryID][]PeerInfo{}, netc: make(chan struct{}, 1)}
+		status: map[feed.DiscoveryID]NetStatus{},
+		peers:  map[feed.DiscoveryID][]PeerInfo{}, netc: make(chan struct{}, 1)}
 	return b
 }
 
@@ -165,28 +164,69 @@ func (b *testBackend) setStatus(ch feed.DiscoveryID, s NetStatus, peers []PeerIn
 	}
 }
 
-func (b *testBackend) Block(a feed.AuthorID) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.blocked[a] = true
-	return nil
+func (b *testBackend) Block(ctx context.Context, ch feed.DiscoveryID, a feed.AuthorID, purge bool) error {
+	if err := b.st.Block(ch, a); err != nil || !purge {
+		return err
+	}
+	if err := b.st.Purge(ctx, ch, a); err != nil {
+		return err
+	}
+	return b.v.DropAuthor(ctx, ch, a)
 }
 
-func (b *testBackend) Unblock(a feed.AuthorID) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	delete(b.blocked, a)
-	return nil
+func (b *testBackend) Unblock(ch feed.DiscoveryID, a feed.AuthorID) error {
+	return b.st.Unblock(ch, a)
 }
 
+func (b *testBackend) PurgeChannel(ctx context.Context, ch feed.DiscoveryID) error {
+	if err := b.st.PurgeChannel(ctx, ch); err != nil {
+		return err
+	}
+	return b.v.DropChannel(ctx, ch)
+}
+
+// Blocked is the union of the channels' block lists, as the node's.
 func (b *testBackend) Blocked() map[feed.AuthorID]bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := make(map[feed.AuthorID]bool, len(b.blocked))
-	for a := range b.blocked {
-		out[a] = true
+	out := map[feed.AuthorID]bool{}
+	chans, err := b.st.Channels()
+	if err != nil {
+		b.t.Error(err)
+	}
+	for _, c := range chans {
+		as, _ := b.st.BlockedAuthors(c.ID())
+		for _, a := range as {
+			out[a] = true
+		}
 	}
 	return out
+}
+
+func (b *testBackend) Members(ch feed.DiscoveryID) ([]Member, error) {
+	ms, err := b.v.Members(ch)
+	if err != nil {
+		return nil, err
+	}
+	forks, err := b.st.Forks(ch)
+	if err != nil {
+		return nil, err
+	}
+	var out []Member
+	for _, m := range ms {
+		um := Member{Author: m.Author, Nick: m.Nick, Display: m.Display, Messages: m.Messages, Blocked: b.st.IsBlocked(ch, m.Author)}
+		for _, f := range forks {
+			um.Forked = um.Forked || f.Author == m.Author
+		}
+		out = append(out, um)
+	}
+	return out, nil
+}
+
+func (b *testBackend) ResolveAuthor(ch feed.DiscoveryID, who string) (feed.AuthorID, error) {
+	ms, err := b.v.Members(ch)
+	if err != nil {
+		return feed.AuthorID{}, err
+	}
+	return views.FindMember(ms, who)
 }
 
 // --- helpers that act on the store directly, as a peer or the CLI would ---

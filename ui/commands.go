@@ -35,11 +35,12 @@ func init() {
 		{"reply", []string{"r", "re"}, "NICK TEXT", "answer NICK's latest message here (it is quoted above your line)", (*UI).cmdReply},
 		{"edit", []string{"e"}, "[TEXT]", "replace your latest message here with TEXT; no TEXT: put it in the input line to change it", (*UI).cmdEdit},
 		{"delete", []string{"del", "undo"}, "", "withdraw your latest message here (peers that have it keep its bytes)", (*UI).cmdDelete},
-		{"part", []string{"leave", "close"}, "", "leave this channel", (*UI).cmdPart},
-		{"peers", []string{"net", "who"}, "", "who is connected for this channel, and how they were found", (*UI).cmdPeers},
+		{"part", []string{"leave", "close"}, "[--purge]", "leave this channel (--purge: delete its history)", (*UI).cmdPart},
+		{"names", []string{"who"}, "", "this channel's authors", (*UI).cmdNames},
+		{"peers", []string{"net"}, "", "who is connected for this channel, and how they were found", (*UI).cmdPeers},
 		{"search", []string{"s", "find"}, "TEXT", "search this channel's history (case-insensitive); again: older matches", (*UI).cmdSearch},
-		{"block", []string{"ignore"}, "ID|NICK", "hide an author's messages (on this device only); no argument: list", (*UI).cmdBlock},
-		{"unblock", []string{"unignore"}, "ID|NICK", "show a blocked author's messages again", (*UI).cmdUnblock},
+		{"block", []string{"ignore"}, "NICK [--purge]", "block an author here (--purge: delete theirs); no argument: list", (*UI).cmdBlock},
+		{"unblock", []string{"unignore"}, "NICK", "lift a block in this channel", (*UI).cmdUnblock},
 		{"help", []string{"h", "?"}, "", "commands and keys", func(u *UI, _ string) { u.help() }},
 		{"quit", []string{"q", "exit"}, "", "leave kchat", func(u *UI, _ string) { u.quit() }},
 	}
@@ -328,13 +329,23 @@ func (u *UI) cmdTopic(args string) {
 }
 
 func (u *UI) cmdPart(args string) {
+	purge, rest := cutFlag(args, "--purge")
+	if rest != "" {
+		u.fail("Usage: /part [--purge]")
+		return
+	}
 	ci := u.needChannel()
 	if ci == nil {
 		return
 	}
 	id, name := ci.id, ci.ch.Name
 	u.do(func(ctx context.Context) func() {
-		err := u.b.Part(ctx, id)
+		var err error
+		if purge {
+			err = u.b.PurgeChannel(ctx, id)
+		} else {
+			err = u.b.Part(ctx, id)
+		}
 		chans := u.pump.channelsNow()
 		return func() {
 			if err != nil {
@@ -345,9 +356,66 @@ func (u *UI) cmdPart(args string) {
 			if c := u.chans.current(); c != nil {
 				u.enter(c)
 			}
-			u.note("You left #%s. Its history stays on this device; /join with its key to come back.", cleanInline(name, 64))
+			if purge {
+				u.note("You left #%s and its history was deleted from this device.", cleanInline(name, 64))
+			} else {
+				u.note("You left #%s. Its history stays on this device; /join with its key to come back.", cleanInline(name, 64))
+			}
 		}
 	})
+}
+
+// cutFlag removes the word flag from args; it reports whether it was there
+// and returns the other words.
+func cutFlag(args, flag string) (bool, string) {
+	var rest []string
+	found := false
+	for _, w := range strings.Fields(args) {
+		if w == flag {
+			found = true
+			continue
+		}
+		rest = append(rest, w)
+	}
+	return found, strings.Join(rest, " ")
+}
+
+// cmdNames lists the channel's authors from the members view.
+func (u *UI) cmdNames(string) {
+	ci := u.needChannel()
+	if ci == nil {
+		return
+	}
+	id, name := ci.id, ci.ch.Name
+	u.do(func(ctx context.Context) func() {
+		ms, err := u.b.Members(id)
+		return func() {
+			if err != nil {
+				u.fail("Could not list the authors of #%s: %v", cleanInline(name, 64), err)
+				return
+			}
+			u.note("%s", namesText(name, ms, u.self))
+		}
+	})
+}
+
+// namesText is /names: one line per author, nick as shown, marked.
+func namesText(channel string, ms []Member, self feed.AuthorID) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "#%s: %s", cleanInline(channel, 64), plural(len(ms), "author", "authors"))
+	for _, m := range ms {
+		fmt.Fprintf(&b, "\n  %s  %s", cleanInline(m.Display, 80), plural(m.Messages, "message", "messages"))
+		if m.Author == self {
+			b.WriteString("  (you)")
+		}
+		if m.Blocked {
+			b.WriteString("  [blocked]")
+		}
+		if m.Forked {
+			b.WriteString("  [forked: signed two messages at one place; later ones refused]")
+		}
+	}
+	return b.String()
 }
 
 func (u *UI) cmdPeers(string) {
@@ -450,51 +518,68 @@ func (u *UI) resolveAuthor(arg string, among map[feed.AuthorID]bool) (feed.Autho
 }
 
 func (u *UI) cmdBlock(args string) {
-	if strings.TrimSpace(args) == "" {
-		if len(u.blocked) == 0 {
-			u.note("Nobody is blocked. /block ID|NICK hides an author's messages on this device.")
+	purge, who := cutFlag(args, "--purge")
+	ci := u.needChannel()
+	if ci == nil {
+		return
+	}
+	id, name := ci.id, ci.ch.Name
+	if who == "" {
+		if purge {
+			u.fail("Usage: /block NICK|ID [--purge]")
 			return
 		}
-		var ids []string
-		for a := range u.blocked {
-			ids = append(ids, a.String())
-		}
-		sort.Strings(ids)
-		u.note("Blocked:\n  %s", strings.Join(ids, "\n  "))
+		u.do(func(ctx context.Context) func() {
+			ms, err := u.b.Members(id)
+			return func() {
+				if err != nil {
+					u.fail("%v", err)
+					return
+				}
+				var names []string
+				for _, m := range ms {
+					if m.Blocked {
+						names = append(names, cleanInline(m.Display, 80)+" ("+m.Author.String()+")")
+					}
+				}
+				if len(names) == 0 {
+					u.note("Nobody is blocked in #%s. /block NICK|ID blocks an author here.", cleanInline(name, 64))
+					return
+				}
+				u.note("Blocked in #%s:\n  %s", cleanInline(name, 64), strings.Join(names, "\n  "))
+			}
+		})
 		return
 	}
-	a, err := u.resolveAuthor(args, nil)
-	if err != nil {
-		u.fail("%v", err)
-		return
-	}
-	if a == u.self {
-		u.fail("That is you.")
-		return
-	}
-	u.setBlock(a, true)
+	u.setBlock(id, who, true, purge)
 }
 
 func (u *UI) cmdUnblock(args string) {
 	if strings.TrimSpace(args) == "" {
-		u.fail("Usage: /unblock ID|NICK  (/block lists who is blocked)")
+		u.fail("Usage: /unblock NICK|ID  (/block lists who is blocked)")
 		return
 	}
-	a, err := u.resolveAuthor(args, u.blocked)
-	if err != nil {
-		u.fail("%v", err)
+	ci := u.needChannel()
+	if ci == nil {
 		return
 	}
-	u.setBlock(a, false)
+	u.setBlock(ci.id, strings.TrimSpace(args), false, false)
 }
 
-func (u *UI) setBlock(a feed.AuthorID, block bool) {
+// setBlock resolves who among ch's authors (in the pump) and blocks or
+// unblocks them there.
+func (u *UI) setBlock(ch feed.DiscoveryID, who string, block, purge bool) {
+	self := u.self
 	u.do(func(ctx context.Context) func() {
-		var err error
-		if block {
-			err = u.b.Block(a)
-		} else {
-			err = u.b.Unblock(a)
+		a, err := u.b.ResolveAuthor(ch, who)
+		switch {
+		case err != nil:
+		case a == self && block:
+			err = errors.New("that is you")
+		case block:
+			err = u.b.Block(ctx, ch, a, purge)
+		default:
+			err = u.b.Unblock(ch, a)
 		}
 		bl := u.b.Blocked()
 		return func() {
@@ -509,9 +594,12 @@ func (u *UI) setBlock(a feed.AuthorID, block bool) {
 			for _, b := range u.bufs {
 				b.invalidate()
 			}
-			if block {
-				u.note("Blocked %s: their messages are hidden on this device. /unblock %s shows them again.", a.Short(), a.Short())
-			} else {
+			switch {
+			case block && purge:
+				u.note("Blocked %s here and deleted what was stored of them. /unblock %s lets them back in.", a.Short(), a.Short())
+			case block:
+				u.note("Blocked %s: their messages are hidden, no longer stored or passed on (here only). /unblock %s shows them again.", a.Short(), a.Short())
+			default:
 				u.note("Unblocked %s.", a.Short())
 			}
 		}
@@ -530,7 +618,7 @@ func helpText(keys []keyAction) string {
 		}
 	}
 	b.WriteString("\nKeys can be changed in the file \"keys\" of the data dir: one \"ACTION = KEY, KEY\" per line, ACTION as in brackets.")
-	b.WriteString("\nMouse: the wheel scrolls; a click on a channel opens it.")
+	b.WriteString(" Mouse: the wheel scrolls; a click on a channel opens it.")
 	b.WriteString("\nNicknames are claims: two authors with one nickname are shown with a ~suffix of their id.")
 	b.WriteString("\nA ~ after a time (15:04~) means the author's clock disagreed: the message is placed when it arrived or after the author's previous one.")
 	b.WriteString("\nCommands (PgUp for keys):")

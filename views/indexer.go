@@ -237,6 +237,11 @@ func (v *Views) step(ctx context.Context) (bool, error) {
 	for _, c := range v.clocks[1:] {
 		lo = min(lo, c)
 	}
+	// Taken before reading: every arrival up to end is committed, so if
+	// nothing after lo can be read, (lo, end] holds only arrival numbers
+	// whose records a purge deleted (feed.Store.Purge), and the clocks move
+	// past them (else WaitIndexed(st.Last()) would wait for ever).
+	end := v.st.Last()
 	items, last, err := v.read(lo)
 	if errors.Is(err, feed.ErrMalformed) || errors.Is(err, feed.ErrTooLarge) {
 		if last > lo {
@@ -253,6 +258,9 @@ func (v *Views) step(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("read entries after %d: %w", lo, err)
 	}
 	if last == lo {
+		if end > lo {
+			return true, v.commit(nil, end)
+		}
 		return false, nil
 	}
 	if err := v.commit(items, last); err != nil {

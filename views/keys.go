@@ -37,6 +37,9 @@ import (
 //	v u <D 32>                      -> messages 8, mentions 8 (after the read marker)
 //	v s <D 32>                      -> the local user's latest nickname, as far as indexed
 //
+//	members view (members.go):
+//	v p <D 32> <A 32>               -> messages 8, bytes 8, last arrival (unix ms, local clock) 8
+//
 //	local state (no view owns it; never dropped by a rebuild):
 //	v R <D 32>                      -> read marker: arrival 8, cursor (0 or 48 bytes)
 const (

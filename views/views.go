@@ -134,6 +134,7 @@ func Open(db *badger.DB, st *feed.Store, self feed.AuthorID, opts ...Option) (*V
 		&topicsView{},
 		&usersView{},
 		&unreadView{self: self},
+		&membersView{},
 	}
 	openMu.Lock()
 	defer openMu.Unlock()

@@ -110,9 +110,10 @@ func (a *app) joinCmd() *cobra.Command {
 }
 
 func (a *app) partCmd() *cobra.Command {
-	return &cobra.Command{
+	var purge bool
+	cmd := &cobra.Command{
 		Use:   "part CHANNEL",
-		Short: "Leave a channel (its history stays on disk)",
+		Short: "Leave a channel (its history stays on disk unless --purge)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withNode(cmd, false, func(ctx context.Context, n *node.Node) error {
@@ -120,10 +121,167 @@ func (a *app) partCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if purge {
+					return n.PurgeChannel(ctx, c.ID())
+				}
 				return n.Part(ctx, c.ID())
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&purge, "purge", false, "also delete everything stored of the channel")
+	return cmd
+}
+
+func (a *app) blockCmd() *cobra.Command {
+	var purge bool
+	cmd := &cobra.Command{
+		Use:   "block CHANNEL WHO",
+		Short: "Block an author in a channel: their feed is no longer stored or passed on, and they are hidden",
+		Long: `Block an author in CHANNEL (on this device). Their entries are no longer
+stored, so they are not passed on to other peers either, and their messages
+are hidden, uncounted and never ring. --purge also deletes everything stored
+of their feed in CHANNEL. WHO is a nick as shown (with its ~suffix where
+shown), a 64-hex author id, or a unique id prefix of at least 8 hex digits.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withNode(cmd, false, func(ctx context.Context, n *node.Node) error {
+				c, who, err := a.resolveWho(ctx, n, args[0], args[1])
+				if err != nil {
+					return err
+				}
+				display := printable(n.Views().Display(c.ID(), who))
+				if err := n.Block(ctx, c.ID(), who, purge); err != nil {
+					return err
+				}
+				verb := "blocked"
+				if purge {
+					verb = "blocked and purged"
+				}
+				fmt.Fprintf(a.stdout, "%s %s (%s) in %s\n", verb, display, who, c.Name)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&purge, "purge", false, "also delete everything stored of their feed in the channel")
+	return cmd
+}
+
+func (a *app) unblockCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "unblock CHANNEL WHO",
+		Short: "Lift a block: the author's feed is accepted again",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withNode(cmd, false, func(ctx context.Context, n *node.Node) error {
+				c, who, err := a.resolveWho(ctx, n, args[0], args[1])
+				if err != nil {
+					return err
+				}
+				if err := n.Unblock(c.ID(), who); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "unblocked %s (%s) in %s\n", printable(n.Views().Display(c.ID(), who)), who, c.Name)
+				return nil
+			})
+		},
+	}
+}
+
+// resolveWho resolves CHANNEL and, among its authors as now indexed, WHO.
+func (a *app) resolveWho(ctx context.Context, n *node.Node, channel, who string) (feed.Channel, feed.AuthorID, error) {
+	c, err := n.Resolve(channel)
+	if err != nil {
+		return c, feed.AuthorID{}, err
+	}
+	if err := a.waitIndexed(ctx, n); err != nil {
+		return c, feed.AuthorID{}, err
+	}
+	au, err := n.ResolveAuthor(c.ID(), who)
+	if err != nil {
+		return c, au, fmt.Errorf("in %s: %w", c.Name, err)
+	}
+	return c, au, nil
+}
+
+// jsonMember is one line of members --json.
+type jsonMember struct {
+	Author      string `json:"author"`
+	Nick        string `json:"nick"` // as displayed, with its ~suffix where shown
+	Messages    int    `json:"messages"`
+	Bytes       int64  `json:"bytes"`
+	LastArrival string `json:"last_arrival"` // RFC 3339; "" if nothing of theirs is stored
+	Forked      bool   `json:"forked"`
+	Blocked     bool   `json:"blocked"`
+	Throttled   bool   `json:"throttled"`
+	Role        string `json:"role"`
+	Hidden      bool   `json:"hidden"`
+}
+
+func (a *app) membersCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "members CHANNEL",
+		Short: "List the authors of a channel: nick, messages, bytes stored, last arrival, forked, blocked",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withNode(cmd, false, func(ctx context.Context, n *node.Node) error {
+				c, err := n.Resolve(args[0])
+				if err != nil {
+					return err
+				}
+				if err := a.waitIndexed(ctx, n); err != nil {
+					return err
+				}
+				ms, err := n.Members(c.ID())
+				if err != nil {
+					return err
+				}
+				w := bufio.NewWriter(a.stdout)
+				for _, m := range ms {
+					last := ""
+					if !m.LastArrival.IsZero() {
+						last = m.LastArrival.UTC().Format(time.RFC3339)
+					}
+					if asJSON {
+						// throttled: always false until Node.Members reads
+						// Store.Throttled(ch, a) bool (TODO there); role and
+						// hidden: "" and false until moderation fills them.
+						b, err := json.Marshal(jsonMember{Author: m.Author.String(), Nick: m.Display, Messages: m.Messages,
+							Bytes: m.Bytes, LastArrival: last, Forked: m.Forked, Blocked: m.Blocked,
+							Throttled: m.Throttled, Role: m.Role, Hidden: m.Hidden})
+						if err != nil {
+							return fmt.Errorf("members: %w", err)
+						}
+						fmt.Fprintf(w, "%s\n", b)
+						continue
+					}
+					if last == "" {
+						last = "-"
+					}
+					var flags []string
+					for _, f := range []struct {
+						on   bool
+						name string
+					}{{m.Forked, "forked"}, {m.Blocked, "blocked"}, {m.Throttled, "throttled"}, {m.Hidden, "hidden"}} {
+						if f.on {
+							flags = append(flags, f.name)
+						}
+					}
+					if m.Role != "" {
+						flags = append(flags, m.Role)
+					}
+					fmt.Fprintf(w, "%s\t%s\t%d messages\t%d bytes\tlast %s", m.Author, printable(m.Display), m.Messages, m.Bytes, last)
+					if len(flags) > 0 {
+						fmt.Fprintf(w, "\t%s", strings.Join(flags, " "))
+					}
+					fmt.Fprintln(w)
+				}
+				return w.Flush()
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per author per line")
+	return cmd
 }
 
 func (a *app) channelsCmd() *cobra.Command {

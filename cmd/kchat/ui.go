@@ -172,3 +172,16 @@ func (b *uiBackend) Peers(ch feed.DiscoveryID) []ui.PeerInfo {
 }
 
 func (b *uiBackend) NetChanged() <-chan struct{} { return b.netc }
+
+// Members adapts the node's members to the UI's.
+func (b *uiBackend) Members(ch feed.DiscoveryID) ([]ui.Member, error) {
+	ms, err := b.Node.Members(ch)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ui.Member, len(ms))
+	for i, m := range ms {
+		out[i] = ui.Member{Author: m.Author, Nick: m.Nick, Display: m.Display, Messages: m.Messages, Blocked: m.Blocked, Forked: m.Forked}
+	}
+	return out, nil
+}
