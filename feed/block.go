@@ -141,6 +141,8 @@ func (s *Store) Block(ch DiscoveryID, a AuthorID) error {
 	s.blocks.mu.Lock()
 	s.blocks.m[feedKey{ch, a}] = true
 	s.blocks.mu.Unlock()
+	s.changed(ch, a) // sessions stop advertising and forwarding it
+	s.notify(ch)
 	return nil
 }
 
@@ -155,6 +157,8 @@ func (s *Store) Unblock(ch DiscoveryID, a AuthorID) error {
 	s.blocks.mu.Lock()
 	delete(s.blocks.m, feedKey{ch, a})
 	s.blocks.mu.Unlock()
+	s.changed(ch, a)
+	s.notify(ch)
 	return nil
 }
 
@@ -245,7 +249,9 @@ func (s *Store) purge(ctx context.Context, ch DiscoveryID, a *AuthorID) error {
 			delete(s.heads, fk)
 		}
 	}
-	delete(s.nfeeds, ch)
+	if a != nil {
+		s.changed(ch, *a) // sessions see the feed gone (Len 0)
+	}
 	s.recent.drop(func(e *Entry) bool { return e.Channel == ch && (a == nil || e.Author == *a) })
 	return nil
 }

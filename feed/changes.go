@@ -78,9 +78,9 @@ func (s *Store) Changes(ch DiscoveryID, after uint64) (heads []Head, ver uint64,
 			continue
 		}
 		seen[c.author] = true
-		h, ok := s.heads[feedKey{ch, c.author}]
-		if !ok {
-			h = Head{Author: c.author} // purged
+		h, err := s.head(ch, c.author) // Len 0 once purged
+		if err != nil {
+			return nil, cl.ver, false
 		}
 		heads = append(heads, h)
 	}

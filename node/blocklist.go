@@ -176,8 +176,8 @@ type Member struct {
 	views.Member
 	Forked  bool // the author signed two entries at one seq (Store.Forks)
 	Blocked bool
-	// Throttled: the author is over their storage budget. TODO: set from
-	// Store.Throttled(ch, a) bool once the feed store provides it.
+	// Throttled: the author went over their storage budget within the last
+	// minute (feed.Budget): further entries arrive slowly.
 	Throttled bool
 	// Role and Hidden are filled by moderation (not built yet): "" and false.
 	Role   string
@@ -204,9 +204,8 @@ func (n *Node) Members(ch feed.DiscoveryID) ([]Member, error) {
 	out := make([]Member, 0, len(vms))
 	for _, m := range vms {
 		seen[m.Author] = true
-		// TODO(throttle): Throttled: n.store.Throttled(ch, m.Author), once
-		// the feed store has Store.Throttled(ch, a) bool (per-author budgets).
-		out = append(out, Member{Member: m, Forked: forked[m.Author], Blocked: blocked[m.Author]})
+		out = append(out, Member{Member: m, Forked: forked[m.Author], Blocked: blocked[m.Author],
+			Throttled: n.store.Throttled(ch, m.Author)})
 	}
 	bl, err := n.store.BlockedAuthors(ch)
 	if err != nil {

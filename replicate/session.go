@@ -236,6 +236,7 @@ type feedState struct {
 	holdUntil time.Time // the peer asked us not to send before (zero: no hold; far future: not in this session)
 	throttled bool      // we refused it (budget, block)
 	dropGaps  bool      // entries past our head may still come: drop them
+	blocked   bool      // our user blocked the author
 	stalled   bool
 }
 
@@ -771,9 +772,17 @@ func (s *session) readChanges() {
 // holds s.mu.
 func (s *session) setLocal(h feed.Head) {
 	if s.r.blocked(s.key.ch, h.Author) {
-		h = feed.Head{Author: h.Author}
+		// Neither advertised nor forwarded, nor waited for.
+		s.update(h.Author, func(f *feedState) {
+			f.local = feed.Head{Author: h.Author}
+			f.throttled, f.dropGaps, f.blocked = true, true, true
+		})
+		return
 	}
 	f := s.feeds[h.Author]
+	if f != nil && f.blocked { // unblocked
+		s.update(h.Author, func(f *feedState) { f.throttled, f.dropGaps, f.blocked = false, false, false })
+	}
 	if (f == nil || f.local.Len == 0) && h.Len > 0 {
 		if s.version < 2 && s.served >= s.r.lim.MaxFeedsV1 {
 			s.update(h.Author, func(f *feedState) { f.diverged = "over the version 1 feed limit" })
@@ -1021,6 +1030,8 @@ func (s *session) info() SessionInfo {
 			si.Refused = append(si.Refused, Refusal{Author: a, Why: f.diverged})
 		case f.stalled:
 			si.Refused = append(si.Refused, Refusal{Author: a, Why: "stalled: the peer advertises entries it does not send"})
+		case f.blocked:
+			si.Refused = append(si.Refused, Refusal{Author: a, Why: "blocked"})
 		case f.throttled:
 			si.Refused = append(si.Refused, Refusal{Author: a, Why: "throttled"})
 		}

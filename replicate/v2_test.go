@@ -252,3 +252,50 @@ func TestMalformedHelloRefusesThePeer(t *testing.T) {
 	rc.expectDropped(false)
 	eventually(t, 5*time.Second, "the peer to be refused everywhere", func() bool { return a.r.Banned(m.ID(), c.ID()) })
 }
+
+// TestBlockedFeedIsNotStoredNorForwarded: b has blocked author x: in a line
+// a - b - c, b stores none of x's feed, a is told (a refuse frame, no
+// violation), c never gets it through b, and everything else converges.
+func TestBlockedFeedIsNotStoredNorForwarded(t *testing.T) {
+	c := newChannel(t, "general")
+	ch := c.ID()
+	a, b, cc := newNode(t, Limits{}, c), newNode(t, Limits{}, c), newNode(t, Limits{}, c)
+	x := newIdentity(t)
+	fill(t, a.st, x, ch, 50)
+	a.append(ch, 5, "a")
+	if err := b.st.Block(ch, x.ID()); err != nil {
+		t.Fatal(err)
+	}
+	b.connect(a, ch)
+	cc.connect(b, ch)
+	a.waitSynced(ch, b)
+	b.waitSynced(ch, a, cc)
+	cc.waitSynced(ch, b)
+	for _, n := range []*node{b, cc} {
+		if h, _ := n.st.Head(ch, x.ID()); h.Len != 0 {
+			t.Fatalf("a blocked feed reached %s: %d entries", n.h.ID().ShortString(), h.Len)
+		}
+		if h, _ := n.st.Head(ch, a.id.ID()); h.Len != 5 {
+			t.Fatalf("a's own feed: %d of 5", h.Len)
+		}
+	}
+	ss := a.r.Sessions(ch)
+	if len(ss) != 1 || len(ss[0].Refused) != 1 || ss[0].Refused[0].Why != "blocked" || !ss[0].Refused[0].ByPeer {
+		t.Fatalf("a's view of the refusal: %+v", ss)
+	}
+	if a.r.Stats().Violations+b.r.Stats().Violations+cc.r.Stats().Violations != 0 {
+		t.Fatal("a violation")
+	}
+	// Blocking a feed b already holds: b stops advertising it to a new peer.
+	y := newIdentity(t)
+	fill(t, b.st, y, ch, 3)
+	if err := b.st.Block(ch, y.ID()); err != nil {
+		t.Fatal(err)
+	}
+	d := newNode(t, Limits{}, c)
+	d.connect(b, ch)
+	d.waitSynced(ch, b)
+	if h, _ := d.st.Head(ch, y.ID()); h.Len != 0 {
+		t.Fatalf("b forwarded a feed it blocked: %d entries", h.Len)
+	}
+}
