@@ -307,11 +307,12 @@ type seedProc struct {
 }
 
 // startSeed starts `kchat seed` on dir, listening on loopback only, and
-// waits until it prints its address and the channels it replicates.
-func startSeed(t testing.TB, dir string) *seedProc {
+// waits until it prints its address and the channels it replicates. extra
+// are more arguments (e.g. --peer MADDR).
+func startSeed(t testing.TB, dir string, extra ...string) *seedProc {
 	t.Helper()
-	cmd := kchatCmd("--data", dir, "seed", "--no-dht", "--no-mdns", "--no-nat",
-		"--listen", "/ip4/127.0.0.1/tcp/0")
+	cmd := kchatCmd(append([]string{"--data", dir, "seed", "--no-dht", "--no-mdns", "--no-nat",
+		"--listen", "/ip4/127.0.0.1/tcp/0"}, extra...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
