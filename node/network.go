@@ -39,6 +39,7 @@ type network struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	dials  chan struct{} // bounds concurrent session attempts
+	found  chan struct{} // foundLoop -> meshLoop: new peers in the book
 
 	mu      sync.Mutex
 	manual  map[feed.DiscoveryID]context.CancelFunc // stops a channel's manual-peer loops
@@ -69,6 +70,7 @@ func startNetwork(ctx context.Context, n *Node, o NetOptions) (*network, error) 
 	}
 	nctx, cancel := context.WithCancel(context.Background())
 	nw := &network{n: n, disc: disc, peers: o.Peers, ctx: nctx, cancel: cancel, dials: make(chan struct{}, 16),
+		found:  make(chan struct{}, 1),
 		manual: map[feed.DiscoveryID]context.CancelFunc{}, dialing: map[feed.DiscoveryID]map[peer.ID]bool{}}
 	nw.rep = replicate.New(disc.Host(), n.store, replicate.Config{Logger: n.log})
 	chans, err := n.store.Channels()
@@ -169,19 +171,24 @@ func (nw *network) leave(d feed.DiscoveryID) {
 	nw.rep.CloseChannel(d)
 }
 
-// foundLoop opens a sync session with peers discovery reports, up to
-// MeshOut per channel.
+// foundLoop hands the peers discovery reports to the mesh: they are in the
+// peer book now, and meshLoop picks among them at random. (Dialling each as
+// it is reported would make every node dial the first peers found, such as
+// a bootstrap seed, so that those would end up with a session to everyone.)
 func (nw *network) foundLoop() {
 	defer nw.wg.Done()
 	for {
 		select {
 		case <-nw.ctx.Done():
 			return
-		case f, ok := <-nw.disc.Found():
+		case _, ok := <-nw.disc.Found():
 			if !ok {
 				return
 			}
-			nw.dial(f.Topic, f.Peer.ID)
+			select {
+			case nw.found <- struct{}{}:
+			default:
+			}
 		}
 	}
 }
@@ -243,6 +250,9 @@ func (nw *network) meshLoop() {
 		case <-nw.ctx.Done():
 			return
 		case <-sub.C():
+			changed = true
+			continue
+		case <-nw.found:
 			changed = true
 			continue
 		case <-tick.C:
