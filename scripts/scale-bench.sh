@@ -17,7 +17,9 @@
 #                   max a node opened itself, outbound: true), before the messages
 #   CPU/msg/node    utime+stime of every seed (/proc/PID/stat) over M messages sent
 #                   GAP seconds apart by rotating senders, minus the same seeds' idle
-#                   CPU over as long (measured just before), / M / N
+#                   CPU over as long (the mean rate of two idle spans of about the
+#                   same length, just before and just after), / M / N; "raw" is
+#                   without the idle correction
 #   latency p50/max for each of those M messages, from just before `kchat send` until
 #                   the last node printed it on `kchat read --follow --json` (one
 #                   follower per node through its control socket, lines time-stamped
@@ -82,6 +84,18 @@ cpu() {
 		t=$((t + ${12} + ${13})) # the loop's list was expanded before this set --
 	done
 	echo "$t"
+}
+
+# idle SECONDS PIDS...: CPU ticks per second of PIDS while nothing is sent.
+idle() {
+	local len=$1 c0 c1 t0 t1
+	shift
+	c0=$(cpu "$@")
+	t0=$(now)
+	sleep "$len"
+	c1=$(cpu "$@")
+	t1=$(now)
+	echo "scale=6; ($c1 - $c0) / ($t1 - $t0)" | bc
 }
 
 # rss_mb PIDS...: mean VmRSS in MB.
@@ -198,12 +212,7 @@ bench() {
 	# Idle CPU over as long as the message phase will take (about M * GAP plus latency).
 	local c0 c1 t0 t1 idle_rate idle_len
 	idle_len=$(echo "$M * $GAP + 5" | bc)
-	c0=$(cpu "${pids[@]}")
-	t0=$(now)
-	sleep "$idle_len"
-	c1=$(cpu "${pids[@]}")
-	t1=$(now)
-	idle_rate=$(echo "scale=6; ($c1 - $c0) / ($t1 - $t0)" | bc)
+	idle_rate=$(idle "$idle_len" "${pids[@]}")
 
 	# M messages, one at a time, from rotating nodes.
 	local lats=() lost=0 ts tl text
@@ -224,15 +233,18 @@ bench() {
 	done
 	c1=$(cpu "${pids[@]}")
 	t1=$(now)
-	local cpu_ms p50 pmax
+	# Idle again after, as long: the correction is the mean of both idle rates.
+	idle_rate=$(echo "scale=6; ($idle_rate + $(idle "$idle_len" "${pids[@]}")) / 2" | bc)
+	local cpu_ms cpu_raw p50 pmax
 	cpu_ms=$(printf '%.2f' "$(echo "scale=4; (($c1 - $c0) - $idle_rate * ($t1 - $t0)) * 1000 / $TCK / $M / $n" | bc)")
+	cpu_raw=$(printf '%.2f' "$(echo "scale=4; ($c1 - $c0) * 1000 / $TCK / $M / $n" | bc)")
 	if [ ${#lats[@]} -gt 0 ]; then
 		read -r p50 pmax < <(printf '%s\n' "${lats[@]}" | sort -g |
 			awk '{a[NR] = $1} END {printf "%.2f %.2f", a[int((NR + 1) / 2)], a[NR]}')
 	else
 		p50=- pmax=-
 	fi
-	log "N=$n: $M messages: CPU/msg/node ${cpu_ms} ms, latency p50 ${p50}s max ${pmax}s, lost $lost"
+	log "N=$n: $M messages: CPU/msg/node ${cpu_ms} ms (raw ${cpu_raw} ms, idle $(printf '%.1f' "$(echo "$idle_rate * 1000 / $TCK / $n" | bc -l)") ms/s/node), latency p50 ${p50}s max ${pmax}s, lost $lost"
 
 	# The burst: every node sends BURST messages at once.
 	local sends=() got total burst bcpu
@@ -267,8 +279,8 @@ bench() {
 	rss=$(rss_mb "${pids[@]}")
 	log "N=$n: burst $burst, CPU/msg/node ${bcpu} ms, RSS/node ${rss} MB"
 
-	printf '| %d | %s / %d (opened <= %d) | %s ms | %s s / %s s | %d | %s | %s ms | %d MB |\n' \
-		"$n" "$smean" "$smax" "$omax" "$cpu_ms" "$p50" "$pmax" "$lost" "$burst" "$bcpu" "$rss" >>"$TMP/table"
+	printf '| %d | %s / %d (opened <= %d) | %s ms (raw %s) | %s s / %s s | %d | %s | %s ms | %d MB |\n' \
+		"$n" "$smean" "$smax" "$omax" "$cpu_ms" "$cpu_raw" "$p50" "$pmax" "$lost" "$burst" "$bcpu" "$rss" >>"$TMP/table"
 	cleanup
 }
 
