@@ -149,7 +149,7 @@ bench() {
 	pids+=($!)
 	PIDS+=($!)
 	for ((i = 0; i < 100; i++)); do
-		addr=$(grep -m1 '^/ip4/127.0.0.1/tcp/' "$TMP/n0/seed.out")
+		addr=$(grep -m1 '^/ip4/127.0.0.1/tcp/' "$TMP/n0/seed.out" 2>/dev/null)
 		[ -n "$addr" ] && break
 		sleep 0.1
 	done
@@ -161,7 +161,7 @@ bench() {
 		PIDS+=($!)
 	done
 	for ((i = 0; i < n; i++)); do # each seed is up once it printed "replicating"
-		until grep -q '^replicating' "$TMP/n$i/seed.out"; do
+		until grep -q '^replicating' "$TMP/n$i/seed.out" 2>/dev/null; do
 			kill -0 "${pids[i]}" 2>/dev/null || { echo "seed $i died:" >&2; cat "$TMP/n$i/seed.out" >&2; return 1; }
 			sleep 0.1
 		done
@@ -292,5 +292,5 @@ for n in "${SIZES[@]}"; do
 	log "N=$n took $(echo "$(now) - $t" | bc | cut -d. -f1)s"
 done
 echo
-echo "kchat scale bench, $(nproc) cores, $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null), M=$M GAP=${GAP}s BURST=$BURST"
+echo "kchat scale bench, $(nproc) cores, ${KCHAT:-kchat built from $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)}, M=$M GAP=${GAP}s BURST=$BURST"
 cat "$TMP/table"
