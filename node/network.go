@@ -338,7 +338,8 @@ func (n *Node) Addrs() []string {
 // PeerStatus is one peer of a channel as the CLI and UI show it.
 type PeerStatus struct {
 	ID        string
-	Source    string // mdns, dht, relay, manual, inbound
+	Source    string   // mdns, dht, relay, manual, inbound
+	Addrs     []string // its multiaddrs: from the peer book, else its open connections
 	Connected bool
 	Syncing   bool // a session is live
 	Outbound  bool // this node opened it
@@ -359,6 +360,9 @@ func (n *Node) Peers(ch feed.DiscoveryID) []PeerStatus {
 	var out []*PeerStatus
 	for _, p := range n.net.disc.Book().Peers(ch) {
 		ps := &PeerStatus{ID: p.ID.String(), Source: string(p.Source), Connected: p.Connected, LastSeen: p.LastSeen, Dropped: p.Dropped}
+		for _, a := range p.Addrs {
+			ps.Addrs = append(ps.Addrs, a.String())
+		}
 		byID[p.ID] = ps
 		out = append(out, ps)
 	}
@@ -370,6 +374,19 @@ func (n *Node) Peers(ch feed.DiscoveryID) []PeerStatus {
 		}
 		ps.Syncing, ps.Synced, ps.Want, ps.Sent, ps.Received = true, s.Synced, s.Want, s.Sent, s.Received
 		ps.Outbound = s.Outbound
+	}
+	for _, ps := range out {
+		if len(ps.Addrs) > 0 {
+			continue
+		}
+		// Not reported with addresses (e.g. it dialled us): where it is connected from.
+		id, err := peer.Decode(ps.ID)
+		if err != nil {
+			continue
+		}
+		for _, c := range n.net.disc.Host().Network().ConnsToPeer(id) {
+			ps.Addrs = append(ps.Addrs, c.RemoteMultiaddr().String())
+		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Syncing && !out[j].Syncing })
 	res := make([]PeerStatus, len(out))

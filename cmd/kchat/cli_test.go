@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"github.com/kchat-p2p/kchat/internal/testutil"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -439,4 +441,125 @@ func TestSearchCommand(t *testing.T) {
 	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "no message in general contains") {
 		t.Fatalf("no match: %+v", r)
 	}
+}
+
+// TestPeersJSON: `peers --json` through the control socket of a running
+// node prints one object per (channel, peer) with exactly the documented
+// fields, right on both ends of a session: the node that dialled (manual,
+// outbound) and the one that was dialled (inbound).
+func TestPeersJSON(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	loopback := func(peers ...string) *node.NetOptions {
+		return &node.NetOptions{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: peers, NoMDNS: true, NoDHT: true, NoNAT: true}
+	}
+	serve := func(dir string, n *node.Node) {
+		srv, err := (&app{dataDir: dir}).serve(ctx, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Close() })
+	}
+	dirA, dirB := t.TempDir(), t.TempDir()
+	a, err := node.Open(ctx, node.Options{DataDir: dirA, Net: loopback()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	c, err := a.Create(ctx, "general")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Create(ctx, "lonely"); err != nil {
+		t.Fatal(err)
+	}
+	mustOK(t, kchat(t, dirB, "", "join", c.Key.WithName("general")))
+	b, err := node.Open(ctx, node.Options{DataDir: dirB, Net: loopback(a.Addrs()[0])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	serve(dirA, a)
+	serve(dirB, b)
+	session := func(n *node.Node) bool {
+		for _, p := range n.Peers(c.ID()) {
+			if p.Syncing {
+				return true
+			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !session(a) || !session(b) {
+		if time.Now().After(deadline) {
+			t.Fatal("no session between the two nodes")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	fields := []string{"addrs", "channel", "connected", "outbound", "peer", "session", "source"}
+	rows := func(dir string, args ...string) []map[string]any {
+		t.Helper()
+		out := mustOK(t, kchat(t, dir, "", append([]string{"peers", "--json"}, args...)...)).stdout
+		var res []map[string]any
+		for line := range strings.Lines(out) {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				t.Fatalf("not a JSON object per line: %q: %v", line, err)
+			}
+			keys := slices.Sorted(maps.Keys(m))
+			if !slices.Equal(keys, fields) {
+				t.Fatalf("fields %v, want exactly %v", keys, fields)
+			}
+			res = append(res, m)
+		}
+		return res
+	}
+	check := func(who string, m map[string]any, peer node.PeerStatus, src string, outbound bool, addr string) {
+		t.Helper()
+		want := map[string]any{"channel": "general", "peer": peer.ID, "source": src, "connected": true, "session": true, "outbound": outbound}
+		for k, v := range want {
+			if m[k] != v {
+				t.Errorf("%s: %s = %v, want %v (row %v)", who, k, m[k], v, m)
+			}
+		}
+		addrs, ok := m["addrs"].([]any)
+		if !ok || len(addrs) == 0 {
+			t.Fatalf("%s: addrs = %v, want a non-empty array", who, m["addrs"])
+		}
+		found := false
+		for _, x := range addrs {
+			s, ok := x.(string)
+			if !ok || !strings.HasPrefix(s, "/ip4/127.0.0.1/tcp/") {
+				t.Errorf("%s: addr %v is not a loopback TCP multiaddr", who, x)
+			}
+			found = found || addr == "" || strings.HasPrefix(addr, s+"/p2p/")
+		}
+		if !found {
+			t.Errorf("%s: addrs %v do not include %s", who, addrs, addr)
+		}
+	}
+	bRows := rows(dirB, "general")
+	if len(bRows) != 1 {
+		t.Fatalf("b: %d rows, want 1: %v", len(bRows), bRows)
+	}
+	check("b (dialled a)", bRows[0], node.PeerStatus{ID: peerID(a)}, "manual", true, a.Addrs()[0])
+
+	aRows := rows(dirA) // all channels: "lonely" has no peers, so no rows
+	if len(aRows) != 1 {
+		t.Fatalf("a: %d rows, want 1: %v", len(aRows), aRows)
+	}
+	check("a (was dialled)", aRows[0], node.PeerStatus{ID: peerID(b)}, "inbound", false, "")
+
+	// Without --json: the human output, unchanged.
+	if out := mustOK(t, kchat(t, dirA, "", "peers")).stdout; !strings.Contains(out, "general: 1 peer(s)\n") ||
+		!strings.Contains(out, "lonely: 0 peer(s)\n") || strings.Contains(out, "{") {
+		t.Fatalf("peers without --json: %q", out)
+	}
+}
+
+// peerID is n's libp2p peer id, from the /p2p/ part of its first address.
+func peerID(n *node.Node) string {
+	addr := n.Addrs()[0]
+	return addr[strings.LastIndex(addr, "/p2p/")+len("/p2p/"):]
 }

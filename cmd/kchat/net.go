@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -92,11 +93,27 @@ and relays for peers behind NATs. Prints its multiaddrs (give one to others as
 	}
 }
 
+// jsonPeer is one (channel, peer) row of `peers --json`.
+type jsonPeer struct {
+	Channel   string   `json:"channel"`
+	Peer      string   `json:"peer"`
+	Source    string   `json:"source"` // mdns, dht, manual, inbound, relay
+	Addrs     []string `json:"addrs"`
+	Connected bool     `json:"connected"`
+	Session   bool     `json:"session"`  // a live sync session for this channel
+	Outbound  bool     `json:"outbound"` // this node opened the session
+}
+
 func (a *app) peersCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "peers [CHANNEL]",
 		Short: "List the peers of a running node (seed or UI), per channel",
-		Args:  cobra.MaximumNArgs(1),
+		Long: `List the peers of a running node (seed or UI), per channel. With --json,
+one object per (channel, peer) per line: channel, peer (peer id), source
+(mdns, dht, manual, inbound, relay), addrs, connected, session (a live sync
+session for this channel) and outbound (this node opened that session).`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withNode(cmd, false, func(ctx context.Context, n *node.Node) error {
 				if a.served == nil {
@@ -111,6 +128,12 @@ func (a *app) peersCmd() *cobra.Command {
 						continue
 					}
 					ps := n.Peers(c.ID())
+					if asJSON {
+						if err := a.printPeersJSON(c.Name, ps); err != nil {
+							return err
+						}
+						continue
+					}
 					fmt.Fprintf(a.stdout, "%s: %d peer(s)\n", c.Name, len(ps))
 					a.printPeers(ps)
 				}
@@ -118,6 +141,27 @@ func (a *app) peersCmd() *cobra.Command {
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per (channel, peer) per line")
+	return cmd
+}
+
+// printPeersJSON prints one jsonPeer line per peer of channel name.
+func (a *app) printPeersJSON(name string, ps []node.PeerStatus) error {
+	for _, p := range ps {
+		addrs := p.Addrs
+		if addrs == nil {
+			addrs = []string{}
+		}
+		b, err := json.Marshal(jsonPeer{Channel: name, Peer: p.ID, Source: p.Source, Addrs: addrs,
+			Connected: p.Connected, Session: p.Syncing, Outbound: p.Outbound})
+		if err != nil {
+			return fmt.Errorf("encode peer %s: %w", p.ID, err)
+		}
+		if _, err := fmt.Fprintf(a.stdout, "%s\n", b); err != nil {
+			return fmt.Errorf("write peers: %w", err)
+		}
+	}
+	return nil
 }
 
 // printPeers prints one line per peer: id, how it was found, state.
