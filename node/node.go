@@ -18,6 +18,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/kchat-p2p/kchat/feed"
+	"github.com/kchat-p2p/kchat/internal/perm"
 	"github.com/kchat-p2p/kchat/internal/storage"
 	"github.com/kchat-p2p/kchat/views"
 )
@@ -63,6 +64,11 @@ type Node struct {
 	bg     sync.WaitGroup
 }
 
+// CheckDataDir creates dir (mode 0700) if it is missing and refuses it
+// (perm.ErrUnsafe) unless the current user owns it and nobody else can
+// write it.
+func CheckDataDir(dir string) error { return perm.EnsureDir("data dir", dir) }
+
 // DefaultDataDir is $XDG_DATA_HOME/kchat, or ~/.local/share/kchat.
 func DefaultDataDir() string {
 	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
@@ -75,13 +81,17 @@ func DefaultDataDir() string {
 	return filepath.Join(home, ".local", "share", "kchat")
 }
 
-// Open opens the data dir (creating it, mode 0700) and starts the node.
+// Open opens the data dir (creating it, mode 0700) and starts the node. A
+// data dir that another user owns or that group or others can write is
+// refused (an error wrapping perm.ErrUnsafe, saying what to fix), and so are
+// such identity and host key files: like ssh, kchat does not trust files
+// someone else could have planted.
 func Open(ctx context.Context, o Options) (*Node, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
+	if err := CheckDataDir(o.DataDir); err != nil {
+		return nil, err
 	}
 	id, err := feed.LoadOrCreateIdentity(filepath.Join(o.DataDir, "identity"))
 	if err != nil {

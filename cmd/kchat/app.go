@@ -95,7 +95,7 @@ func (a *app) withNode(cmd *cobra.Command, withNet bool, fn func(context.Context
 	if a.served != nil {
 		return fn(ctx, a.served.node)
 	}
-	if _, err := os.Stat(node.ControlSocket(a.dataDir)); err == nil {
+	if _, err := os.Lstat(node.ControlSocket(a.dataDir)); err == nil {
 		code, err := node.RunRemote(ctx, a.dataDir, a.rawArgs, a.stdin, a.stdout, a.stderr)
 		if err == nil {
 			return exitError{code}
