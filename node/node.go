@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/kchat-p2p/kchat/feed"
@@ -264,6 +265,9 @@ func (n *Node) SetNick(ctx context.Context, nick string) error {
 	if strings.ContainsAny(nick, " \t\r\n") {
 		return fmt.Errorf("%w: nickname %q contains white space", feed.ErrBadPayload, nick)
 	}
+	if err := checkVisible("nickname", nick); err != nil {
+		return err
+	}
 	n.nickMu.Lock()
 	defer n.nickMu.Unlock()
 	chans, err := n.store.Channels()
@@ -280,6 +284,23 @@ func (n *Node) SetNick(ctx context.Context, nick string) error {
 		return fmt.Errorf("save nick: %w", err)
 	}
 	return os.Rename(tmp, n.nickPath())
+}
+
+// ErrInvisible is wrapped by the error for a nickname or channel name that
+// holds an invisible format character.
+var ErrInvisible = errors.New("invisible character")
+
+// checkVisible refuses a name holding an invisible format character
+// (Unicode category Cf, e.g. U+200B zero width space, U+2060 word joiner,
+// U+FEFF): such a name could pass for another one.
+func checkVisible(what, name string) error {
+	for i, r := range name {
+		if unicode.Is(unicode.Cf, r) {
+			return fmt.Errorf("%w: the %s %q holds the invisible character U+%04X at byte %d: remove it",
+				ErrInvisible, what, views.StripFormat(name), r, i)
+		}
+	}
+	return nil
 }
 
 // WaitIndexed waits until the views include everything stored so far.

@@ -198,3 +198,29 @@ func TestControlClientRefusesStrangersSocket(t *testing.T) {
 		}
 	})
 }
+
+func TestInvisibleCharactersRefusedInNames(t *testing.T) {
+	ctx := context.Background()
+	n, err := node.Open(ctx, node.Options{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	for _, bad := range []string{"alice\u200b", "al\u2060ice", "\ufeffalice", "alice\u202e"} {
+		if err := n.SetNick(ctx, bad); !errors.Is(err, node.ErrInvisible) || !strings.Contains(err.Error(), "remove it") {
+			t.Errorf("nick %q: %v", bad, err)
+		}
+		if _, err := n.Create(ctx, "gen"+bad); err == nil || !strings.Contains(err.Error(), "invisible character") {
+			t.Errorf("channel name %q: %v", "gen"+bad, err)
+		}
+	}
+	if n.Nick() != "" {
+		t.Fatalf("a refused nick was saved: %q", n.Nick())
+	}
+	if err := n.SetNick(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Create(ctx, "general"); err != nil {
+		t.Fatal(err)
+	}
+}
