@@ -47,7 +47,7 @@ Run without a command to open the chat UI.`,
 		Args:          cobra.NoArgs,
 		RunE:          a.runUI,
 	}
-	root.Flags().StringVar(&a.notifyCmd, "notify", "", "desktop notifications: run `COMMAND` with a title and a text for each mention you are not looking at (e.g. 'notify-send -a kchat')")
+	root.Flags().StringVar(&a.notifyCmd, "notify", "", "desktop notifications: for each mention you are not looking at, run `COMMAND` -- TITLE TEXT (no shell; TITLE and TEXT, which hold peer text, come after \"--\" and are also in $KCHAT_NOTIFY_TITLE and $KCHAT_NOTIFY_TEXT), e.g. 'notify-send -a kchat'")
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.dataDir, "data", node.DefaultDataDir(), "data dir (identity, store, logs)")
 	pf.BoolVar(&a.debug, "debug", false, "debug logging (to kchat.log in the data dir)")
