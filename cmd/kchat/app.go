@@ -137,10 +137,14 @@ func readOnlyOK(cmd *cobra.Command) *cobra.Command {
 	return cmd
 }
 
-func (a *app) closeNode() {
+// closeNode closes the node this invocation opened; false if closing it
+// failed (the error is printed).
+func (a *app) closeNode() bool {
+	ok := true
 	if a.node != nil {
 		if err := a.node.Close(); err != nil {
-			fmt.Fprintf(a.stderr, "kchat: closing store: %v\n", err)
+			fmt.Fprintf(a.stderr, "kchat: error: closing store: %v\n", err)
+			ok = false
 		}
 		a.node = nil
 	}
@@ -148,6 +152,7 @@ func (a *app) closeNode() {
 		a.logFile.Close()
 		a.logFile = nil
 	}
+	return ok
 }
 
 // serve runs the control socket of a long-running node (seed, UI), so that

@@ -12,7 +12,9 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"sync"
 	"syscall"
+	"time"
 )
 
 // memoryLimit is the Go heap's soft limit unless GOMEMLIMIT says otherwise:
@@ -32,12 +34,65 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := shutdownOnSignal(os.Stderr, shutdownGrace, func() {
+		pprof.StopCPUProfile()
+		os.Exit(exitUnclean)
+	})
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, nil)
 	stop()
 	if code != 0 {
 		pprof.StopCPUProfile()
 		os.Exit(code)
+	}
+}
+
+// shutdownGrace bounds the shutdown that SIGINT or SIGTERM starts: a store
+// that cannot be flushed (its directory was deleted, its disk is gone) makes
+// Badger retry its memtable flush forever, and a seed must still stop.
+const shutdownGrace = 8 * time.Second
+
+// exitUnclean is the exit code when the shutdown did not finish.
+const exitUnclean = 3
+
+// shutdownOnSignal returns a context cancelled by the first SIGINT or
+// SIGTERM. From then on, a second signal, or the shutdown still running
+// after grace, prints why to stderr and calls exit (which must not return).
+// stop releases the signals.
+func shutdownOnSignal(stderr io.Writer, grace time.Duration, exit func()) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigc := make(chan os.Signal, 2)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sigc:
+		case <-done:
+			return
+		}
+		cancel()
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-done:
+			return
+		case s := <-sigc:
+			fmt.Fprintf(stderr, "kchat: %v again: exiting without finishing the shutdown (the store may not be flushed)\n", s)
+		case <-t.C:
+			fmt.Fprintf(stderr, "kchat: error: the shutdown did not finish within %v (the store could not be flushed: is its directory or disk gone? see kchat.log); exiting without it\n", grace)
+		}
+		select {
+		case <-done: // finished meanwhile after all
+		default:
+			exit()
+		}
+	}()
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() {
+			signal.Stop(sigc)
+			close(done)
+			cancel()
+		})
 	}
 }
 
@@ -56,9 +111,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
-	a.closeNode()
+	closed := a.closeNode()
 	var ee exitError
 	switch {
+	case err == nil && !closed:
+		return 1 // closing the store failed (printed): what was written may be lost
 	case err == nil:
 		return 0
 	case errors.As(err, &ee):
