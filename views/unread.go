@@ -235,3 +235,19 @@ func (v *Views) ReadMarker(ch feed.DiscoveryID) (Cursor, error) {
 	}
 	return p.cursor(), nil
 }
+
+// ReadArrival returns the arrival number up to which ch was marked read (0
+// if never): Arrived(ch, ReadArrival(ch), n) lists what is unread, wherever
+// it sorts, including late messages placed above the "last read" line.
+func (v *Views) ReadArrival(ch feed.DiscoveryID) (uint64, error) {
+	var m marker
+	err := v.db.View(func(txn *badger.Txn) error {
+		var err error
+		m, err = readMarker(txn, ch)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read marker: %w", err)
+	}
+	return m.arrival, nil
+}
