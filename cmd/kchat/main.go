@@ -12,9 +12,12 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/kchat-p2p/kchat/internal/storage"
 )
 
 // memoryLimit is the Go heap's soft limit unless GOMEMLIMIT says otherwise:
@@ -34,7 +37,7 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	ctx, stop := shutdownOnSignal(os.Stderr, shutdownGrace, func() {
+	ctx, stop := shutdownOnSignal(os.Stderr, shutdownGrace, storage.FlushFailures, func() {
 		pprof.StopCPUProfile()
 		os.Exit(exitUnclean)
 	})
@@ -48,17 +51,21 @@ func main() {
 
 // shutdownGrace bounds the shutdown that SIGINT or SIGTERM starts: a store
 // that cannot be flushed (its directory was deleted, its disk is gone) makes
-// Badger retry its memtable flush forever, and a seed must still stop.
-const shutdownGrace = 8 * time.Second
+// Badger retry its memtable flush forever, and a seed must still stop. Such
+// a store is noticed at once (storage.FlushFailures); the bound is for
+// anything else that hangs. A clean close takes well under a second, a few
+// seconds on a loaded machine.
+const shutdownGrace = 9 * time.Second
 
 // exitUnclean is the exit code when the shutdown did not finish.
 const exitUnclean = 3
 
 // shutdownOnSignal returns a context cancelled by the first SIGINT or
-// SIGTERM. From then on, a second signal, or the shutdown still running
-// after grace, prints why to stderr and calls exit (which must not return).
-// stop releases the signals.
-func shutdownOnSignal(stderr io.Writer, grace time.Duration, exit func()) (context.Context, func()) {
+// SIGTERM. From then on, a second signal, a memtable flush failing
+// (flushFailed reports a count that grew, and the error), or the shutdown
+// still running after grace, prints why to stderr and calls exit (which
+// must not return). stop releases the signals.
+func shutdownOnSignal(stderr io.Writer, grace time.Duration, flushFailed func() (int64, string), exit func()) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	sigc := make(chan os.Signal, 2)
 	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
@@ -70,15 +77,28 @@ func shutdownOnSignal(stderr io.Writer, grace time.Duration, exit func()) (conte
 			return
 		}
 		cancel()
+		failed0, _ := flushFailed()
 		t := time.NewTimer(grace)
 		defer t.Stop()
-		select {
-		case <-done:
-			return
-		case s := <-sigc:
-			fmt.Fprintf(stderr, "kchat: %v again: exiting without finishing the shutdown (the store may not be flushed)\n", s)
-		case <-t.C:
-			fmt.Fprintf(stderr, "kchat: error: the shutdown did not finish within %v (the store could not be flushed: is its directory or disk gone? see kchat.log); exiting without it\n", grace)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+	wait:
+		for {
+			select {
+			case <-done:
+				return
+			case s := <-sigc:
+				fmt.Fprintf(stderr, "kchat: %v again: exiting without finishing the shutdown (the store may not be flushed)\n", s)
+				break wait
+			case <-t.C:
+				fmt.Fprintf(stderr, "kchat: error: the shutdown did not finish within %v; exiting without it (what was written is in the store's log and is kept)\n", grace)
+				break wait
+			case <-tick.C:
+				if n, msg := flushFailed(); n > failed0 {
+					fmt.Fprintf(stderr, "kchat: error: the store could not be flushed (is its directory or disk gone?): %s; exiting without it\n", firstLine(msg))
+					break wait
+				}
+			}
 		}
 		select {
 		case <-done: // finished meanwhile after all
@@ -94,6 +114,14 @@ func shutdownOnSignal(stderr io.Writer, grace time.Duration, exit func()) (conte
 			cancel()
 		})
 	}
+}
+
+// firstLine is s up to its first newline.
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
 }
 
 // exitError carries an exit code without printing anything more.
