@@ -39,10 +39,9 @@ import (
 //
 //	local state (no view owns it; never dropped by a rebuild):
 //	v R <D 32>                      -> read marker: arrival 8, cursor (0 or 48 bytes)
-//	v L <D 32> <A 32> <seq 8>       -> empty: the message was late when first indexed
 //	v H                             -> N 8: arrivals up to N were judged late or not
-//	                                   (a rebuild reads v L instead of judging again
-//	                                   with its own, later, clock)
+//	                                   (a rebuild does not judge them again with its
+//	                                   own, later, clock)
 const (
 	tagState   = '!'
 	tagMsg     = 'm'
@@ -59,7 +58,6 @@ const (
 	tagUnread  = 'u'
 	tagSelf    = 's'
 	tagMarker  = 'R'
-	tagLate    = 'L'
 	tagLateHW  = 'H'
 )
 

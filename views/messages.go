@@ -59,10 +59,7 @@ func (m *messagesView) Map(txn *badger.Txn, b *Batch) error {
 			continue
 		}
 		p := pos{t: t, author: e.Author, seq: e.Seq}
-		late, err := judgeLate(txn, b.Now, it, t, judged)
-		if err != nil {
-			return err
-		}
+		late := judgeLate(b.Now, it, t, judged)
 		hw = max(hw, it.N)
 		row := encodeRow(it)
 		if late {
@@ -107,23 +104,13 @@ func rowKind(row []byte) feed.Kind { return feed.Kind(row[0] &^ rowLate) }
 
 // judgeLate reports whether it, placed at t, is late: indexed more than
 // LateTolerance after t. Lateness depends on when a message arrived, which
-// no feed records, so it is judged once, when an entry is first indexed
-// (arrival numbers above judged), and kept as local state (v L) that a
-// rebuild reads instead of judging again with its own clock.
-func judgeLate(txn *badger.Txn, now time.Time, it *Item, t int64, judged uint64) (bool, error) {
-	e := &it.Entry
-	k := binary.BigEndian.AppendUint64(feedKey(tagLate, e.Channel, e.Author), e.Seq)
-	if it.N <= judged {
-		_, err := txn.Get(k)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return false, nil
-		}
-		return err == nil, err
-	}
-	if now.UnixMilli()-t <= LateTolerance.Milliseconds() {
-		return false, nil
-	}
-	return true, txn.Set(k, nil)
+// no feed records, so it is judged only when an entry is first indexed
+// (arrival numbers above judged, v H): a rebuild, whose clock is later,
+// would find everything late, so it marks nothing. The marks of old
+// messages are lost with a rebuild; keeping them would cost a key per late
+// message, and a catch-up after a day offline is all late messages.
+func judgeLate(now time.Time, it *Item, t int64, judged uint64) bool {
+	return it.N > judged && now.UnixMilli()-t > LateTolerance.Milliseconds()
 }
 
 // mapEdit records an edit or delete as the latest change of its target. It
