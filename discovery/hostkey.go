@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/kchat-p2p/kchat/internal/perm"
 	"github.com/libp2p/go-libp2p/core/crypto"
 )
 
@@ -19,13 +20,16 @@ var ErrCorruptHostKey = errors.New("corrupt libp2p host key")
 // LoadOrCreateHostKey reads the libp2p host key at path, or creates it (Ed25519,
 // libp2p protobuf encoding, mode 0600, parent directory 0700) if the file does not
 // exist. A file that exists but cannot be decoded is an error wrapping
-// ErrCorruptHostKey. Creation is atomic: a concurrent creator's key wins and both
+// ErrCorruptHostKey; one that another user owns or that group or others can
+// read or write is refused (perm.ErrUnsafe). Creation is atomic: a concurrent creator's key wins and both
 // return the same key.
 func LoadOrCreateHostKey(path string) (crypto.PrivKey, error) {
-	data, err := os.ReadFile(path)
+	data, err := perm.ReadPrivate("host key", path)
 	switch {
 	case err == nil:
 		return decodeHostKey(path, data)
+	case errors.Is(err, perm.ErrUnsafe):
+		return nil, err
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("read host key: %w", err)
 	}
@@ -66,7 +70,7 @@ func LoadOrCreateHostKey(path string) (crypto.PrivKey, error) {
 	// Link fails if path appeared meanwhile: never overwrite an existing key.
 	if err := os.Link(tmpName, path); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			data, rerr := os.ReadFile(path)
+			data, rerr := perm.ReadPrivate("host key", path)
 			if rerr != nil {
 				return nil, fmt.Errorf("read host key: %w", rerr)
 			}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"unicode"
 )
 
 // ChannelKey is a channel's shared secret K. Whoever holds it can read and
@@ -105,7 +106,8 @@ func ParseChannelKey(s string) (ChannelKey, string, error) {
 	return k, name, nil
 }
 
-// ValidateChannelName checks a local channel name: 1-64 characters, no white
+// ValidateChannelName checks a local channel name: 1-64 characters, no
+// invisible format characters (Unicode category Cf), no white
 // space or control characters, not starting with the key scheme.
 func ValidateChannelName(name string) error {
 	if name == "" {
@@ -120,6 +122,11 @@ func ValidateChannelName(name string) error {
 	for _, r := range name {
 		if r <= ' ' || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\uFFFD' {
 			return fmt.Errorf("channel name %q contains white space or a control character", name)
+		}
+		if unicode.Is(unicode.Cf, r) {
+			// Zero width space, word joiner, BOM, bidi controls...: a
+			// name holding one could pass for another.
+			return fmt.Errorf("channel name holds the invisible character U+%04X: remove it", r)
 		}
 	}
 	return nil

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/kchat-p2p/kchat/internal/perm"
 )
 
 // AuthorID is an author's Ed25519 public key: the id of their feeds.
@@ -68,12 +70,17 @@ const identityHeader = "kchat-identity-v1"
 var ErrBadIdentity = errors.New("identity file is unusable")
 
 // LoadOrCreateIdentity reads the identity at path, creating it (mode 0600)
-// if the file does not exist. An unreadable or corrupt file is an error.
+// if the file does not exist. An unreadable or corrupt file is an error, and
+// so is one that another user owns or that group or others can read or
+// write (perm.ErrUnsafe): someone else could have planted it, or sign as
+// its owner.
 func LoadOrCreateIdentity(path string) (*Identity, error) {
-	b, err := os.ReadFile(path)
+	b, err := perm.ReadPrivate("identity file", path)
 	switch {
 	case err == nil:
 		return parseIdentity(path, b)
+	case errors.Is(err, perm.ErrUnsafe):
+		return nil, fmt.Errorf("%w: %w", ErrBadIdentity, err)
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("%w: %s: %w", ErrBadIdentity, path, err)
 	}

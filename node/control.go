@@ -13,6 +13,9 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/kchat-p2p/kchat/internal/perm"
+	"golang.org/x/sys/unix"
 )
 
 // The control socket lets headless commands (send, read, sync, channels...)
@@ -145,18 +148,46 @@ func serveConn(ctx context.Context, c net.Conn, run Command, log *slog.Logger) {
 // ErrNoNode means no node is serving the data dir.
 var ErrNoNode = errors.New("no running node")
 
+// peerUID returns the uid of the process at the other end of c (the
+// kernel's SO_PEERCRED). A variable so that tests, which run as root, can
+// play a server run by another user.
+var peerUID = socketPeerUID
+
 // RunRemote runs args in the node serving dataDir, copying stdin to it and
 // its output to stdout/stderr. It returns ErrNoNode when none is running.
+//
+// Nothing is sent before the socket is known to be the current user's: the
+// data dir must pass perm.CheckDir, the socket file must be a socket (not a
+// symlink) owned by the current user, and the process serving it must run
+// as the current user (SO_PEERCRED). Otherwise the error wraps
+// perm.ErrUnsafe: a socket planted by another user would receive the
+// command line (a channel key, for `join`) and stdin.
 func RunRemote(ctx context.Context, dataDir string, args []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	path := ControlSocket(dataDir)
+	if _, err := os.Lstat(path); err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrNoNode, err)
+	}
+	if err := perm.CheckDir("data dir", dataDir); err != nil {
+		return 0, err
+	}
+	if err := perm.CheckSocket("control socket", path); err != nil {
+		return 0, err
+	}
 	var d net.Dialer
 	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	c, err := d.DialContext(dctx, "unix", ControlSocket(dataDir))
+	c, err := d.DialContext(dctx, "unix", path)
 	cancel()
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrNoNode, err)
 	}
 	defer c.Close()
 	uc := c.(*net.UnixConn)
+	if u, err := peerUID(uc); err != nil {
+		return 0, fmt.Errorf("control socket %s: checking who serves it: %w", path, err)
+	} else if int(u) != perm.UID() {
+		return 0, fmt.Errorf("%w: control socket %s is served by a process of uid %d, not yours (uid %d): stop it, remove the socket, and keep the data dir private",
+			perm.ErrUnsafe, path, u, perm.UID())
+	}
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	b, _ := json.Marshal(controlRequest{Args: args})
@@ -187,4 +218,23 @@ func RunRemote(ctx context.Context, dataDir string, args []string, stdin io.Read
 			return *r.Exit, nil
 		}
 	}
+}
+
+// socketPeerUID is the uid of the peer process of a unix socket connection.
+func socketPeerUID(c *net.UnixConn) (uint32, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var cred *unix.Ucred
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		cred, serr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return 0, err
+	}
+	if serr != nil {
+		return 0, fmt.Errorf("SO_PEERCRED: %w", serr)
+	}
+	return cred.Uid, nil
 }

@@ -1,9 +1,20 @@
 package node
 
-import "time"
+import (
+	"net"
+	"time"
+)
 
 // WithTrimmer sets the memory trimmer's quiet time and action (tests).
 func WithTrimmer(o Options, quiet time.Duration, free func()) Options {
 	o.trim = trimmer{quiet: quiet, free: free}
 	return o
+}
+
+// SetPeerUIDForTest makes the control client see every server as run by
+// uid u, and returns a function restoring the real check.
+func SetPeerUIDForTest(u uint32) (restore func()) {
+	old := peerUID
+	peerUID = func(*net.UnixConn) (uint32, error) { return u, nil }
+	return func() { peerUID = old }
 }

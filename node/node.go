@@ -15,9 +15,11 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/kchat-p2p/kchat/feed"
+	"github.com/kchat-p2p/kchat/internal/perm"
 	"github.com/kchat-p2p/kchat/internal/storage"
 	"github.com/kchat-p2p/kchat/views"
 )
@@ -63,6 +65,11 @@ type Node struct {
 	bg     sync.WaitGroup
 }
 
+// CheckDataDir creates dir (mode 0700) if it is missing and refuses it
+// (perm.ErrUnsafe) unless the current user owns it and nobody else can
+// write it.
+func CheckDataDir(dir string) error { return perm.EnsureDir("data dir", dir) }
+
 // DefaultDataDir is $XDG_DATA_HOME/kchat, or ~/.local/share/kchat.
 func DefaultDataDir() string {
 	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
@@ -75,13 +82,17 @@ func DefaultDataDir() string {
 	return filepath.Join(home, ".local", "share", "kchat")
 }
 
-// Open opens the data dir (creating it, mode 0700) and starts the node.
+// Open opens the data dir (creating it, mode 0700) and starts the node. A
+// data dir that another user owns or that group or others can write is
+// refused (an error wrapping perm.ErrUnsafe, saying what to fix), and so are
+// such identity and host key files: like ssh, kchat does not trust files
+// someone else could have planted.
 func Open(ctx context.Context, o Options) (*Node, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
+	if err := CheckDataDir(o.DataDir); err != nil {
+		return nil, err
 	}
 	id, err := feed.LoadOrCreateIdentity(filepath.Join(o.DataDir, "identity"))
 	if err != nil {
@@ -107,6 +118,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		db.Close()
 		return nil, err
 	}
+	viewOpts = append(viewOpts, views.WithBlocked(n.Blocked))
 	if n.views, err = views.Open(db, n.store, id.ID(), viewOpts...); err != nil {
 		db.Close()
 		return nil, err
@@ -260,6 +272,9 @@ func (n *Node) SetNick(ctx context.Context, nick string) error {
 	if strings.ContainsAny(nick, " \t\r\n") {
 		return fmt.Errorf("%w: nickname %q contains white space", feed.ErrBadPayload, nick)
 	}
+	if err := checkVisible("nickname", nick); err != nil {
+		return err
+	}
 	n.nickMu.Lock()
 	defer n.nickMu.Unlock()
 	chans, err := n.store.Channels()
@@ -276,6 +291,23 @@ func (n *Node) SetNick(ctx context.Context, nick string) error {
 		return fmt.Errorf("save nick: %w", err)
 	}
 	return os.Rename(tmp, n.nickPath())
+}
+
+// ErrInvisible is wrapped by the error for a nickname or channel name that
+// holds an invisible format character.
+var ErrInvisible = errors.New("invisible character")
+
+// checkVisible refuses a name holding an invisible format character
+// (Unicode category Cf, e.g. U+200B zero width space, U+2060 word joiner,
+// U+FEFF): such a name could pass for another one.
+func checkVisible(what, name string) error {
+	for i, r := range name {
+		if unicode.Is(unicode.Cf, r) {
+			return fmt.Errorf("%w: the %s %q holds the invisible character U+%04X at byte %d: remove it",
+				ErrInvisible, what, views.StripFormat(name), r, i)
+		}
+	}
+	return nil
 }
 
 // WaitIndexed waits until the views include everything stored so far.

@@ -314,10 +314,17 @@ func (u *UI) enter(ci *chanInfo) {
 		r := u.b.Views()
 		marker, _ := r.ReadMarker(id)
 		unread, _ := r.Unread(id)
-		var msgs []views.Message
+		var msgs, unreadMsgs []views.Message
 		var err error
 		if needPage {
 			msgs, err = r.Last(id, page)
+			if err == nil && unread.Messages > 0 && unread.Messages <= bulkArrivals {
+				// What is unread, wherever it sorts: late messages among
+				// it are placed above the last-read line (noteLate).
+				if a, aerr := r.ReadArrival(id); aerr == nil {
+					unreadMsgs, _ = r.Arrived(id, a, 4*bulkArrivals)
+				}
+			}
 		}
 		topic, _ := r.Topic(id)
 		nick := r.Nick(id, self)
@@ -333,6 +340,7 @@ func (u *UI) enter(ci *chanInfo) {
 				b.stale = false
 			}
 			b.setReadLine(marker, unread.Messages)
+			u.noteLate(b, unreadMsgs)
 			if unread.Messages >= max(u.root.paneR.h, 10) {
 				// The read line is off screen: say it at the bottom, once.
 				b.addNote(b.readLabel+" since you were last here: PgUp reads back to the red line.", false, u.now())
@@ -419,6 +427,9 @@ func (u *UI) onUpdate(up *update) {
 			} else {
 				b.merge(cu.msgs)
 				u.warnSkew(b, cu.msgs)
+				if cu.count <= bulkArrivals {
+					u.noteLate(b, cu.msgs)
+				}
 				if b.scroll == 0 {
 					b.trim(max(2*u.page, 500))
 				}
@@ -467,6 +478,30 @@ func (u *UI) warnSkew(b *buffer, msgs []views.Message) {
 		u.skewWarned[m.Author] = true
 		b.addNote(fmt.Sprintf("%s's clock is %s ahead of yours: their messages are placed when they arrive (marked ~)",
 			displayName(m), humanSkew(ahead)), false, u.now())
+	}
+}
+
+// maxLateNotes: at most this many "arrived late" notes at once.
+const maxLateNotes = 3
+
+// noteLate adds a note at the bottom for each late message among msgs
+// (views.Message.Late: backdated or held back, so placed above, where it
+// would be missed; at most maxLateNotes, the newest), quoting it.
+func (u *UI) noteLate(b *buffer, msgs []views.Message) {
+	var late []*views.Message
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Late && !m.Own && !m.Deleted && !u.hidden(m.Author) && (m.Kind == feed.KindText || m.Kind == feed.KindEmote) {
+			late = append(late, m)
+		}
+	}
+	if len(late) > maxLateNotes {
+		b.addNote(fmt.Sprintf("%d messages arrived late and are placed further up (marked ~); the newest:", len(late)), false, u.now())
+		late = late[len(late)-maxLateNotes:]
+	}
+	for _, m := range late {
+		b.addNote(fmt.Sprintf("%s's message of %s arrived late, placed further up (~): %s",
+			displayName(m), m.Time.Local().Format("Jan 2 15:04"), cleanInline(m.Text, 200)), false, u.now())
 	}
 }
 

@@ -92,6 +92,7 @@ type Reader interface {
 	Unread(ch feed.DiscoveryID) (views.Unread, error)
 	MarkRead(ch feed.DiscoveryID) error
 	ReadMarker(ch feed.DiscoveryID) (views.Cursor, error)
+	ReadArrival(ch feed.DiscoveryID) (uint64, error)
 	Topic(ch feed.DiscoveryID) (string, error)
 	Nick(ch feed.DiscoveryID, a feed.AuthorID) string
 	Display(ch feed.DiscoveryID, a feed.AuthorID) string

@@ -60,7 +60,7 @@ func newTestBackend(t *testing.T) *testBackend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := views.Open(db, st, id.ID())
+	v, err := views.Open(db, st, id.ID(), views.WithBlocked(b.Blocked))
 	if err != nil {
 		t.Fatal(err)
 	}

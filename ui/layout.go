@@ -125,7 +125,8 @@ func (g geometry) textWidth() int { return max(g.width-g.prefix(), 1) }
 
 // stamp is the time shown in an item's first row. skewed marks a message
 // whose author's clock disagreed with the ordering rule (views.Message.Time
-// differs from Claimed): it is drawn as "15:04~" in its own style.
+// differs from Claimed), or that arrived late, backdated or held back
+// (views.Message.Late): it is drawn as "15:04~" in its own style.
 type stamp struct {
 	t      time.Time
 	skewed bool
@@ -138,7 +139,7 @@ const skewShown = views.FutureTolerance
 // msgStamp is the stamp of a message.
 func msgStamp(m *views.Message) stamp {
 	d := m.Time.Sub(m.Claimed)
-	return stamp{t: m.Time, skewed: d > skewShown || d < -skewShown}
+	return stamp{t: m.Time, skewed: m.Late || d > skewShown || d < -skewShown}
 }
 
 // head is the first prefix of an item: time, nickname column, separator.

@@ -171,6 +171,8 @@ func (p *pump) arrivals() *update {
 	u := &update{}
 	p.refreshChannels(u)
 	now := p.now()
+	// blocked authors' mentions neither ring nor notify: they are hidden.
+	var blocked map[feed.AuthorID]bool
 	for _, c := range p.chans {
 		id := c.ID()
 		cu := chanUpdate{id: id}
@@ -232,7 +234,10 @@ func (p *pump) arrivals() *update {
 			if m.Kind == feed.KindNick {
 				cu.nicks = true
 			}
-			if m.Mention && !m.Own && cu.count <= bulkArrivals && now.Sub(m.Time) < liveWindow {
+			if m.Mention && !m.Own && blocked == nil {
+				blocked = p.b.Blocked() // read once per update, if a mention came
+			}
+			if m.Mention && !m.Own && !blocked[m.Author] && cu.count <= bulkArrivals && now.Sub(m.Time) < liveWindow {
 				cu.live = true
 				if len(cu.mentions) < maxNotices {
 					cu.mentions = append(cu.mentions, *m)

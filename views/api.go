@@ -28,8 +28,12 @@ type Message struct {
 	Arrival uint64    // the feed store's arrival number
 	Nick    string    // the author's latest nickname in the channel ("" if none)
 	Display string    // what to show: Nick, Nick+"~"+short id if another author claims the same nick, or the short id
-	Own     bool      // written by the local user
-	Mention bool      // mentions the local user's nickname (never true for Own or Deleted)
+	// Late: the message reached this device more than LateTolerance after
+	// the time it is placed at (backdated, or held back by its author or
+	// the network): it sorts into the past, where it is easily missed.
+	Late    bool
+	Own     bool // written by the local user
+	Mention bool // mentions the local user's nickname (never true for Own or Deleted)
 	Cursor  Cursor
 	Edited  bool   // Text is the author's latest edit of the message
 	Deleted bool   // the author deleted the message (Text is "")

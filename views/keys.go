@@ -17,7 +17,7 @@ import (
 //	v ! <view name>          -> view state: version 4, clock 8 (last arrival processed)
 //
 //	messages view:
-//	v m <D 32> <T 8> <A 32> <seq 8> -> row: kind 1, claimed time 8, arrival 8, ref length 1 (0 or 40), ref (A 32, seq 8), text
+//	v m <D 32> <T 8> <A 32> <seq 8> -> row: kind 1 (high bit: late), claimed time 8, arrival 8, ref length 1 (0 or 40), ref (A 32, seq 8), text
 //	v a <D 32> <N 8>                -> T 8, A 32, seq 8 (arrival-ordered index of the rows)
 //	v k <D 32>                      -> number of rows in the channel 8
 //	v f <D 32> <A 32>               -> the ordering time of A's newest entry in D 8
@@ -31,7 +31,7 @@ import (
 //
 //	users view:
 //	v n <D 32> <A 32>               -> latest nickname
-//	v N <D 32> <len 1> <folded nick> <A 32> -> empty (who claims a nick: collisions)
+//	v N <D 32> <len 1> <lookalike key> <A 32> -> empty (who claims a nick: collisions)
 //
 //	unread view:
 //	v u <D 32>                      -> messages 8, mentions 8 (after the read marker)
@@ -42,6 +42,9 @@ import (
 //
 //	local state (no view owns it; never dropped by a rebuild):
 //	v R <D 32>                      -> read marker: arrival 8, cursor (0 or 48 bytes)
+//	v H                             -> N 8: arrivals up to N were judged late or not
+//	                                   (a rebuild does not judge them again with its
+//	                                   own, later, clock)
 const (
 	tagState   = '!'
 	tagMsg     = 'm'
@@ -58,6 +61,7 @@ const (
 	tagUnread  = 'u'
 	tagSelf    = 's'
 	tagMarker  = 'R'
+	tagLateHW  = 'H'
 )
 
 func prefix(tag byte) []byte { return []byte{'v', tag} }

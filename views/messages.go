@@ -36,6 +36,11 @@ func (m *messagesView) Map(txn *badger.Txn, b *Batch) error {
 	m.ord.begin()
 	counts := map[feed.DiscoveryID]uint64{}
 	edits := map[feed.DiscoveryID]uint64{}
+	judged, err := getU64(txn, []byte{'v', tagLateHW})
+	if err != nil {
+		return err
+	}
+	hw := judged
 	for i := range b.Items {
 		it := &b.Items[i]
 		e := &it.Entry
@@ -54,7 +59,13 @@ func (m *messagesView) Map(txn *badger.Txn, b *Batch) error {
 			continue
 		}
 		p := pos{t: t, author: e.Author, seq: e.Seq}
-		if err := txn.Set(msgKey(e.Channel, p), encodeRow(it)); err != nil {
+		late := judgeLate(b.Now, it, t, judged)
+		hw = max(hw, it.N)
+		row := encodeRow(it)
+		if late {
+			row[0] |= rowLate
+		}
+		if err := txn.Set(msgKey(e.Channel, p), row); err != nil {
 			return err
 		}
 		if err := txn.Set(arrivalKey(e.Channel, it.N), p.append(make([]byte, 0, posLen))); err != nil {
@@ -77,7 +88,29 @@ func (m *messagesView) Map(txn *badger.Txn, b *Batch) error {
 			}
 		}
 	}
+	if hw > judged {
+		if err := txn.Set([]byte{'v', tagLateHW}, putU64(nil, hw)); err != nil {
+			return err
+		}
+	}
 	return m.ord.flush(txn)
+}
+
+// rowLate marks a late row in its kind byte.
+const rowLate = 0x80
+
+// rowKind is the kind of a row.
+func rowKind(row []byte) feed.Kind { return feed.Kind(row[0] &^ rowLate) }
+
+// judgeLate reports whether it, placed at t, is late: indexed more than
+// LateTolerance after t. Lateness depends on when a message arrived, which
+// no feed records, so it is judged only when an entry is first indexed
+// (arrival numbers above judged, v H): a rebuild, whose clock is later,
+// would find everything late, so it marks nothing. The marks of old
+// messages are lost with a rebuild; keeping them would cost a key per late
+// message, and a catch-up after a day offline is all late messages.
+func judgeLate(now time.Time, it *Item, t int64, judged uint64) bool {
+	return it.N > judged && now.UnixMilli()-t > LateTolerance.Milliseconds()
 }
 
 // mapEdit records an edit or delete as the latest change of its target. It
@@ -113,7 +146,7 @@ func mapEdit(txn *badger.Txn, it *Item) (bool, error) {
 	return true, txn.Set(editArrivalKey(e.Channel, it.N), ref)
 }
 
-// Row: kind 1, claimed time 8, arrival 8, ref length 1 (0 or 40), ref
+// Row: kind 1 (high bit rowLate), claimed time 8, arrival 8, ref length 1 (0 or 40), ref
 // (author 32, seq 8), text.
 const rowHead = 18
 
@@ -198,7 +231,8 @@ func (p *page) add(key, row []byte) error {
 		Channel: p.ch,
 		Author:  ps.author,
 		Seq:     ps.seq,
-		Kind:    feed.Kind(row[0]),
+		Kind:    rowKind(row),
+		Late:    row[0]&rowLate != 0,
 		Text:    string(rowText(row)),
 		Time:    time.UnixMilli(ps.t),
 		Claimed: time.UnixMilli(int64(binary.BigEndian.Uint64(row[1:]))),

@@ -14,6 +14,12 @@ import (
 // time may be and still be believed.
 const FutureTolerance = time.Minute
 
+// LateTolerance: a message indexed more than this after the time it is
+// placed at is Late (see Message.Late). Ten minutes leaves room for slow
+// links and short disconnections; a message claiming to be 30 minutes old
+// (backdated) is marked.
+const LateTolerance = 10 * time.Minute
+
 // The ordering rule. Authors' clocks disagree, and a claimed time is only a
 // claim, so a message's place in a channel (Message.Time) is derived from it
 // when the message is indexed:

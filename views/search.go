@@ -59,7 +59,7 @@ func (v *Views) Search(ch feed.DiscoveryID, query string, c Cursor, n int) (foun
 				}
 				if edits, err := pg.hasEdits(); err != nil {
 					return err
-				} else if k := feed.Kind(row[0]); edits && (k == feed.KindText || k == feed.KindEmote) {
+				} else if k := rowKind(row); edits && (k == feed.KindText || k == feed.KindEmote) {
 					// Search what is shown: the latest edit; never a
 					// deleted message's text.
 					ps, err := parsePos(item.Key()[34:])

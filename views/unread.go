@@ -23,7 +23,15 @@ import (
 // of the newest message then, for the "last read" line. Counting by arrival
 // rather than by position means a message that arrives late but sorts into
 // the past (its author was offline) is still counted as unread.
-type unreadView struct{ self feed.AuthorID }
+//
+// Messages of blocked authors (WithBlocked) are not counted: the UI hides
+// them, so they must not raise counts or mentions. The block list is read
+// when a message is indexed; blocking someone later does not take back what
+// they already added to the counts (reading the channel does).
+type unreadView struct {
+	self    feed.AuthorID
+	blocked func() map[feed.AuthorID]bool
+}
 
 func (*unreadView) Name() string       { return "unread" }
 func (*unreadView) Version() uint32    { return 1 }
@@ -37,6 +45,8 @@ func (u *unreadView) Map(txn *badger.Txn, b *Batch) error {
 		msgs, ments uint64
 	}
 	chans := map[feed.DiscoveryID]*chanState{}
+	var blocked map[feed.AuthorID]bool // read once per chunk, when needed
+	blockedRead := false
 	for i := range b.Items {
 		it := &b.Items[i]
 		ch := it.Entry.Channel
@@ -60,6 +70,12 @@ func (u *unreadView) Map(txn *badger.Txn, b *Batch) error {
 			continue
 		}
 		if (it.Kind != feed.KindText && it.Kind != feed.KindEmote) || it.N <= cs.marker {
+			continue
+		}
+		if !blockedRead && u.blocked != nil {
+			blocked, blockedRead = u.blocked(), true
+		}
+		if blocked[it.Entry.Author] {
 			continue
 		}
 		cs.msgs++
@@ -218,4 +234,20 @@ func (v *Views) ReadMarker(ch feed.DiscoveryID) (Cursor, error) {
 		return "", err
 	}
 	return p.cursor(), nil
+}
+
+// ReadArrival returns the arrival number up to which ch was marked read (0
+// if never): Arrived(ch, ReadArrival(ch), n) lists what is unread, wherever
+// it sorts, including late messages placed above the "last read" line.
+func (v *Views) ReadArrival(ch feed.DiscoveryID) (uint64, error) {
+	var m marker
+	err := v.db.View(func(txn *badger.Txn) error {
+		var err error
+		m, err = readMarker(txn, ch)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read marker: %w", err)
+	}
+	return m.arrival, nil
 }

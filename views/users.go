@@ -4,18 +4,22 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"unicode"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/kchat-p2p/kchat/feed"
+	"github.com/mtibben/confusables"
 )
 
 // usersView keeps each author's latest nickname per channel (latest in the
 // author's own feed order) and, for collision detection, who claims each
-// nickname. Nicknames collide case-insensitively.
+// nickname. Nicknames collide when they look alike: case-insensitively,
+// ignoring invisible format characters, and by their UTS #39 confusable
+// skeleton ("alice" and "аlice" with a Cyrillic a collide).
 type usersView struct{}
 
 func (usersView) Name() string       { return "users" }
-func (usersView) Version() uint32    { return 1 }
+func (usersView) Version() uint32    { return 2 } // 2: claims indexed by lookalike key
 func (usersView) Prefixes() [][]byte { return [][]byte{prefix(tagNick), prefix(tagNickIdx)} }
 
 // maxNick is the longest nickname (in bytes) the views accept; longer or
@@ -53,9 +57,40 @@ func (usersView) Map(txn *badger.Txn, b *Batch) error {
 
 func fold(nick string) string { return strings.ToLower(nick) }
 
+// lookalike is the key under which nicknames that look alike collide: the
+// nickname without format characters, lower-cased, mapped to its UTS #39
+// confusable skeleton (github.com/mtibben/confusables) and lower-cased
+// again (the skeleton maps "0" to "O").
+func lookalike(nick string) string {
+	return strings.ToLower(confusables.Skeleton(strings.ToLower(StripFormat(nick))))
+}
+
+// HasFormat reports whether s holds an invisible format character (Unicode
+// category Cf: U+200B zero width space, U+2060 word joiner, U+FEFF, bidi
+// controls...). A nickname or channel name with one could pass for another.
+func HasFormat(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return unicode.Is(unicode.Cf, r) }) >= 0
+}
+
+// StripFormat removes format characters (category Cf) from s.
+func StripFormat(s string) string {
+	if !HasFormat(s) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.Is(unicode.Cf, r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
 // nickIdxPrefix is the prefix of the claims of nick in ch.
 func nickIdxPrefix(ch feed.DiscoveryID, nick string) []byte {
-	f := fold(nick)
+	f := lookalike(nick)
+	if len(f) > 255 {
+		f = f[:255]
+	}
 	k := append(chanKey(tagNickIdx, ch), byte(len(f)))
 	return append(k, f...)
 }
@@ -83,17 +118,19 @@ type who struct{ nick, display string }
 // lookupWho reads an author's nickname and display form.
 //
 // Display is the nickname; or nickname~shortid when another author in the
-// channel claims the same nickname (case-insensitively), or when the
-// nickname itself contains "~" (so no one can pose as "alice~1a2b3c4d");
-// or the short id when the author has no nickname.
+// channel claims a nickname that looks the same (see lookalike), or when the
+// nickname itself contains "~" (so no one can pose as "alice~1a2b3c4d") or
+// an invisible format character (so "alice"+U+200B cannot pass for
+// "alice"); or the short id when the author has no nickname. Format
+// characters are removed from the display form.
 func lookupWho(txn *badger.Txn, ch feed.DiscoveryID, a feed.AuthorID) (who, error) {
 	nick, err := getString(txn, feedKey(tagNick, ch, a))
 	if err != nil || nick == "" {
 		return who{display: a.Short()}, err
 	}
 	w := who{nick: nick, display: nick}
-	if strings.Contains(nick, "~") {
-		w.display = nick + "~" + a.Short()
+	if strings.Contains(nick, "~") || HasFormat(nick) {
+		w.display = StripFormat(nick) + "~" + a.Short()
 		return w, nil
 	}
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: nickIdxPrefix(ch, nick)})

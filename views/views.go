@@ -69,6 +69,9 @@ type Views struct {
 	// writeCheck, if set, runs before every write; an error refuses it.
 	writeCheck func() error
 	readOnly   bool
+	// blocked, if set, lists the authors whose messages never count as
+	// unread or as mentions.
+	blocked func() map[feed.AuthorID]bool
 	// beforeCommit, if set, is called before each chunk's commit (tests:
 	// simulated crashes). An error rolls the chunk back.
 	beforeCommit func(last uint64) error
@@ -86,6 +89,14 @@ func WithLogger(l *slog.Logger) Option { return func(v *Views) { v.log = l } }
 // writing when the disk is nearly full (Badger writes through mmapped files,
 // and a page the file system cannot back kills the process).
 func WithWriteCheck(check func() error) Option { return func(v *Views) { v.writeCheck = check } }
+
+// WithBlocked sets where the unread view learns who is blocked: their
+// messages arriving from then on count neither as unread nor as mentions
+// (they are hidden, so they must not ring, count or notify). It is called
+// once per indexed chunk that holds other authors' messages.
+func WithBlocked(blocked func() map[feed.AuthorID]bool) Option {
+	return func(v *Views) { v.blocked = blocked }
+}
 
 // WithReadOnly opens the views without an indexer, for a database opened
 // read-only: they show what was indexed before, MarkRead fails, and
@@ -133,7 +144,7 @@ func Open(db *badger.DB, st *feed.Store, self feed.AuthorID, opts ...Option) (*V
 		&messagesView{},
 		&topicsView{},
 		&usersView{},
-		&unreadView{self: self},
+		&unreadView{self: self, blocked: v.blocked},
 		&membersView{},
 	}
 	openMu.Lock()

@@ -47,7 +47,7 @@ Run without a command to open the chat UI.`,
 		Args:          cobra.NoArgs,
 		RunE:          a.runUI,
 	}
-	root.Flags().StringVar(&a.notifyCmd, "notify", "", "desktop notifications: run `COMMAND` with a title and a text for each mention you are not looking at (e.g. 'notify-send -a kchat')")
+	root.Flags().StringVar(&a.notifyCmd, "notify", "", "desktop notifications: for each mention you are not looking at, run `COMMAND` -- TITLE TEXT (no shell; TITLE and TEXT, which hold peer text, come after \"--\" and are also in $KCHAT_NOTIFY_TITLE and $KCHAT_NOTIFY_TEXT), e.g. 'notify-send -a kchat'")
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.dataDir, "data", node.DefaultDataDir(), "data dir (identity, store, logs)")
 	pf.BoolVar(&a.debug, "debug", false, "debug logging (to kchat.log in the data dir)")
@@ -96,7 +96,7 @@ func (a *app) withNode(cmd *cobra.Command, withNet bool, fn func(context.Context
 	if a.served != nil {
 		return fn(ctx, a.served.node)
 	}
-	if _, err := os.Stat(node.ControlSocket(a.dataDir)); err == nil {
+	if _, err := os.Lstat(node.ControlSocket(a.dataDir)); err == nil {
 		code, err := node.RunRemote(ctx, a.dataDir, a.rawArgs, a.stdin, a.stdout, a.stderr)
 		if err == nil {
 			return exitError{code}
@@ -138,10 +138,14 @@ func readOnlyOK(cmd *cobra.Command) *cobra.Command {
 	return cmd
 }
 
-func (a *app) closeNode() {
+// closeNode closes the node this invocation opened; false if closing it
+// failed (the error is printed).
+func (a *app) closeNode() bool {
+	ok := true
 	if a.node != nil {
 		if err := a.node.Close(); err != nil {
-			fmt.Fprintf(a.stderr, "kchat: closing store: %v\n", err)
+			fmt.Fprintf(a.stderr, "kchat: error: closing store: %v\n", err)
+			ok = false
 		}
 		a.node = nil
 	}
@@ -149,6 +153,7 @@ func (a *app) closeNode() {
 		a.logFile.Close()
 		a.logFile = nil
 	}
+	return ok
 }
 
 // serve runs the control socket of a long-running node (seed, UI), so that

@@ -364,24 +364,25 @@ func openWithChannel(t *testing.T, dir string) (*node.Node, feed.Channel) {
 	return n, c
 }
 
-// TestNotifier: --notify runs the command with the title and text as two
-// arguments (no shell: text from peers cannot inject anything), and a
-// command that is not there is an error at start.
+// TestNotifier: --notify runs the command with "--" and then the title and
+// text as two arguments (no shell: text from peers cannot inject anything;
+// after "--", text starting with "-" cannot pass for an option), also in
+// the environment, and a command that is not there is an error at start.
 func TestNotifier(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
 	script := filepath.Join(dir, "notify")
-	if err := os.WriteFile(script, []byte("#!/bin/sh\nprintf '%s|%s|%s|%s\\n' \"$1\" \"$2\" \"$3\" \"$4\" >> "+out+"\n"), 0o755); err != nil {
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nprintf '%s|%s|%s|%s|%s|%s|%s\\n' \"$1\" \"$2\" \"$3\" \"$4\" \"$5\" \"$KCHAT_NOTIFY_TITLE\" \"$KCHAT_NOTIFY_TEXT\" >> "+out+"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	notify, err := notifier(script + " -a kchat")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := notify(context.Background(), "bob in #general", "alice: $(touch pwned); `id`"); err != nil {
+	if err := notify(context.Background(), "--bob in #general", "--icon=/x alice: $(touch pwned); `id`"); err != nil {
 		t.Fatal(err)
 	}
-	want := "-a|kchat|bob in #general|alice: $(touch pwned); `id`\n"
+	want := "-a|kchat|--|--bob in #general|--icon=/x alice: $(touch pwned); `id`|--bob in #general|--icon=/x alice: $(touch pwned); `id`\n"
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		b, _ := os.ReadFile(out)

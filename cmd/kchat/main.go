@@ -12,7 +12,12 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"strings"
+	"sync"
 	"syscall"
+	"time"
+
+	"github.com/kchat-p2p/kchat/internal/storage"
 )
 
 // memoryLimit is the Go heap's soft limit unless GOMEMLIMIT says otherwise:
@@ -32,13 +37,94 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := shutdownOnSignal(os.Stderr, shutdownGrace, storage.FlushFailures, func() {
+		pprof.StopCPUProfile()
+		os.Exit(exitUnclean)
+	})
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, nil)
 	stop()
 	if code != 0 {
 		pprof.StopCPUProfile()
 		os.Exit(code)
 	}
+}
+
+// shutdownGrace bounds the shutdown that SIGINT or SIGTERM starts: a store
+// that cannot be flushed (its directory was deleted, its disk is gone) makes
+// Badger retry its memtable flush forever, and a seed must still stop. Such
+// a store is noticed at once (storage.FlushFailures, about 0.1 s); this
+// bound is for anything else that hangs. It is not shorter because a clean
+// close on a loaded machine takes seconds (more than 9 s was seen on the
+// 2-core CI machine during go test -race ./...: a FreeOSMemory of the
+// memory trimmer in flight, then Badger's last flush), and cutting a clean
+// close short turns it into a crash.
+const shutdownGrace = 25 * time.Second
+
+// exitUnclean is the exit code when the shutdown did not finish.
+const exitUnclean = 3
+
+// shutdownOnSignal returns a context cancelled by the first SIGINT or
+// SIGTERM. From then on, a second signal, a memtable flush failing
+// (flushFailed reports a count that grew, and the error), or the shutdown
+// still running after grace, prints why to stderr and calls exit (which
+// must not return). stop releases the signals.
+func shutdownOnSignal(stderr io.Writer, grace time.Duration, flushFailed func() (int64, string), exit func()) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigc := make(chan os.Signal, 2)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sigc:
+		case <-done:
+			return
+		}
+		cancel()
+		failed0, _ := flushFailed()
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+	wait:
+		for {
+			select {
+			case <-done:
+				return
+			case s := <-sigc:
+				fmt.Fprintf(stderr, "kchat: %v again: exiting without finishing the shutdown (the store may not be flushed)\n", s)
+				break wait
+			case <-t.C:
+				fmt.Fprintf(stderr, "kchat: error: the shutdown did not finish within %v; exiting without it (what was written is in the store's log and is kept)\n", grace)
+				break wait
+			case <-tick.C:
+				if n, msg := flushFailed(); n > failed0 {
+					fmt.Fprintf(stderr, "kchat: error: the store could not be flushed (is its directory or disk gone?): %s; exiting without it\n", firstLine(msg))
+					break wait
+				}
+			}
+		}
+		select {
+		case <-done: // finished meanwhile after all
+		default:
+			exit()
+		}
+	}()
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() {
+			signal.Stop(sigc)
+			close(done)
+			cancel()
+		})
+	}
+}
+
+// firstLine is s up to its first newline.
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
 }
 
 // exitError carries an exit code without printing anything more.
@@ -56,9 +142,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
-	a.closeNode()
+	closed := a.closeNode()
 	var ee exitError
 	switch {
+	case err == nil && !closed:
+		return 1 // closing the store failed (printed): what was written may be lost
 	case err == nil:
 		return 0
 	case errors.As(err, &ee):

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,10 +71,14 @@ func loadKeys(path string) (ui.KeyBindings, error) {
 	return kb, nil
 }
 
-// notifier runs command (split at spaces, no shell) with a mention's title
-// and body appended as two arguments, for desktop notifications: e.g.
-// "notify-send -a kchat" on Linux. It returns once the command started; a
-// command still running after 10 s is killed.
+// notifier runs command (split at spaces, no shell) with "--" and then a
+// mention's title and body appended as two arguments, for desktop
+// notifications: e.g. "notify-send -a kchat" on Linux. The "--" ends the
+// command's options: the title and body hold peer text, which may start
+// with "-" ("--icon=..."). They are also in the environment, as
+// KCHAT_NOTIFY_TITLE and KCHAT_NOTIFY_TEXT, for commands that do not
+// understand "--". It returns once the command started; a command still
+// running after 10 s is killed.
 func notifier(command string) (func(ctx context.Context, title, body string) error, error) {
 	argv := strings.Fields(command)
 	if len(argv) == 0 {
@@ -85,7 +90,9 @@ func notifier(command string) (func(ctx context.Context, title, body string) err
 	}
 	return func(ctx context.Context, title, body string) error {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		cmd := exec.CommandContext(ctx, path, append(argv[1:], title, body)...)
+		args := append(slices.Clone(argv[1:]), "--", title, body)
+		cmd := exec.CommandContext(ctx, path, args...)
+		cmd.Env = append(os.Environ(), "KCHAT_NOTIFY_TITLE="+title, "KCHAT_NOTIFY_TEXT="+body)
 		if err := cmd.Start(); err != nil {
 			cancel()
 			return fmt.Errorf("notify: %w", err)

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -24,8 +25,9 @@ var ErrLocked = errors.New("data dir is in use by another kchat process")
 // options are Badger's options for a kchat store in dir.
 func options(dir string, log *slog.Logger) badger.Options {
 	return badger.DefaultOptions(dir).
+		// Not WithLoggingLevel: it replaces the logger with Badger's own,
+		// which writes to stderr (the terminal, under the UI).
 		WithLogger(badgerLogger{log.With("lib", "badger")}).
-		WithLoggingLevel(badger.WARNING).
 		// Memory: Badger's defaults (64 MB memtables x5, 256 MB block cache)
 		// are for databases, not a chat client that idles for days.
 		WithMemTableSize(8 << 20).
@@ -96,17 +98,41 @@ func opened(db *badger.DB, dir string, err error) (*badger.DB, error) {
 	return db, nil
 }
 
+// Badger retries a memtable flush that fails (its directory was deleted, its
+// disk is gone) forever, and then DB.Close never returns. It reports each
+// failure to its logger; the process counts them, so that a bounded shutdown
+// can tell "cannot be flushed" from "slow".
+var (
+	flushFailures  atomic.Int64
+	lastFlushError atomic.Pointer[string]
+)
+
+// FlushFailures returns how many memtable flushes failed in this process,
+// and the last failure's message.
+func FlushFailures() (int64, string) {
+	n := flushFailures.Load()
+	if p := lastFlushError.Load(); p != nil {
+		return n, *p
+	}
+	return n, ""
+}
+
 // badgerLogger adapts Badger's printf logger to slog.
 type badgerLogger struct{ l *slog.Logger }
 
 func (b badgerLogger) Errorf(f string, a ...any) {
-	b.l.Error(strings.TrimSpace(fmt.Sprintf(f, a...)))
+	msg := strings.TrimSpace(fmt.Sprintf(f, a...))
+	if strings.HasPrefix(f, "error flushing memtable") {
+		flushFailures.Add(1)
+		lastFlushError.Store(&msg)
+	}
+	b.l.Error(msg)
 }
 func (b badgerLogger) Warningf(f string, a ...any) {
 	b.l.Warn(strings.TrimSpace(fmt.Sprintf(f, a...)))
 }
 func (b badgerLogger) Infof(f string, a ...any) {
-	b.l.Info(strings.TrimSpace(fmt.Sprintf(f, a...)))
+	b.l.Debug(strings.TrimSpace(fmt.Sprintf(f, a...))) // routine (compactions...): --debug only
 }
 func (b badgerLogger) Debugf(f string, a ...any) {
 	b.l.Debug(strings.TrimSpace(fmt.Sprintf(f, a...)))
