@@ -256,7 +256,9 @@ func TestReadOnlyNode(t *testing.T) {
 func TestTrimAfterBurst(t *testing.T) {
 	ctx := context.Background()
 	var frees atomic.Int32
-	n, err := node.Open(ctx, node.WithTrimmer(node.Options{DataDir: t.TempDir()}, 50*time.Millisecond, func() { frees.Add(1) }))
+	var checkedAt atomic.Uint64 // views position at the latest quiet-spell check
+	onCheck := func(indexed uint64, freed bool) { checkedAt.Store(indexed) }
+	n, err := node.Open(ctx, node.WithTrimmer(node.Options{DataDir: t.TempDir()}, 50*time.Millisecond, func() { frees.Add(1) }, onCheck))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +282,10 @@ func TestTrimAfterBurst(t *testing.T) {
 	if err := n.WaitIndexed(ctx); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond) // a few quiet spells: no trigger may come
+	// Wait for the quiet-spell check that follows the chat-speed writes: it
+	// must not return memory.
+	indexed := n.Views().Indexed()
+	eventually(t, "a quiet-spell check after the chat-speed writes", func() bool { return checkedAt.Load() >= indexed })
 	if got := frees.Load(); got != 1 {
 		t.Fatalf("memory returned %d times; chat-speed writes must not trigger it", got)
 	}

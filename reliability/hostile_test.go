@@ -459,6 +459,7 @@ func TestHostileNoKey(t *testing.T) {
 	lastA := a.Store().Last()
 
 	t.Run("made-up proof", func(t *testing.T) {
+		r := r.sub(t)
 		m := newRawHost(t)
 		wc, remote := openStream(t, m, addrA)
 		nI := nonce()
@@ -479,6 +480,7 @@ func TestHostileNoKey(t *testing.T) {
 	})
 
 	t.Run("relayed and reflected proofs", func(t *testing.T) {
+		r := r.sub(t)
 		b := openJoined(t, c)
 		honestMessages(t, b, ch, 5, "b's secret")
 		lastB := b.Store().Last()
@@ -630,6 +632,7 @@ func TestHostileReplayOtherChannel(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			r := r.sub(t)
 			m := newRawHost(t)
 			wc := dialSession(t, m, addr, y)
 			if err := wc.send(tHave, wHave{}); err != nil {

@@ -113,6 +113,12 @@ func newRun(t testing.TB) *run {
 	return &run{t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d))}
 }
 
+// sub is r for subtest t: same seed and random source, but its failures
+// stop t, not the parent (a subtest must not call FailNow on its parent).
+func (r *run) sub(t testing.TB) *run {
+	return &run{t: t, seed: r.seed, rng: r.rng}
+}
+
 // fatalf fails the test with the seed in the message.
 func (r *run) fatalf(format string, a ...any) {
 	r.t.Helper()
