@@ -3,6 +3,8 @@ package testutil
 
 import (
 	"bytes"
+	"fmt"
+	"os"
 	"sync"
 	"testing"
 
@@ -46,4 +48,26 @@ func LoopbackHost(t testing.TB) host.Host {
 	}
 	t.Cleanup(func() { h.Close() })
 	return h
+}
+
+// InCI reports whether the tests run in CI (the CI variable set, as CI
+// runners do, and not "false" or "0").
+func InCI() bool {
+	switch os.Getenv("CI") {
+	case "", "false", "0":
+		return false
+	}
+	return true
+}
+
+// MissingPrereq reports that something a test needs (a tool, namespaces,
+// root) is missing: locally the test is skipped; in CI it fails, because
+// CI must not pass without having run it.
+func MissingPrereq(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if InCI() {
+		t.Fatalf("missing prerequisite in CI (CI=%s): %s", os.Getenv("CI"), msg)
+	}
+	t.Skip("skipped: " + msg)
 }
