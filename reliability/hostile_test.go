@@ -17,6 +17,8 @@ import (
 	"github.com/kchat-p2p/kchat/node"
 	"github.com/kchat-p2p/kchat/replicate"
 	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/kchat-p2p/kchat/internal/testutil"
 )
 
 // Hostile peers against a whole node (node.Open with networking), beyond the
@@ -178,7 +180,7 @@ func TestHostileFeedFlood(t *testing.T) {
 		send(f)
 	}
 	send(markerAt(1))
-	poll(t, pick(3*time.Minute, 10*time.Minute), "the node to handle the flood", func() bool { return markerLen() >= 2 })
+	testutil.Eventually(t, pick(3*time.Minute, 10*time.Minute), "the node to handle the flood", func() bool { return markerLen() >= 2 })
 	floodTime := time.Since(start)
 	hs, _ := a.Store().Heads(ch)
 	afterFirst := len(hs)
@@ -203,7 +205,7 @@ func TestHostileFeedFlood(t *testing.T) {
 	if err := wc2.wr.WriteMsg(markerAt(2)); err != nil {
 		r.fatalf("second flooder dropped: %v", err)
 	}
-	poll(t, 2*time.Minute, "the node to handle the second flood", func() bool { return markerLen() >= 3 })
+	testutil.Eventually(t, 2*time.Minute, "the node to handle the second flood", func() bool { return markerLen() >= 3 })
 	hs, _ = a.Store().Heads(ch)
 	if len(hs) != afterFirst {
 		r.errorf("a second flooder changed the channel from %d to %d feeds (limit %d)", afterFirst, len(hs), replicate.ProtoMaxFeeds)
@@ -270,7 +272,7 @@ func TestHostileFloodCannotSilence(t *testing.T) {
 			r.fatalf("the node dropped the flooding session after %d frames: %v", i, err)
 		}
 	}
-	poll(t, 3*time.Minute, "the node to handle the flood", func() bool {
+	testutil.Eventually(t, 3*time.Minute, "the node to handle the flood", func() bool {
 		h, _ := a.Store().Head(ch, marker.ID())
 		return h.Len == 2
 	})
@@ -284,7 +286,7 @@ func TestHostileFloodCannotSilence(t *testing.T) {
 		r.fatalf("after the flood, a peer that synced with the node holds %d of the node's 20 messages", h.Len)
 	}
 	honestMessages(t, a, ch, 5, "live")
-	poll(t, 30*time.Second, "the node's live messages at the peer", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the node's live messages at the peer", func() bool {
 		h, _ := b.Store().Head(ch, self)
 		return h.Len == 25
 	})
@@ -363,7 +365,7 @@ func TestHostileSlowLoris(t *testing.T) {
 	}
 	var last uint64
 	lastChange := time.Now()
-	poll(t, time.Minute, "the node's writes to the slow peer to stall", func() bool {
+	testutil.Eventually(t, time.Minute, "the node's writes to the slow peer to stall", func() bool {
 		s, ok := sentTo()
 		if !ok {
 			r.fatalf("the node dropped the slow peer's session at once")
@@ -389,7 +391,7 @@ func TestHostileSlowLoris(t *testing.T) {
 	heapStalled := heapInUse()
 	// Live messages reach b; the stuck session does not grow.
 	big("live", liveN)
-	poll(t, time.Minute, "live messages at the honest peer", func() bool {
+	testutil.Eventually(t, time.Minute, "live messages at the honest peer", func() bool {
 		h, _ := b.Store().Head(ch, a.Self())
 		return h.Len == histN+liveN
 	})
@@ -425,7 +427,7 @@ func TestHostileSlowLoris(t *testing.T) {
 
 	dropped := "not waited for (long form only)"
 	if long() {
-		poll(t, 3*time.Minute, "the stuck session to be dropped after the idle timeout", func() bool {
+		testutil.Eventually(t, 3*time.Minute, "the stuck session to be dropped after the idle timeout", func() bool {
 			_, ok := sentTo()
 			return !ok
 		})

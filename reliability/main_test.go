@@ -148,19 +148,6 @@ func (r *run) text(n int) string {
 	return sb.String()
 }
 
-// poll calls cond until it returns true or the deadline passes; it never
-// sleeps as synchronisation: it only spaces out the checks.
-func poll(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for wait := time.Millisecond; !cond(); wait = min(wait*2, 50*time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(wait)
-	}
-}
-
 // ---- driving the real binary ----
 
 type cliResult struct {

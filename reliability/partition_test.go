@@ -277,7 +277,7 @@ func TestPartitionsAndChurn(t *testing.T) {
 			linkCuts += k
 			// The cut is real: the connections close, and nothing in kchat
 			// redials them (only this scheduler connects peers).
-			poll(t, 20*time.Second, "cut links to close", func() bool {
+			testutil.Eventually(t, 20*time.Second, "cut links to close", func() bool {
 				ls, err := links(ports())
 				if err != nil {
 					return false

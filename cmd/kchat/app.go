@@ -82,11 +82,6 @@ func (a *app) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: level}))
 }
 
-// errForwarded ends a command whose work was done by the running node.
-type errForwarded struct{ code int }
-
-func (e errForwarded) Error() string { return "forwarded" }
-
 // withNode gives fn the node for this data dir: the one this invocation runs
 // in, the one running elsewhere (the whole command is then forwarded to it
 // over the control socket), or one opened here (networked if withNet).

@@ -175,9 +175,11 @@ func TestCommandsGoThroughRunningNode(t *testing.T) {
 }
 
 func TestPrintableNeutralisesTerminalTricks(t *testing.T) {
-	got := printable("hi\x1b[2J\r\n<mallory> fake\u202e")
-	if strings.ContainsAny(got, "\x1b\r\n\u202e") {
-		t.Fatalf("%q", got)
+	// The same sanitiser as the UI's: ESC[2J goes with its tail, LRM, RLM,
+	// ALM, LS and zero-width characters do not pass.
+	got := printable("hi\x1b[2J\r\n<mallory> fake\u202e\u200e\u200f\u061c\u200b|\u2028next\x07")
+	if want := "hi⏎<mallory> fake|⏎next\u2407"; got != want {
+		t.Fatalf("printable = %q, want %q", got, want)
 	}
 }
 

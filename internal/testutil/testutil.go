@@ -7,10 +7,12 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"go.uber.org/goleak"
 )
 
 // SyncBuffer is a bytes.Buffer safe for concurrent writers and readers: a
@@ -70,4 +72,50 @@ func MissingPrereq(t testing.TB, format string, args ...any) {
 		t.Fatalf("missing prerequisite in CI (CI=%s): %s", os.Getenv("CI"), msg)
 	}
 	t.Skip("skipped: " + msg)
+}
+
+// Eventually calls cond until it returns true, or fails t after within,
+// saying it timed out waiting for what. It never sleeps as
+// synchronisation: it only spaces the checks out (1 ms, doubling up to
+// 50 ms).
+func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	EventuallyWake(t, within, nil, what, cond)
+}
+
+// EventuallyWake is Eventually that also checks at once whenever wake
+// delivers (a store's subscription signal, say).
+func EventuallyWake(t testing.TB, within time.Duration, wake <-chan struct{}, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	wait := time.Millisecond
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-wake:
+		}
+		timer.Stop()
+		wait = min(2*wait, 50*time.Millisecond)
+	}
+}
+
+// NoLeakedGoroutines fails t if goroutines other than those opts ignore
+// (goleak.IgnoreCurrent() taken before the work, say) are still running
+// after within: goroutines that end just after a Close get that long.
+func NoLeakedGoroutines(t testing.TB, within time.Duration, opts ...goleak.Option) {
+	t.Helper()
+	var err error
+	deadline := time.Now().Add(within)
+	for {
+		if err = goleak.Find(opts...); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines left running after %v: %v", within, err)
+		}
+	}
 }
