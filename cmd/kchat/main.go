@@ -13,6 +13,8 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
+
+	"github.com/kchat-p2p/kchat/discovery"
 )
 
 // memoryLimit is the Go heap's soft limit unless GOMEMLIMIT says otherwise:
@@ -21,6 +23,9 @@ import (
 const memoryLimit = 128 << 20
 
 func main() {
+	// Library logs go to kchat's log file once one is open (app.logger),
+	// never to the terminal: until then they are dropped.
+	discovery.RouteLibraryLogs(nil)
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(memoryLimit)
 	}
