@@ -15,6 +15,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/kchat-p2p/kchat/feed"
 	"github.com/kchat-p2p/kchat/internal/storage"
+
+	"github.com/kchat-p2p/kchat/internal/testutil"
 )
 
 func allMapped(t *testing.T, v *Views, want int64) {
@@ -396,13 +398,7 @@ func TestWriteCheckRefusesAndResumes(t *testing.T) {
 
 	full.Store(true)
 	e.say(ann, t0, texts("during", 5)...)
-	deadline := time.Now().Add(30 * time.Second)
-	for refused.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the indexer never ran the write check for the new entries")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, 30*time.Second, "the indexer to run the write check for the new entries", func() bool { return refused.Load() > 0 })
 	if got := e.v.Indexed(); got != indexed {
 		t.Fatalf("indexed moved from %d to %d while writes were refused", indexed, got)
 	}
