@@ -84,11 +84,16 @@ func (a *app) logger() (*slog.Logger, error) {
 		return slog.New(slog.DiscardHandler), nil
 	}
 	if err := os.MkdirAll(a.dataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+		return slog.New(slog.DiscardHandler), nil // opening the store says why
 	}
 	w, err := openLog(a.dataDir)
-	if err != nil {
+	if errors.Is(err, errUnsafeLog) {
 		return nil, err
+	}
+	if err != nil {
+		// A log that cannot be written (a read-only or full file system)
+		// must not stop reading the history: no log then.
+		return slog.New(slog.DiscardHandler), nil
 	}
 	a.logFile = w
 	level := slog.LevelInfo
@@ -100,6 +105,9 @@ func (a *app) logger() (*slog.Logger, error) {
 	return l, nil
 }
 
+// errUnsafeLog: kchat.log is not a plain file kchat may write.
+var errUnsafeLog = errors.New("unsafe log file")
+
 // openLog returns the size-capped, rotating writer of dir's kchat.log. It
 // refuses a kchat.log that is a symbolic link (someone could point it at a
 // file of the user's to be overwritten) or not a regular file: the file is
@@ -108,9 +116,14 @@ func (a *app) logger() (*slog.Logger, error) {
 // known to be that regular file.
 func openLog(dir string) (*lumberjack.Logger, error) {
 	path := filepath.Join(dir, logName)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY|syscall.O_NOFOLLOW, 0o600)
-	if errors.Is(err, syscall.ELOOP) {
-		return nil, fmt.Errorf("log file %s is a symbolic link; refusing to write through it (remove it): %w", path, err)
+	// O_NONBLOCK: a FIFO planted there fails at once (ENXIO) instead of
+	// blocking kchat until someone reads it; it changes nothing for a file.
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
+	switch {
+	case errors.Is(err, syscall.ELOOP):
+		return nil, fmt.Errorf("%w: %s is a symbolic link; refusing to write through it (remove it)", errUnsafeLog, path)
+	case errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.ENXIO):
+		return nil, fmt.Errorf("%w: %s is not a regular file; refusing to write to it", errUnsafeLog, path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open log file: %w", err)
@@ -121,10 +134,10 @@ func openLog(dir string) (*lumberjack.Logger, error) {
 		return nil, fmt.Errorf("log file: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("log file %s is not a regular file (%s); refusing to write to it", path, fi.Mode().Type())
+		return nil, fmt.Errorf("%w: %s is not a regular file (%s); refusing to write to it", errUnsafeLog, path, fi.Mode().Type())
 	}
 	if li, err := os.Lstat(path); err != nil || !os.SameFile(fi, li) {
-		return nil, fmt.Errorf("log file %s changed while it was opened; refusing to write to it", path)
+		return nil, fmt.Errorf("%w: %s changed while it was opened; refusing to write to it", errUnsafeLog, path)
 	}
 	return &lumberjack.Logger{Filename: path, MaxSize: logMaxMiB, MaxBackups: logBackups}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -124,6 +125,27 @@ func TestLogSymlinkRefused(t *testing.T) {
 	}
 	if _, err := (&app{dataDir: dir3}).logger(); err == nil {
 		t.Fatal("a kchat.log directory was accepted")
+	}
+	// A FIFO is refused at once (it would block the open until read).
+	dir4 := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(dir4, logName), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&app{dataDir: dir4}).logger(); err == nil {
+		t.Fatal("a kchat.log FIFO was accepted")
+	}
+	// A log that cannot be opened for another reason (here: a data dir
+	// kchat may not write, as on a read-only file system) is no error: no
+	// log then, and the command runs.
+	if os.Getuid() != 0 {
+		dir5 := t.TempDir()
+		if err := os.Chmod(dir5, 0o500); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Chmod(dir5, 0o700)
+		if _, err := (&app{dataDir: dir5}).logger(); err != nil {
+			t.Fatalf("an unwritable data dir stopped the command: %v", err)
+		}
 	}
 }
 
