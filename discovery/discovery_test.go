@@ -15,6 +15,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	"github.com/multiformats/go-multiaddr"
+
+	"go.uber.org/goleak"
+
+	"github.com/kchat-p2p/kchat/internal/testutil"
 )
 
 func TestHostKeyPersisted(t *testing.T) {
@@ -184,7 +188,7 @@ func TestManualBookAndDedupe(t *testing.T) {
 	if err := b.Host().Network().ClosePeer(a.Host().ID()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "book to mark the peer disconnected", func() bool {
+	testutil.Eventually(t, 10*time.Second, "book to mark the peer disconnected", func() bool {
 		p := a.Book().Peers(topic)
 		return len(p) == 1 && !p[0].Connected && p[0].Dropped == "connection closed"
 	})
@@ -281,7 +285,7 @@ func newDHTNet(t testing.TB, seeds int) *dhtNet {
 	}
 	// The seeds see each other as DHT servers before clients arrive.
 	for _, s := range d.seeds[1:] {
-		eventually(t, 20*time.Second, "seeds to fill their routing tables", func() bool {
+		testutil.Eventually(t, 20*time.Second, "seeds to fill their routing tables", func() bool {
 			return s.dht.Load().RoutingTable().Size() > 0
 		})
 	}
@@ -374,13 +378,13 @@ func TestDHTRendezvous(t *testing.T) {
 	// Negative check for C: wait until both A and B have advertised X and C has
 	// then completed two more lookups of Y; C must have seen no provider and
 	// reported nothing, and A/B must not have reported C.
-	eventually(t, 30*time.Second, "A and B to advertise", func() bool {
+	testutil.Eventually(t, 30*time.Second, "A and B to advertise", func() bool {
 		advA, _, _ := oa.get(x)
 		advB, _, _ := ob.get(x)
 		return advA > 0 && advB > 0
 	})
 	_, roundsC, _ := oc.get(y)
-	eventually(t, 30*time.Second, "C to complete two more lookups", func() bool {
+	testutil.Eventually(t, 30*time.Second, "C to complete two more lookups", func() bool {
 		_, r, _ := oc.get(y)
 		return r >= roundsC+2
 	})
@@ -428,7 +432,9 @@ func TestCloseNoGoroutineLeak(t *testing.T) {
 		n.Join(testTopic("warmup"))
 		n.Close()
 	}()
-	baseline := settledGoroutines()
+	// Goroutines alive now (the libraries' process-wide ones, and the
+	// warm-up's winding down) are not this test's.
+	ignore := goleak.IgnoreCurrent()
 
 	func() {
 		var nodes []*Node
@@ -472,7 +478,7 @@ func TestCloseNoGoroutineLeak(t *testing.T) {
 		a.Join(x)
 		// Leave the Found channels undrained: Close must not hang on them.
 	}()
-	checkNoLeak(t, baseline)
+	testutil.NoLeakedGoroutines(t, 15*time.Second, ignore)
 }
 
 // BenchmarkFirstPeerDHT measures, on a private DHT of one seed and two clients on
@@ -519,7 +525,7 @@ func TestRelayedPeer(t *testing.T) {
 	// The relay service starts once the seed's (forced public) reachability is
 	// announced: retry the reservation until it is up.
 	var resErr error
-	eventually(t, 20*time.Second, "a relay reservation on the seed", func() bool {
+	testutil.Eventually(t, 20*time.Second, "a relay reservation on the seed", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_, resErr = client.Reserve(ctx, b.Host(), seedInfo)
@@ -578,7 +584,7 @@ func TestRelayedPeer(t *testing.T) {
 	if b.Host().Network().Connectedness(a.Host().ID()) != network.Connected {
 		t.Fatal("no direct connection after discovery found direct addresses")
 	}
-	eventually(t, 10*time.Second, "A's book to see a direct connection", func() bool {
+	testutil.Eventually(t, 10*time.Second, "A's book to see a direct connection", func() bool {
 		p := a.Book().Peers(topic)
 		return len(p) == 1 && p[0].Connected && !p[0].Limited
 	})

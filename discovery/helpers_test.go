@@ -7,7 +7,6 @@ import (
 	"github.com/kchat-p2p/kchat/internal/testutil"
 	"log/slog"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -118,54 +117,6 @@ func waitFound(t testing.TB, n *Node, timeout time.Duration, want func(Found) bo
 
 func foundPeer(topic [32]byte, p peer.ID) func(Found) bool {
 	return func(f Found) bool { return f.Topic == topic && f.Peer.ID == p }
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	wait := 5 * time.Millisecond
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(wait)
-		wait = min(2*wait, 200*time.Millisecond)
-	}
-}
-
-// settledGoroutines returns the goroutine count once it stops falling (goroutines
-// of earlier work winding down), polling with a deadline.
-func settledGoroutines() int {
-	deadline := time.Now().Add(10 * time.Second)
-	last := runtime.NumGoroutine()
-	stable := 0
-	for time.Now().Before(deadline) && stable < 5 {
-		time.Sleep(50 * time.Millisecond)
-		cur := runtime.NumGoroutine()
-		if cur >= last {
-			stable++
-		} else {
-			stable = 0
-		}
-		last = cur
-	}
-	return last
-}
-
-// checkNoLeak waits until the goroutine count is back to baseline, or fails with a
-// dump of every goroutine.
-func checkNoLeak(t testing.TB, baseline int) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for runtime.NumGoroutine() > baseline {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<22)
-			buf = buf[:runtime.Stack(buf, true)]
-			t.Fatalf("goroutine leak: %d goroutines, baseline %d\n%s", runtime.NumGoroutine(), baseline, buf)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func fmtDur(d time.Duration) string {

@@ -17,10 +17,11 @@ import (
 
 // Library logs (go-libp2p through gologshim, kad-dht through go-log/zap, zeroconf
 // through the standard library's log package) are process-global: their loggers are
-// package variables of those libraries. This file routes all three into one
-// process-wide slog target, which Start points at Config.Logger. Until a Node is
-// started with a Logger, and whenever no Logger was given, library logs are dropped:
-// they never reach stderr (a terminal UI owns the screen).
+// package variables of those libraries. RouteLibraryLogs, called by the program
+// (kchat's main) when it sets up its log, routes all three into one process-wide
+// slog target. Importing this package changes nothing; Start does not either.
+// Once routed, and until a Logger is given, library logs are dropped: they never
+// reach stderr (a terminal UI owns the screen).
 //
 // Levels: Warn and above, unless GOLOG_LOG_LEVEL is set (same syntax as go-log,
 // e.g. "warn,dht=debug"), in which case its per-subsystem levels apply.
@@ -28,12 +29,23 @@ import (
 // libTarget is the handler library logs go to; nil means discard.
 var libTarget atomic.Pointer[slog.Handler]
 
-var stdLogOnce sync.Once
+var routeOnce sync.Once
 
-func init() {
-	// gologshim resolves its handler on the first log call of each logger; package
-	// init of discovery runs after the libp2p packages' init (which only create
-	// loggers) and before any host exists, so every libp2p logger sees this.
+// RouteLibraryLogs routes the libraries' process-wide loggers into l (nil: keep
+// the current target, which starts as discard). The first call installs the
+// routes: gologshim's default handler, go-log's primary core (with Warn as the
+// default level), and the standard library logger's output; call it before any
+// libp2p host exists, since gologshim resolves its handler on each logger's first
+// log call. Later calls only change the target; the most recent one wins.
+func RouteLibraryLogs(l *slog.Logger) {
+	routeOnce.Do(installRoutes)
+	if l != nil {
+		h := l.Handler()
+		libTarget.Store(&h)
+	}
+}
+
+func installRoutes() {
 	gologshim.SetDefaultHandler(&routeHandler{})
 
 	cfg := golog.GetConfig()
@@ -50,6 +62,10 @@ func init() {
 	}
 	golog.SetupLogging(cfg)
 	golog.SetPrimaryCore(&zapRouteCore{})
+
+	log.SetFlags(0)
+	log.SetPrefix("")
+	log.SetOutput(stdLogWriter{})
 }
 
 // quietSubsystems raise the default level of subsystems whose warnings are
@@ -70,22 +86,6 @@ func zapLevel(l slog.Level) zapcore.Level {
 	default:
 		return zapcore.ErrorLevel
 	}
-}
-
-// routeLibraryLogs points the process-wide library log route at l (nil: keep the
-// current target, which starts as discard) and, once per process, redirects the
-// standard library logger (used by zeroconf) into the same route. The most
-// recently started Node with a Logger wins.
-func routeLibraryLogs(l *slog.Logger) {
-	if l != nil {
-		h := l.Handler()
-		libTarget.Store(&h)
-	}
-	stdLogOnce.Do(func() {
-		log.SetFlags(0)
-		log.SetPrefix("")
-		log.SetOutput(stdLogWriter{})
-	})
 }
 
 func currentTarget() slog.Handler {

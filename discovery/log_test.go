@@ -4,6 +4,8 @@ import (
 	"github.com/kchat-p2p/kchat/internal/testutil"
 	"log"
 	"log/slog"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -18,6 +20,8 @@ func TestLibraryLogsRouted(t *testing.T) {
 	cfg := localConfig(t)
 	cfg.NoDHT = true
 	cfg.Logger = slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	RouteLibraryLogs(cfg.Logger)
+	t.Cleanup(func() { libTarget.Store(nil) })
 	startNode(t, cfg)
 
 	gologshim.Logger("kchat-test-shim").Warn("shim warning", "k", "v")
@@ -40,5 +44,30 @@ func TestLibraryLogsRouted(t *testing.T) {
 		if strings.Contains(out, unwanted) {
 			t.Errorf("below-Warn library log %q was routed", unwanted)
 		}
+	}
+}
+
+// TestImportChangesNothing: importing discovery (and starting a node) leaves
+// the process's standard logger alone; only RouteLibraryLogs takes it over.
+// Run in a fresh process, where no other test has routed anything yet.
+func TestImportChangesNothing(t *testing.T) {
+	if os.Getenv("KCHAT_DISCOVERY_IMPORT_CHILD") != "" {
+		cfg := localConfig(t)
+		cfg.NoDHT = true
+		startNode(t, cfg)
+		if log.Writer() != os.Stderr || log.Flags() != log.LstdFlags {
+			t.Fatal("the standard logger was changed without RouteLibraryLogs")
+		}
+		RouteLibraryLogs(nil)
+		if log.Writer() == os.Stderr {
+			t.Fatal("RouteLibraryLogs did not take the standard logger over")
+		}
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestImportChangesNothing$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "KCHAT_DISCOVERY_IMPORT_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestImportChangesNothing") {
+		t.Fatalf("child: %v\n%s", err, out)
 	}
 }

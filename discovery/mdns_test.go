@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/kchat-p2p/kchat/internal/testutil"
 )
 
 // reexecInNamespace runs this test binary again inside a fresh user + network
@@ -19,13 +21,13 @@ func reexecInNamespace(tb testing.TB, args ...string) []byte {
 	tb.Helper()
 	unshare, err := exec.LookPath("unshare")
 	if err != nil {
-		tb.Skip("skipped: mDNS runs only inside a network namespace the test makes, and unshare (util-linux) is not installed")
+		testutil.MissingPrereq(tb, "mDNS runs only inside a network namespace the test makes, and unshare (util-linux) is not installed")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		tb.Skip("skipped: the namespace needs `ip` (iproute2) to bring up multicast on loopback, and it is not installed")
+		testutil.MissingPrereq(tb, "the namespace needs `ip` (iproute2) to bring up multicast on loopback, and it is not installed")
 	}
 	if out, err := exec.Command(unshare, "-rn", "true").CombinedOutput(); err != nil {
-		tb.Skipf("skipped: cannot create a network namespace here (unshare -rn: %v %s)", err, bytes.TrimSpace(out))
+		testutil.MissingPrereq(tb, "cannot create a network namespace here (unshare -rn: %v %s)", err, bytes.TrimSpace(out))
 	}
 	full := append([]string{"-rn", os.Args[0], "-test.v", "-test.count=1"}, args...)
 	if d, ok := tb.(interface{ Deadline() (time.Time, bool) }); ok {
@@ -40,7 +42,7 @@ func reexecInNamespace(tb testing.TB, args ...string) []byte {
 		tb.Fatalf("run inside network namespace failed: %v\n%s", err, out)
 	}
 	if bytes.Contains(out, []byte("--- SKIP")) {
-		tb.Skipf("skipped inside namespace:\n%s", out)
+		testutil.MissingPrereq(tb, "skipped inside namespace:\n%s", out)
 	}
 	if !bytes.Contains(out, []byte("PASS")) || bytes.Contains(out, []byte("no tests to run")) {
 		tb.Fatalf("namespace run did not run the test:\n%s", out)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kchat-p2p/kchat/feed"
+	"github.com/kchat-p2p/kchat/internal/testutil"
 	"github.com/kchat-p2p/kchat/node"
 )
 
@@ -44,7 +45,7 @@ func TestMeshIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, nd := range nodes {
-		eventuallyLong(t, "the message at every node", func() bool {
+		testutil.Eventually(t, 90*time.Second, "the message at every node", func() bool {
 			c, _ := nd.Views().Count(ch.ID())
 			return c == 1
 		})
@@ -63,16 +64,5 @@ func TestMeshIsBounded(t *testing.T) {
 			t.Fatalf("node %d opened %d sessions itself, more than MeshOut = %d", i, out, node.MeshOut)
 		}
 		t.Logf("node %d: %d sessions (%d opened by it)", i, all, out)
-	}
-}
-
-func eventuallyLong(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,6 +12,10 @@ import (
 
 	"github.com/kchat-p2p/kchat/feed"
 	"github.com/kchat-p2p/kchat/node"
+
+	"go.uber.org/goleak"
+
+	"github.com/kchat-p2p/kchat/internal/testutil"
 )
 
 // loopback networking only: no DHT, no mDNS, no port mapping.
@@ -25,17 +28,6 @@ func openNet(t *testing.T) *node.Node {
 	}
 	t.Cleanup(func() { n.Close() })
 	return n
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func TestTwoNodesSyncAndLivePush(t *testing.T) {
@@ -84,7 +76,7 @@ func TestTwoNodesSyncAndLivePush(t *testing.T) {
 	if _, err := a.Send(ctx, ch.ID(), feed.Payload{Kind: feed.KindText, Text: "live"}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "live message at b", func() bool {
+	testutil.Eventually(t, 20*time.Second, "live message at b", func() bool {
 		m, err := b.Views().Last(ch.ID(), 1)
 		return err == nil && len(m) == 1 && m[0].Text == "live"
 	})
@@ -109,7 +101,7 @@ func TestOfflineNodeHasNoNetwork(t *testing.T) {
 }
 
 func TestCloseLeavesNoGoroutines(t *testing.T) {
-	before := runtime.NumGoroutine()
+	ignore := goleak.IgnoreCurrent()
 	ctx := context.Background()
 	open := func() *node.Node {
 		n, err := node.Open(ctx, node.Options{DataDir: t.TempDir(), Net: &node.NetOptions{
@@ -137,15 +129,8 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	srv.Close()
 	a.Close()
 	b.Close()
-	// Some goroutines end just after Close returns: poll with a deadline.
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines after Close, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	// Some goroutines end just after Close returns: they get 15 s.
+	testutil.NoLeakedGoroutines(t, 15*time.Second, ignore)
 }
 
 func TestManualPeerRedialledAfterRestart(t *testing.T) {
@@ -182,17 +167,17 @@ func TestManualPeerRedialledAfterRestart(t *testing.T) {
 		}
 		return false
 	}
-	eventually(t, "b's session with its manual peer", syncing)
+	testutil.Eventually(t, 20*time.Second, "b's session with its manual peer", syncing)
 	// a restarts on the same address; b must find it again by itself.
 	a.Close()
-	eventually(t, "the session to end", func() bool { return !syncing() })
+	testutil.Eventually(t, 20*time.Second, "the session to end", func() bool { return !syncing() })
 	listen := addr[:strings.Index(addr, "/p2p/")]
 	a = openA(listen)
 	defer a.Close()
 	if _, err := a.Send(ctx, ch.ID(), feed.Payload{Kind: feed.KindText, Text: "back again"}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the message after a's restart at b", func() bool {
+	testutil.Eventually(t, 20*time.Second, "the message after a's restart at b", func() bool {
 		m, err := b.Views().Last(ch.ID(), 1)
 		return err == nil && len(m) == 1 && m[0].Text == "back again"
 	})
@@ -256,7 +241,9 @@ func TestReadOnlyNode(t *testing.T) {
 func TestTrimAfterBurst(t *testing.T) {
 	ctx := context.Background()
 	var frees atomic.Int32
-	n, err := node.Open(ctx, node.WithTrimmer(node.Options{DataDir: t.TempDir()}, 50*time.Millisecond, func() { frees.Add(1) }))
+	var checkedAt atomic.Uint64 // views position at the latest quiet-spell check
+	onCheck := func(indexed uint64, freed bool) { checkedAt.Store(indexed) }
+	n, err := node.Open(ctx, node.WithTrimmer(node.Options{DataDir: t.TempDir()}, 50*time.Millisecond, func() { frees.Add(1) }, onCheck))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +259,7 @@ func TestTrimAfterBurst(t *testing.T) {
 	if _, err := n.Send(ctx, c.ID(), ps...); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "memory returned after the burst", func() bool { return frees.Load() == 1 })
+	testutil.Eventually(t, 20*time.Second, "memory returned after the burst", func() bool { return frees.Load() == 1 })
 
 	if _, err := n.Send(ctx, c.ID(), ps[:10]...); err != nil {
 		t.Fatal(err)
@@ -280,7 +267,10 @@ func TestTrimAfterBurst(t *testing.T) {
 	if err := n.WaitIndexed(ctx); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond) // a few quiet spells: no trigger may come
+	// Wait for the quiet-spell check that follows the chat-speed writes: it
+	// must not return memory.
+	indexed := n.Views().Indexed()
+	testutil.Eventually(t, 20*time.Second, "a quiet-spell check after the chat-speed writes", func() bool { return checkedAt.Load() >= indexed })
 	if got := frees.Load(); got != 1 {
 		t.Fatalf("memory returned %d times; chat-speed writes must not trigger it", got)
 	}

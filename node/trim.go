@@ -24,6 +24,10 @@ type trimmer struct {
 	n     *Node
 	quiet time.Duration
 	free  func()
+	// checked, if set, is called after each quiet-spell check with the
+	// views' position then and whether it returned memory (tests: to see
+	// that a quiet spell passed).
+	checked func(indexed uint64, freed bool)
 }
 
 func (n *Node) startTrimmer(ctx context.Context, t trimmer) {
@@ -54,12 +58,18 @@ func (t trimmer) run(ctx context.Context) {
 		case <-sub.C():
 			timer.Reset(t.quiet)
 		case <-timer.C:
-			if now := t.n.views.Indexed(); now-from >= trimAfterEntries {
+			freed := false
+			now := t.n.views.Indexed()
+			if now-from >= trimAfterEntries {
 				t.free()
+				freed = true
 				t.n.log.Debug("returned memory to the system after a burst", "entries", now-from)
 				from = now
 			} else if now < from {
 				from = now
+			}
+			if t.checked != nil {
+				t.checked(now, freed)
 			}
 		}
 	}

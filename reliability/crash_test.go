@@ -19,6 +19,8 @@ import (
 	"github.com/kchat-p2p/kchat/feed"
 	"github.com/kchat-p2p/kchat/node"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/kchat-p2p/kchat/internal/testutil"
 )
 
 // TestCrashSendStdin starts the real `kchat send general --stdin`, feeds it
@@ -439,7 +441,7 @@ func TestCrashSeedDuringSync(t *testing.T) {
 		threshold := uint64(r.between(0, perCycle))
 		var syncErr error
 		finished := false
-		poll(t, 60*time.Second, "the sync to reach the kill point", func() bool {
+		testutil.Eventually(t, 60*time.Second, "the sync to reach the kill point", func() bool {
 			select {
 			case syncErr = <-syncDone:
 				finished = true

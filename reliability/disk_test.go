@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/kchat-p2p/kchat/feed"
+
+	"github.com/kchat-p2p/kchat/internal/testutil"
 )
 
 // Disk trouble is simulated inside a user+mount namespace: a read-only bind
@@ -36,7 +38,7 @@ func inNamespace(t *testing.T, r *run) bool {
 	if inNamespaceChild() {
 		// Mounts made here must not propagate anywhere.
 		if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
-			t.Skipf("mounts not permitted in the mount namespace (make / private: %v)", err)
+			testutil.MissingPrereq(t, "mounts not permitted in the mount namespace (make / private: %v)", err)
 		}
 		return true
 	}
@@ -54,7 +56,7 @@ func inNamespace(t *testing.T, r *run) bool {
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
-		t.Skipf("cannot create a user+mount namespace here (%v): disk trouble cannot be simulated without "+
+		testutil.MissingPrereq(t, "cannot create a user+mount namespace here (%v): disk trouble cannot be simulated without "+
 			"affecting the host (chmod does not stop root)", err)
 	}
 	text := string(out)
@@ -66,7 +68,7 @@ func inNamespace(t *testing.T, r *run) bool {
 	}
 	switch {
 	case strings.Contains(text, "--- SKIP: "+t.Name()):
-		t.Skip("skipped in the namespace (see the child's log above)")
+		testutil.MissingPrereq(t, "skipped in the namespace (see the child's log above)")
 	case err != nil || !strings.Contains(text, "--- PASS: "+t.Name()):
 		t.Fatalf("the test failed inside the namespace (%v)", err)
 	}
@@ -76,7 +78,7 @@ func inNamespace(t *testing.T, r *run) bool {
 func mountOrSkip(t *testing.T, source, target, fstype string, flags uintptr, data string) {
 	t.Helper()
 	if err := syscall.Mount(source, target, fstype, flags, data); err != nil {
-		t.Skipf("mount %s on %s not permitted in this namespace: %v", fstype, target, err)
+		testutil.MissingPrereq(t, "mount %s on %s not permitted in this namespace: %v", fstype, target, err)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kchat-p2p/kchat/feed"
+	"github.com/kchat-p2p/kchat/internal/testutil"
 )
 
 // TestFloodE2E is issue 11's flood test through the real binary. Three data
@@ -73,7 +74,7 @@ func TestFloodE2E(t *testing.T) {
 		}
 		return ""
 	}
-	poll(t, 60*time.Second, "V to be synced with F and H", func() bool {
+	testutil.Eventually(t, 60*time.Second, "V to be synced with F and H", func() bool {
 		out := peerLines()
 		return strings.Contains(peerLine(out, f.id.String()), "synced") &&
 			strings.Contains(peerLine(out, h.id.String()), "synced")

@@ -17,6 +17,8 @@ import (
 	"github.com/kchat-p2p/kchat/node"
 	"github.com/kchat-p2p/kchat/replicate"
 	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/kchat-p2p/kchat/internal/testutil"
 )
 
 // Hostile peers against a whole node (node.Open with networking), beyond the
@@ -181,7 +183,7 @@ func TestHostileFeedFlood(t *testing.T) {
 		send(f)
 	}
 	send(markerAt(1))
-	poll(t, pick(3*time.Minute, 10*time.Minute), "the node to handle the flood", func() bool { return markerLen() >= 2 })
+	testutil.Eventually(t, pick(3*time.Minute, 10*time.Minute), "the node to handle the flood", func() bool { return markerLen() >= 2 })
 	floodTime := time.Since(start)
 	hs, _ := a.Store().Heads(ch)
 	afterFirst := len(hs)
@@ -207,7 +209,7 @@ func TestHostileFeedFlood(t *testing.T) {
 	if err := wc2.wr.WriteMsg(markerAt(2)); err != nil {
 		r.fatalf("second flooder dropped: %v", err)
 	}
-	poll(t, 2*time.Minute, "the node to handle the second flood", func() bool { return markerLen() >= 3 })
+	testutil.Eventually(t, 2*time.Minute, "the node to handle the second flood", func() bool { return markerLen() >= 3 })
 	hs, _ = a.Store().Heads(ch)
 	if added := len(hs) - afterFirst; added > bound(time.Since(start2)) {
 		r.errorf("a second flooder added %d feeds, more than its limit of %d", added, bound(time.Since(start2)))
@@ -271,7 +273,7 @@ func TestHostileFloodCannotSilence(t *testing.T) {
 			r.fatalf("the node dropped the flooding session after %d frames: %v", i, err)
 		}
 	}
-	poll(t, 3*time.Minute, "the node to handle the flood", func() bool {
+	testutil.Eventually(t, 3*time.Minute, "the node to handle the flood", func() bool {
 		h, _ := a.Store().Head(ch, marker.ID())
 		return h.Len == 2
 	})
@@ -282,7 +284,7 @@ func TestHostileFloodCannotSilence(t *testing.T) {
 		r.fatalf("after the flood, a peer that synced with the node holds %d of the node's 20 messages", h.Len)
 	}
 	honestMessages(t, a, ch, 5, "live")
-	poll(t, 30*time.Second, "the node's live messages at the peer", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the node's live messages at the peer", func() bool {
 		h, _ := b.Store().Head(ch, self)
 		return h.Len == 25
 	})
@@ -361,7 +363,7 @@ func TestHostileSlowLoris(t *testing.T) {
 	}
 	var last uint64
 	lastChange := time.Now()
-	poll(t, time.Minute, "the node's writes to the slow peer to stall", func() bool {
+	testutil.Eventually(t, time.Minute, "the node's writes to the slow peer to stall", func() bool {
 		s, ok := sentTo()
 		if !ok {
 			r.fatalf("the node dropped the slow peer's session at once")
@@ -387,7 +389,7 @@ func TestHostileSlowLoris(t *testing.T) {
 	heapStalled := heapInUse()
 	// Live messages reach b; the stuck session does not grow.
 	big("live", liveN)
-	poll(t, time.Minute, "live messages at the honest peer", func() bool {
+	testutil.Eventually(t, time.Minute, "live messages at the honest peer", func() bool {
 		h, _ := b.Store().Head(ch, a.Self())
 		return h.Len == histN+liveN
 	})
@@ -423,7 +425,7 @@ func TestHostileSlowLoris(t *testing.T) {
 
 	dropped := "not waited for (long form only)"
 	if long() {
-		poll(t, 3*time.Minute, "the stuck session to be dropped after the idle timeout", func() bool {
+		testutil.Eventually(t, 3*time.Minute, "the stuck session to be dropped after the idle timeout", func() bool {
 			_, ok := sentTo()
 			return !ok
 		})
@@ -457,6 +459,7 @@ func TestHostileNoKey(t *testing.T) {
 	lastA := a.Store().Last()
 
 	t.Run("made-up proof", func(t *testing.T) {
+		r := r.sub(t)
 		m := newRawHost(t)
 		wc, remote := openStream(t, m, addrA)
 		nI := nonce()
@@ -477,6 +480,7 @@ func TestHostileNoKey(t *testing.T) {
 	})
 
 	t.Run("relayed and reflected proofs", func(t *testing.T) {
+		r := r.sub(t)
 		b := openJoined(t, c)
 		honestMessages(t, b, ch, 5, "b's secret")
 		lastB := b.Store().Last()
@@ -628,6 +632,7 @@ func TestHostileReplayOtherChannel(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			r := r.sub(t)
 			m := newRawHost(t)
 			wc := dialSession(t, m, addr, y)
 			if err := wc.send(tHave, wHave{}); err != nil {

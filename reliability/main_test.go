@@ -113,6 +113,12 @@ func newRun(t testing.TB) *run {
 	return &run{t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d))}
 }
 
+// sub is r for subtest t: same seed and random source, but its failures
+// stop t, not the parent (a subtest must not call FailNow on its parent).
+func (r *run) sub(t testing.TB) *run {
+	return &run{t: t, seed: r.seed, rng: r.rng}
+}
+
 // fatalf fails the test with the seed in the message.
 func (r *run) fatalf(format string, a ...any) {
 	r.t.Helper()
@@ -140,19 +146,6 @@ func (r *run) text(n int) string {
 		sb.WriteByte(alphabet[r.rng.IntN(len(alphabet))])
 	}
 	return sb.String()
-}
-
-// poll calls cond until it returns true or the deadline passes; it never
-// sleeps as synchronisation: it only spaces out the checks.
-func poll(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for wait := time.Millisecond; !cond(); wait = min(wait*2, 50*time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(wait)
-	}
 }
 
 // ---- driving the real binary ----

@@ -14,6 +14,8 @@ import (
 
 	"github.com/kchat-p2p/kchat/feed"
 	"github.com/kchat-p2p/kchat/node"
+
+	"github.com/kchat-p2p/kchat/internal/testutil"
 )
 
 var tcpPort = regexp.MustCompile(`^/ip4/127\.0\.0\.1/tcp/(\d+)/p2p/`)
@@ -135,7 +137,7 @@ func TestPartitionsAndChurn(t *testing.T) {
 	parallel(ring(), 10*time.Second)
 	ls, err := links(ports())
 	if err != nil {
-		t.Skipf("cannot list this process's sockets (/proc): %v", err)
+		testutil.MissingPrereq(t, "cannot list this process's sockets (/proc): %v", err)
 	}
 	if len(ls) < n/2 {
 		r.fatalf("only %d of the %d ring links are visible as loopback socket pairs between listen ports "+
@@ -275,7 +277,7 @@ func TestPartitionsAndChurn(t *testing.T) {
 			linkCuts += k
 			// The cut is real: the connections close, and nothing in kchat
 			// redials them (only this scheduler connects peers).
-			poll(t, 20*time.Second, "cut links to close", func() bool {
+			testutil.Eventually(t, 20*time.Second, "cut links to close", func() bool {
 				ls, err := links(ports())
 				if err != nil {
 					return false

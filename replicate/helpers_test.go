@@ -193,8 +193,8 @@ func sameHeads(t testing.TB, ch feed.DiscoveryID, nodes ...*node) bool {
 	return true
 }
 
-// eventually polls cond until it holds or the deadline passes. It wakes on
-// the store subscriptions of the given nodes and at least every 10 ms.
+// eventually is testutil.EventuallyWake woken also by the store
+// subscriptions of the given nodes.
 func eventually(t testing.TB, within time.Duration, what string, cond func() bool, nodes ...*node) {
 	t.Helper()
 	var subs []*feed.Subscription
@@ -203,18 +203,7 @@ func eventually(t testing.TB, within time.Duration, what string, cond func() boo
 		defer s.Close()
 		subs = append(subs, s)
 	}
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		select {
-		case <-tick.C:
-		case <-anyOf(subs):
-		}
-	}
+	testutil.EventuallyWake(t, within, anyOf(subs), what, cond)
 }
 
 // anyOf returns the channel of the first subscription (or nil): enough to

@@ -161,15 +161,11 @@ func TestForgedResponderGetsNothing(t *testing.T) {
 			got <- err
 			return
 		}
-		for {
-			f, err := rc.read(ch)
-			if err != nil {
-				got <- nil
-				return
-			}
+		if f, err := rc.read(ch); err == nil {
 			got <- fmt.Errorf("got %s after a forged proof", f.typ)
 			return
 		}
+		got <- nil
 	})
 	a.h.Peerstore().AddAddrs(m.ID(), m.Addrs(), time.Hour)
 	err := a.r.Connect(context.Background(), m.ID(), ch)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/kchat-p2p/kchat/feed"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/kchat-p2p/kchat/internal/testutil"
 )
 
 func TestTwoPeersDisjointConverge(t *testing.T) {
@@ -328,16 +330,14 @@ func TestNoGoroutineLeaks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		left := ourGoroutines()
-		if len(left) == 0 {
-			break
+	var left []string
+	defer func() {
+		if t.Failed() {
+			t.Logf("%d goroutines left after Close:\n%s", len(left), strings.Join(left, "\n\n"))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines left after Close:\n%s", len(left), strings.Join(left, "\n\n"))
-		}
-		runtime.Gosched()
-		time.Sleep(10 * time.Millisecond) // polling with a deadline
-	}
+	}()
+	testutil.Eventually(t, 5*time.Second, "the replicators' goroutines to end after Close", func() bool {
+		left = ourGoroutines()
+		return len(left) == 0
+	})
 }

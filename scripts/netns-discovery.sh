@@ -27,9 +27,16 @@
 #   auto   (default) both: kchat when its `seed` command accepts --bootstrap, then probe.
 #
 # Exit status: 0 all steps passed or the whole script was skipped (prints SKIP), 1 a step failed.
+# In CI (CI=true) a missing prerequisite is a failure, not a skip: CI must
+# not pass without having run the checks.
 set -uo pipefail
 
-skip() { echo "SKIP: $*"; exit 0; }
+in_ci() { case "${CI:-}" in "" | false | 0) return 1 ;; *) return 0 ;; esac; }
+skip() {
+	if in_ci; then echo "FAIL (CI=$CI, a prerequisite is missing): $*"; exit 1; fi
+	echo "SKIP: $*"
+	exit 0
+}
 say() { echo "== $*"; }
 
 [ "$(id -u)" = 0 ] || skip "needs root (ip netns, veth pairs, iptables)"
@@ -99,6 +106,7 @@ if [ "$MODE" != probe ]; then
 		echo "FAIL: no kchat binary with a wired seed command (set KCHAT, or build ./cmd/kchat)"
 		exit 1
 	else
+		in_ci && { echo "FAIL (CI): kchat binary missing or its seed command is not wired"; exit 1; }
 		echo "note: kchat binary missing or its seed command is not wired yet: the kchat pass is skipped"
 	fi
 fi
@@ -230,6 +238,7 @@ step2() {
 step3() {
 	say "step 3: NAT - a namespace behind a masquerading router reached through the seed's relay"
 	if ! command -v iptables >/dev/null; then
+		if in_ci; then fail "step 3: iptables is not installed (CI)"; return; fi
 		echo "SKIP step 3: iptables is not installed"
 		return
 	fi

@@ -318,16 +318,6 @@ func (b *buffer) oldest() views.Cursor {
 	return ""
 }
 
-// newest is the newest loaded message, or nil.
-func (b *buffer) newest() *views.Message {
-	for i := len(b.items) - 1; i >= 0; i-- {
-		if !b.items[i].isNote() {
-			return &b.items[i].msg
-		}
-	}
-	return nil
-}
-
 // setReadLine freezes the last-read line for this visit of the channel.
 func (b *buffer) setReadLine(marker views.Cursor, unread int) {
 	b.readAfter, b.readTop, b.readLabel = "", false, ""

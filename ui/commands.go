@@ -200,7 +200,7 @@ func (u *UI) cmdKey(string) {
 // validNick checks a nickname before it is sent.
 func validNick(n string) error {
 	if n == "" {
-		return errors.New("Usage: /nick NAME")
+		return errors.New("empty nickname")
 	}
 	if len(n) > 64 {
 		return fmt.Errorf("nickname is %d bytes, at most 64", len(n))
@@ -217,6 +217,10 @@ func (u *UI) cmdNick(args string) {
 	n := strings.TrimSpace(args)
 	if n == "" && u.nick != "" {
 		u.note("You are %s (%s).", cleanInline(u.nick, 64), u.self.Short())
+		return
+	}
+	if n == "" {
+		u.fail("Usage: /nick NAME")
 		return
 	}
 	if err := validNick(n); err != nil {

@@ -1,179 +1,31 @@
 package ui
 
-import (
-	"strings"
-	"unicode"
-	"unicode/utf8"
-)
+import "github.com/kchat-p2p/kchat/internal/termtext"
 
 // Text from peers is untrusted. Everything that reaches the screen from a
 // message, a nickname, a topic or a channel name goes through cleanLines or
-// cleanInline first, and the message pane never parses markup (it draws
-// cells itself), so a message can neither style the screen nor move the
-// cursor nor fake a line from someone else.
+// cleanInline first (internal/termtext, the one sanitiser, shared with the
+// command line), and the message pane never parses markup (it draws cells
+// itself), so a message can neither style the screen nor move the cursor
+// nor fake a line from someone else.
 
 // maxShownLines caps how many lines of one message are shown; the rest is
 // summarised, so one 16 KiB message of newlines cannot fill the scrollback.
 const maxShownLines = 50
 
-// maxMarks caps combining marks per character ("zalgo" text).
-const maxMarks = 4
-
 // cleanLines makes untrusted text safe to draw and splits it into the lines
-// its author wrote. The result has at least one element.
-//
-//   - terminal escape sequences (ESC- and C1-introduced: CSI, OSC, DCS, ...)
-//     are removed whole;
-//   - other C0/C1 control characters and DEL are shown as visible symbols
-//     (U+2400 block), tab becomes spaces;
-//   - bidirectional embedding/override/isolate controls are removed, so a
-//     message cannot reorder the text around it;
-//   - CR, LF, CRLF, NEL, LS and PS end a line;
-//   - invalid UTF-8 becomes U+FFFD.
-func cleanLines(s string) []string {
-	var lines []string
-	var b strings.Builder
-	marks := 0
-	flush := func() {
-		lines = append(lines, b.String())
-		b.Reset()
-		marks = 0
-	}
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		i += size
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b.WriteRune('\uFFFD')
-			marks = 0
-		case r == '\r':
-			if i < len(s) && s[i] == '\n' {
-				i++
-			}
-			flush()
-		case r == '\n' || r == '\u0085' || r == '\u2028' || r == '\u2029':
-			flush()
-		case r == '\t':
-			b.WriteString("    ")
-			marks = 0
-		case r == 0x1b:
-			i = skipEscape(s, i)
-		case r == 0x9b: // C1 CSI
-			i = skipCSI(s, i)
-		case r == 0x9d || r == 0x90 || r == 0x98 || r == 0x9e || r == 0x9f: // C1 OSC, DCS, SOS, PM, APC
-			i = skipString(s, i)
-		case r < 0x20 || r == 0x7f:
-			b.WriteRune(controlPicture(r))
-			marks = 0
-		case r >= 0x80 && r < 0xa0:
-			b.WriteRune('\uFFFD')
-			marks = 0
-		case isBidiControl(r) || r == '\uFEFF' || (r >= '\uFFF9' && r <= '\uFFFB'):
-			// dropped
-		case unicode.Is(unicode.Mn, r) || unicode.Is(unicode.Me, r):
-			if marks >= maxMarks {
-				continue
-			}
-			if b.Len() == 0 {
-				// A mark must not combine with what is drawn before the text.
-				b.WriteRune('\u00a0')
-			}
-			b.WriteRune(r)
-			marks++
-		default:
-			b.WriteRune(r)
-			marks = 0
-		}
-	}
-	flush()
-	return lines
-}
+// its author wrote (termtext.Lines). The result has at least one element.
+func cleanLines(s string) []string { return termtext.Lines(s) }
 
 // cleanInline is cleanLines for one-line fields (nicknames, topics, channel
 // names, peer ids): line breaks become a visible ⏎ and the result is cut to
 // max display cells (0: no limit) with an ellipsis.
 func cleanInline(s string, max int) string {
-	out := strings.Join(cleanLines(s), "⏎")
+	out := termtext.Inline(s)
 	if max > 0 {
 		out = truncateWidth(out, max)
 	}
 	return out
 }
 
-func isBidiControl(r rune) bool {
-	switch {
-	case r >= '\u202A' && r <= '\u202E': // LRE RLE PDF LRO RLO
-		return true
-	case r >= '\u2066' && r <= '\u2069': // LRI RLI FSI PDI
-		return true
-	case r == '\u200E' || r == '\u200F' || r == '\u061C': // LRM RLM ALM
-		return true
-	}
-	return false
-}
-
-// controlPicture maps a C0 control or DEL to its visible symbol.
-func controlPicture(r rune) rune {
-	if r == 0x7f {
-		return '\u2421'
-	}
-	return 0x2400 + r
-}
-
-// skipEscape skips the escape sequence whose ESC was just before s[i] and
-// returns the index after it.
-func skipEscape(s string, i int) int {
-	if i >= len(s) {
-		return i
-	}
-	switch s[i] {
-	case '[':
-		return skipCSI(s, i+1)
-	case ']', 'P', 'X', '^', '_':
-		return skipString(s, i+1)
-	}
-	// nF sequences: intermediates 0x20-0x2F then one final byte.
-	for i < len(s) && s[i] >= 0x20 && s[i] <= 0x2f {
-		i++
-	}
-	if i < len(s) && s[i] >= 0x30 && s[i] <= 0x7e {
-		i++
-	}
-	return i
-}
-
-// skipCSI skips parameter and intermediate bytes and the final byte.
-func skipCSI(s string, i int) int {
-	for i < len(s) {
-		c := s[i]
-		i++
-		if c >= 0x40 && c <= 0x7e {
-			return i
-		}
-		if c < 0x20 || c > 0x7e {
-			// Not a CSI byte: the sequence is broken; stop here and let the
-			// rest be shown (cleaned).
-			return i - 1
-		}
-	}
-	return i
-}
-
-// skipString skips an OSC/DCS/SOS/PM/APC string up to BEL, ESC \ or C1 ST.
-func skipString(s string, i int) int {
-	for i < len(s) {
-		switch {
-		case s[i] == 0x07:
-			return i + 1
-		case s[i] == 0x1b:
-			if i+1 < len(s) && s[i+1] == '\\' {
-				return i + 2
-			}
-			return i + 1
-		case strings.HasPrefix(s[i:], "\u009c"):
-			return i + len("\u009c")
-		}
-		i++
-	}
-	return i
-}
+func isBidiControl(r rune) bool { return termtext.IsBidiControl(r) }

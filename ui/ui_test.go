@@ -293,7 +293,7 @@ func TestNickCollision(t *testing.T) {
 		t.Fatalf("suffix without a collision:\n%s", s)
 	}
 	b.post(a2, ch, nick("alice"), text("no, I am alice"))
-	s = h.waitText("no, I am alice")
+	h.waitText("no, I am alice")
 	// Both are told apart now, including the earlier line.
 	s = h.waitText("alice~" + a1.ID().Short())
 	if !strings.Contains(s, "alice~"+a2.ID().Short()) {

@@ -246,3 +246,15 @@ func BenchmarkReadCommand(b *testing.B) {
 	runtime.ReadMemStats(&ms)
 	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heapMB")
 }
+
+// BenchmarkReopen: closing and opening views on an indexed store of 2000
+// entries (what TestOpenDoesNotReindex checks for correctness).
+func BenchmarkReopen(b *testing.B) {
+	e := newEnv(b)
+	e.say(newAuthor(b), t0, texts("x", 2000)...)
+	e.wait()
+	for b.Loop() {
+		e.v.Close()
+		e.openViews()
+	}
+}

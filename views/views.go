@@ -12,6 +12,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/kchat-p2p/kchat/feed"
+	"github.com/kchat-p2p/kchat/internal/notify"
 )
 
 // Errors of Views.
@@ -55,8 +56,7 @@ type Views struct {
 	waitMu  sync.Mutex
 	waitCh  chan struct{} // closed and replaced when indexed advances
 
-	subMu sync.Mutex
-	subs  map[*Subscription]struct{}
+	changed notify.Signal
 
 	sub       *feed.Subscription
 	cancel    context.CancelFunc
@@ -128,7 +128,6 @@ func Open(db *badger.DB, st *feed.Store, self feed.AuthorID, opts ...Option) (*V
 		log: slog.New(slog.DiscardHandler), now: time.Now,
 		nicks:        newNickCache(),
 		waitCh:       make(chan struct{}),
-		subs:         map[*Subscription]struct{}{},
 		done:         make(chan struct{}),
 		chunkEntries: maxChunkEntries,
 		chunkBytes:   maxChunkBytes,
@@ -244,40 +243,13 @@ func (v *Views) advance(n uint64) {
 	v.notify()
 }
 
-// Subscription signals changes to the views. Signals coalesce: a busy
-// subscriber gets one signal for many chunks, then reads what is new (with
-// Arrived, Last or Unread). Nothing queues.
-type Subscription struct {
-	v *Views
-	c chan struct{}
-}
-
-// C receives a value after each indexed chunk and after MarkRead.
-func (s *Subscription) C() <-chan struct{} { return s.c }
-
-// Close stops the subscription.
-func (s *Subscription) Close() {
-	s.v.subMu.Lock()
-	delete(s.v.subs, s)
-	s.v.subMu.Unlock()
-}
+// Subscription signals changes to the views: after each indexed chunk and
+// after MarkRead. Signals coalesce (internal/notify): a busy subscriber
+// gets one signal for many chunks, then reads what is new (with Arrived,
+// Last or Unread). Nothing queues.
+type Subscription = notify.Subscription
 
 // Subscribe returns a subscription to changes of the views.
-func (v *Views) Subscribe() *Subscription {
-	s := &Subscription{v: v, c: make(chan struct{}, 1)}
-	v.subMu.Lock()
-	v.subs[s] = struct{}{}
-	v.subMu.Unlock()
-	return s
-}
+func (v *Views) Subscribe() *Subscription { return v.changed.Subscribe() }
 
-func (v *Views) notify() {
-	v.subMu.Lock()
-	defer v.subMu.Unlock()
-	for s := range v.subs {
-		select {
-		case s.c <- struct{}{}:
-		default:
-		}
-	}
-}
+func (v *Views) notify() { v.changed.Notify() }

@@ -8,9 +8,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 
+	"github.com/kchat-p2p/kchat/discovery"
+	"github.com/kchat-p2p/kchat/internal/logx"
 	"github.com/kchat-p2p/kchat/node"
 	"github.com/spf13/cobra"
+	"gopkg.in/natefinch/lumberjack.v2"
 )
 
 // served is the running node a control-socket invocation uses.
@@ -28,7 +32,7 @@ type app struct {
 	net     node.NetOptions
 
 	node    *node.Node
-	logFile *os.File
+	logFile io.Closer
 
 	notifyCmd string // --notify: desktop notification command (UI only)
 }
@@ -63,30 +67,81 @@ Run without a command to open the chat UI.`,
 	return root
 }
 
-// logger opens the log: a file in the data dir, never the terminal.
-func (a *app) logger() *slog.Logger {
+// The log file: kchat.log in the data dir, capped at logMaxMiB and rotated
+// with logBackups old files kept (kchat-<time>.log), so all of them together
+// stay under 10 MiB whatever floods it; and rate-limited per message
+// (internal/logx) so that one repeated line cannot bury the others.
+const (
+	logName           = "kchat.log"
+	logMaxMiB         = 3
+	logBackups        = 2
+	logLinesPerSecond = 20
+)
+
+// logger opens the log: a file in the data dir, never the terminal. It
+// also routes the libraries' logs (libp2p, kad-dht, zeroconf) into it.
+func (a *app) logger() (*slog.Logger, error) {
 	if a.served != nil {
-		return slog.New(slog.DiscardHandler)
+		return slog.New(slog.DiscardHandler), nil
 	}
 	if err := os.MkdirAll(a.dataDir, 0o700); err != nil {
-		return slog.New(slog.DiscardHandler)
+		return slog.New(slog.DiscardHandler), nil // opening the store says why
 	}
-	f, err := os.OpenFile(filepath.Join(a.dataDir, "kchat.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	w, err := openLog(a.dataDir)
+	if errors.Is(err, errUnsafeLog) {
+		return nil, err
+	}
 	if err != nil {
-		return slog.New(slog.DiscardHandler)
+		// A log that cannot be written (a read-only or full file system)
+		// must not stop reading the history: no log then.
+		return slog.New(slog.DiscardHandler), nil
 	}
-	a.logFile = f
+	a.logFile = w
 	level := slog.LevelInfo
 	if a.debug {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: level}))
+	l := slog.New(logx.RateLimit(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}), logLinesPerSecond, nil))
+	discovery.RouteLibraryLogs(l)
+	return l, nil
 }
 
-// errForwarded ends a command whose work was done by the running node.
-type errForwarded struct{ code int }
+// errUnsafeLog: kchat.log is not a plain file kchat may write.
+var errUnsafeLog = errors.New("unsafe log file")
 
-func (e errForwarded) Error() string { return "forwarded" }
+// openLog returns the size-capped, rotating writer of dir's kchat.log. It
+// refuses a kchat.log that is a symbolic link (someone could point it at a
+// file of the user's to be overwritten) or not a regular file: the file is
+// first opened (created 0600 if need be) with O_NOFOLLOW here, and the
+// rotating writer, which opens by name, is handed the path only once it is
+// known to be that regular file.
+func openLog(dir string) (*lumberjack.Logger, error) {
+	path := filepath.Join(dir, logName)
+	// O_NONBLOCK: a FIFO planted there fails at once (ENXIO) instead of
+	// blocking kchat until someone reads it; it changes nothing for a file.
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
+	switch {
+	case errors.Is(err, syscall.ELOOP):
+		return nil, fmt.Errorf("%w: %s is a symbolic link; refusing to write through it (remove it)", errUnsafeLog, path)
+	case errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.ENXIO):
+		return nil, fmt.Errorf("%w: %s is not a regular file; refusing to write to it", errUnsafeLog, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open log file: %w", err)
+	}
+	fi, err := f.Stat()
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("log file: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: %s is not a regular file (%s); refusing to write to it", errUnsafeLog, path, fi.Mode().Type())
+	}
+	if li, err := os.Lstat(path); err != nil || !os.SameFile(fi, li) {
+		return nil, fmt.Errorf("%w: %s changed while it was opened; refusing to write to it", errUnsafeLog, path)
+	}
+	return &lumberjack.Logger{Filename: path, MaxSize: logMaxMiB, MaxBackups: logBackups}, nil
+}
 
 // withNode gives fn the node for this data dir: the one this invocation runs
 // in, the one running elsewhere (the whole command is then forwarded to it
@@ -105,7 +160,11 @@ func (a *app) withNode(cmd *cobra.Command, withNet bool, fn func(context.Context
 			return err
 		}
 	}
-	o := node.Options{DataDir: a.dataDir, Logger: a.logger()}
+	log, err := a.logger()
+	if err != nil {
+		return err
+	}
+	o := node.Options{DataDir: a.dataDir, Logger: log}
 	if withNet {
 		netOpts := a.net
 		o.Net = &netOpts

@@ -177,9 +177,11 @@ func TestCommandsGoThroughRunningNode(t *testing.T) {
 }
 
 func TestPrintableNeutralisesTerminalTricks(t *testing.T) {
-	got := printable("hi\x1b[2J\r\n<mallory> fake\u202e")
-	if strings.ContainsAny(got, "\x1b\r\n\u202e") {
-		t.Fatalf("%q", got)
+	// The same sanitiser as the UI's: ESC[2J goes with its tail, LRM, RLM,
+	// ALM, LS and zero-width characters do not pass.
+	got := printable("hi\x1b[2J\r\n<mallory> fake\u202e\u200e\u200f\u061c\u200b|\u2028next\x07")
+	if want := "hi⏎<mallory> fake|⏎next\u2407"; got != want {
+		t.Fatalf("printable = %q, want %q", got, want)
 	}
 }
 
@@ -268,13 +270,12 @@ func TestReadFollow(t *testing.T) {
 	}()
 	waitOut := func(want string) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !strings.Contains(out.String(), want) {
-			if time.Now().After(deadline) {
-				t.Fatalf("read --follow never printed %q; it printed:\n%s%s", want, out.String(), errb.String())
+		defer func() {
+			if t.Failed() {
+				t.Logf("read --follow printed:\n%s%s", out.String(), errb.String())
 			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		}()
+		testutil.Eventually(t, 10*time.Second, fmt.Sprintf("read --follow to print %q", want), func() bool { return strings.Contains(out.String(), want) })
 	}
 	waitOut(`"text":"old"`)
 	me := n.Self()
@@ -383,17 +384,10 @@ func TestNotifier(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "-a|kchat|--|--bob in #general|--icon=/x alice: $(touch pwned); `id`|--bob in #general|--icon=/x alice: $(touch pwned); `id`\n"
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.Eventually(t, 10*time.Second, fmt.Sprintf("the notify command to write %q", want), func() bool {
 		b, _ := os.ReadFile(out)
-		if string(b) == want {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("notify command wrote %q, want %q", b, want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return string(b) == want
+	})
 	if _, err := os.Stat(filepath.Join(dir, "pwned")); err == nil {
 		t.Fatal("message text was run by a shell")
 	}

@@ -10,9 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/kchat-p2p/kchat/feed"
+	"github.com/kchat-p2p/kchat/internal/termtext"
 	"github.com/kchat-p2p/kchat/node"
 	"github.com/kchat-p2p/kchat/views"
 	"github.com/spf13/cobra"
@@ -811,19 +811,8 @@ func (a *app) printMessage(w io.Writer, m views.Message, asJSON bool) {
 	}
 }
 
-// printable makes peer-written text safe for a terminal: control characters
-// (escape sequences, carriage returns, newlines that could fake another
-// line) and bidi overrides become visible placeholders.
-func printable(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r == '\n':
-			return '↵'
-		case r == '\t':
-			return ' '
-		case unicode.IsControl(r), r >= 0x202A && r <= 0x202E, r >= 0x2066 && r <= 0x2069:
-			return '�'
-		}
-		return r
-	}, s)
-}
+// printable makes peer-written text safe for a terminal on one line
+// (internal/termtext, the sanitiser the UI uses too): escape sequences are
+// removed with their tails, bidi controls and invisible characters are
+// removed, other controls are shown as visible symbols, line breaks as ⏎.
+func printable(s string) string { return termtext.Inline(s) }

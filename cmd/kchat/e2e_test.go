@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kchat-p2p/kchat/internal/testutil"
 )
 
 // TestTmuxUI runs scripts/tmux-e2e.sh: two real kchat UIs on loopback,
@@ -15,7 +17,7 @@ func TestTmuxUI(t *testing.T) {
 		t.Skip("-short: skipping the tmux end-to-end run")
 	}
 	if _, err := exec.LookPath("tmux"); err != nil {
-		t.Skip("tmux is not installed (CI installs it); skipping the UI end-to-end run")
+		testutil.MissingPrereq(t, "tmux is not installed (CI installs it): the UI end-to-end run needs it")
 	}
 	out := filepath.Join(t.TempDir(), "session.txt")
 	cmd := exec.Command("bash", "../../scripts/tmux-e2e.sh")

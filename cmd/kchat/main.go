@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kchat-p2p/kchat/discovery"
 	"github.com/kchat-p2p/kchat/internal/storage"
 )
 
@@ -26,6 +27,9 @@ import (
 const memoryLimit = 128 << 20
 
 func main() {
+	// Library logs go to kchat's log file once one is open (app.logger),
+	// never to the terminal: until then they are dropped.
+	discovery.RouteLibraryLogs(nil)
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(memoryLimit)
 	}

@@ -65,7 +65,11 @@ and relays for peers behind NATs. Prints its multiaddrs (give one to others as
 			}
 			a.net.Seed = true
 			ctx := cmd.Context()
-			n, err := node.Open(ctx, node.Options{DataDir: a.dataDir, Logger: a.logger(), Net: &a.net})
+			log, err := a.logger()
+			if err != nil {
+				return err
+			}
+			n, err := node.Open(ctx, node.Options{DataDir: a.dataDir, Logger: log, Net: &a.net})
 			if err != nil {
 				return err
 			}

@@ -32,7 +32,10 @@ func (a *app) runUI(cmd *cobra.Command, _ []string) error {
 	}
 	ctx, cancel := context.WithCancel(cmd.Context())
 	defer cancel()
-	log := a.logger()
+	log, err := a.logger()
+	if err != nil {
+		return err
+	}
 	n, err := node.Open(ctx, node.Options{DataDir: a.dataDir, Logger: log, Net: &a.net})
 	if err != nil {
 		return err

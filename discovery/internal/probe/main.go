@@ -68,6 +68,7 @@ func main() {
 		defer f.Close()
 		logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	discovery.RouteLibraryLogs(logger)
 	cfg := discovery.Config{
 		HostKeyPath: *keyPath,
 		Bootstrap:   []string(bootstrap),
