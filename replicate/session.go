@@ -523,11 +523,12 @@ func (s *session) onEntries(b *entriesBody) error {
 	case err == nil:
 	case errors.Is(err, feed.ErrForked):
 		// The store holds the evidence (now, or from before); the writer
-		// hands it on.
+		// hands it on, and status readers (the UI) hear of it.
 		s.mu.Lock()
 		s.dirty[a] = true
 		s.mu.Unlock()
 		s.wake()
+		s.r.notify()
 		return nil
 	case errors.As(err, &te):
 		return s.refuse(a, refuseThrottled, te.RetryAfter)
@@ -644,6 +645,7 @@ func (s *session) onFork(b *forkBody) error {
 	s.mu.Unlock()
 	if isNew {
 		s.log.Warn("fork evidence received: feed frozen", "author", x.Author.Short(), "seq", x.Seq)
+		s.r.notify()
 	}
 	return nil
 }

@@ -41,6 +41,7 @@ type UI struct {
 	comp completer
 
 	skewWarned map[feed.AuthorID]bool // authors whose clock skew was reported
+	forkNoted  map[forkKey]bool       // forks already told, per channel
 
 	submitted string // the input line being handled by submit ("" otherwise)
 	away      bool   // the terminal reported that it lost focus
@@ -117,6 +118,7 @@ func New(b Backend, screen tcell.Screen, opts ...Option) *UI {
 		bufs:    map[feed.DiscoveryID]*buffer{},
 
 		skewWarned: map[feed.AuthorID]bool{},
+		forkNoted:  map[forkKey]bool{},
 		status:     &buffer{status: true, loaded: true, atStart: true},
 		blocked:    map[feed.AuthorID]bool{},
 		chans:      chanList{cur: -1},
@@ -541,7 +543,23 @@ func (u *UI) onNet(st map[feed.DiscoveryID]NetStatus) {
 		if ci := u.chans.get(id); ci != nil {
 			ci.net = s
 		}
+		for _, f := range s.Forked {
+			k := forkKey{id, f.Author}
+			if u.forkNoted[k] {
+				continue
+			}
+			u.forkNoted[k] = true
+			if b := u.buffer(id); b != nil {
+				b.addNote(fmt.Sprintf("%s forked their feed: they signed two different messages at #%d. Nothing more from them is accepted, and other peers may show other messages of theirs (/names marks them)",
+					cleanInline(f.Display, 40), f.Seq), false, u.now())
+			}
+		}
 	}
+}
+
+type forkKey struct {
+	ch     feed.DiscoveryID
+	author feed.AuthorID
 }
 
 // refreshNames re-reads the display names of the authors loaded in b (a

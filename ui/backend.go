@@ -117,6 +117,17 @@ type NetStatus struct {
 	// Problem is a short description of a network problem ("" if none),
 	// such as "DHT unreachable" or "listen failed".
 	Problem string
+	// Forked lists the authors of the channel found to have forked their
+	// feed (signed two entries at one seq): nothing more of theirs is
+	// accepted, and peers may show different messages of theirs.
+	Forked []Forked
+}
+
+// Forked is an author whose feed forked, as the UI says it.
+type Forked struct {
+	Author  feed.AuthorID
+	Display string // the author as shown
+	Seq     uint64 // where the two entries are
 }
 
 // Syncing reports whether the channel is catching up with its peers.

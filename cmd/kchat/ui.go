@@ -170,6 +170,11 @@ func (b *uiBackend) Status(ch feed.DiscoveryID) ui.NetStatus {
 		s.Have, s.Want = uint64(have), uint64(have)+want
 	}
 	s.Searching = len(b.Node.Addrs()) > 0 && s.Peers == 0
+	if forks, err := b.Node.Store().Forks(ch); err == nil {
+		for _, f := range forks {
+			s.Forked = append(s.Forked, ui.Forked{Author: f.Author, Display: b.Node.Views().Display(ch, f.Author), Seq: f.Seq})
+		}
+	}
 	return s
 }
 
