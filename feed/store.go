@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/kchat-p2p/kchat/internal/notify"
 )
 
 // Errors of the store. Each is wrapped with details; test with errors.Is.
@@ -89,8 +90,9 @@ type Store struct {
 
 	blocks *blockList // blocked (channel, author) feeds (block.go)
 
-	subMu sync.Mutex
-	subs  map[*Subscription]struct{}
+	all   notify.Signal // every stored entry
+	subMu sync.Mutex    // guards perCh
+	perCh map[DiscoveryID]*notify.Signal
 }
 
 // Option configures a Store.
@@ -111,7 +113,7 @@ func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = no
 // the store is no longer used.
 func Open(db *badger.DB, opts ...Option) (*Store, error) {
 	s := &Store{db: db, log: slog.New(slog.DiscardHandler), now: time.Now,
-		heads: map[feedKey]Head{}, subs: map[*Subscription]struct{}{},
+		heads: map[feedKey]Head{}, perCh: map[DiscoveryID]*notify.Signal{},
 		changes: map[DiscoveryID]*changeLog{}, budget: DefaultBudget, buckets: map[feedKey]*bucket{}}
 	for _, o := range opts {
 		o(s)
@@ -802,49 +804,31 @@ func (s *Store) Fork(ch DiscoveryID, a AuthorID) (ForkEvidence, error) {
 // any). Signals coalesce: a subscriber that is busy gets one signal for many
 // writes, then reads what is new with Since or Changes. Nothing queues, so
 // a slow subscriber costs no memory.
-type Subscription struct {
-	s   *Store
-	ch  DiscoveryID // zero: every channel
-	all bool
-	c   chan struct{}
-}
-
-// C receives a value after new entries are stored.
-func (sub *Subscription) C() <-chan struct{} { return sub.c }
-
-// Close stops the subscription.
-func (sub *Subscription) Close() {
-	sub.s.subMu.Lock()
-	delete(sub.s.subs, sub)
-	sub.s.subMu.Unlock()
-}
+type Subscription = notify.Subscription
 
 // Subscribe returns a subscription to new entries of every channel.
-func (s *Store) Subscribe() *Subscription { return s.subscribe(DiscoveryID{}, true) }
+func (s *Store) Subscribe() *Subscription { return s.all.Subscribe() }
 
 // SubscribeChannel returns a subscription to changes of channel ch only
-// (new entries, a feed found forked): a session of one channel is not woken
-// by traffic in the others.
-func (s *Store) SubscribeChannel(ch DiscoveryID) *Subscription { return s.subscribe(ch, false) }
-
-func (s *Store) subscribe(ch DiscoveryID, all bool) *Subscription {
-	sub := &Subscription{s: s, ch: ch, all: all, c: make(chan struct{}, 1)}
+// (new entries, a feed found forked, blocked or purged): a session of one
+// channel is not woken by traffic in the others.
+func (s *Store) SubscribeChannel(ch DiscoveryID) *Subscription {
 	s.subMu.Lock()
-	s.subs[sub] = struct{}{}
-	s.subMu.Unlock()
-	return sub
+	defer s.subMu.Unlock()
+	sig := s.perCh[ch]
+	if sig == nil {
+		sig = new(notify.Signal)
+		s.perCh[ch] = sig
+	}
+	return sig.Subscribe()
 }
 
 func (s *Store) notify(ch DiscoveryID) {
+	s.all.Notify()
 	s.subMu.Lock()
-	defer s.subMu.Unlock()
-	for sub := range s.subs {
-		if !sub.all && sub.ch != ch {
-			continue
-		}
-		select {
-		case sub.c <- struct{}{}:
-		default:
-		}
+	sig := s.perCh[ch]
+	s.subMu.Unlock()
+	if sig != nil {
+		sig.Notify()
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/kchat-p2p/kchat/feed"
+	"github.com/kchat-p2p/kchat/internal/notify"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -112,8 +113,7 @@ type Replicator struct {
 	ended     map[sessKey]error     // why the last session of a key ended
 	strangers map[peer.ID]*strangerCount
 
-	subMu sync.Mutex
-	subs  map[*Subscription]struct{}
+	sig notify.Signal // status changes
 }
 
 type dial struct {
@@ -135,7 +135,6 @@ func New(h host.Host, st *feed.Store, cfg Config) *Replicator {
 		ctx:    ctx, stop: stop,
 		sessions: map[sessKey]*session{}, dialing: map[sessKey]*dial{}, pending: map[sessKey]int{},
 		bans: map[sessKey]time.Time{}, ended: map[sessKey]error{}, strangers: map[peer.ID]*strangerCount{},
-		subs: map[*Subscription]struct{}{},
 	}
 	r.protos = []protocol.ID{ProtocolID, ProtocolV1}
 	if cfg.MaxVersion == 1 {
@@ -585,39 +584,11 @@ func (r *Replicator) synced(ch feed.DiscoveryID, peers []peer.ID) (bool, error) 
 }
 
 // Subscription signals status changes (sessions up or down, progress,
-// synced). Signals coalesce: a busy reader gets one for many changes and
-// reads the state with Sessions and Stats.
-type Subscription struct {
-	r *Replicator
-	c chan struct{}
-}
-
-// C receives a value after the status changed.
-func (s *Subscription) C() <-chan struct{} { return s.c }
-
-// Close stops the subscription.
-func (s *Subscription) Close() {
-	s.r.subMu.Lock()
-	delete(s.r.subs, s)
-	s.r.subMu.Unlock()
-}
+// synced, forks found). Signals coalesce: a busy reader gets one for many
+// changes and reads the state with Sessions and Stats.
+type Subscription = notify.Subscription
 
 // Subscribe returns a subscription to status changes.
-func (r *Replicator) Subscribe() *Subscription {
-	s := &Subscription{r: r, c: make(chan struct{}, 1)}
-	r.subMu.Lock()
-	r.subs[s] = struct{}{}
-	r.subMu.Unlock()
-	return s
-}
+func (r *Replicator) Subscribe() *Subscription { return r.sig.Subscribe() }
 
-func (r *Replicator) notify() {
-	r.subMu.Lock()
-	defer r.subMu.Unlock()
-	for s := range r.subs {
-		select {
-		case s.c <- struct{}{}:
-		default:
-		}
-	}
-}
+func (r *Replicator) notify() { r.sig.Notify() }
