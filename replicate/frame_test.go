@@ -37,6 +37,9 @@ func sampleFrames(t testing.TB) map[string][]byte {
 		"entries":      enc(frameEntries, entriesBody{Author: ab(x.ID()), First: 0, Entries: entryBytes(es)}),
 		"entries-tail": enc(frameEntries, entriesBody{Author: ab(x.ID()), First: 2, Entries: entryBytes(es[2:])}),
 		"ping":         enc(framePing, pingBody{}),
+		"have-more":    enc(frameHave, haveBody{Feeds: []wireHead{fromHead(h1)}, More: true}),
+		"fork":         enc(frameFork, forkBody{A: es[0].Encode(), B: es[1].Encode()}),
+		"refuse":       enc(frameRefuse, refuseBody{Author: ab(x.ID()), Len: 3, Reason: refuseThrottled, Retry: 1500}),
 	}
 }
 
@@ -137,6 +140,10 @@ func reencode(t testing.TB, f frame) []byte {
 		body = f.entries
 	case framePing:
 		body = pingBody{}
+	case frameFork:
+		body = f.fork
+	case frameRefuse:
+		body = f.refuse
 	}
 	b, err := encodeFrame(f.typ, body)
 	if err != nil {
@@ -165,6 +172,10 @@ func FuzzDecodeFrame(f *testing.F) {
 			for _, raw := range fr.entries.Entries {
 				feed.DecodeEntry(raw) // must not panic either
 			}
+		}
+		if fr.fork != nil {
+			feed.DecodeEntry(fr.fork.A)
+			feed.DecodeEntry(fr.fork.B)
 		}
 	})
 }
