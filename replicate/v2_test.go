@@ -299,3 +299,56 @@ func TestBlockedFeedIsNotStoredNorForwarded(t *testing.T) {
 		t.Fatalf("b forwarded a feed it blocked: %d entries", h.Len)
 	}
 }
+
+// TestNewFeedsAreRateLimited: one session brings feeds new to the store at
+// most NewFeedsBurst at once, then NewFeedsRate a second: at every moment
+// of a flood of new feeds, the store holds no more than that allows (a slow
+// machine only lowers the count), all arrive in the end, and the flooder
+// is not dropped (valid data).
+func TestNewFeedsAreRateLimited(t *testing.T) {
+	c := newChannel(t, "general")
+	ch := c.ID()
+	lim := Limits{NewFeedsBurst: 10, NewFeedsRate: 20}
+	a := newNode(t, lim, c)
+	m := newHost(t)
+	rc := rawSession(t, m, a, c)
+	rc.send(frameHave, haveBody{})
+	const n = 50
+	go func() { // read what a sends, as a live peer does
+		for {
+			if _, err := rc.read(ch); err != nil {
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range n {
+			es := makeEntries(t, newIdentity(t), ch, feed.Head{}, 1, "new")
+			if err := rc.write(frameEntries, entriesBody{Author: ab(es[0].Author), First: 0, Entries: entryBytes(es)}); err != nil {
+				return
+			}
+		}
+	}()
+	worst := 0.0
+	eventually(t, 30*time.Second, "every new feed stored", func() bool {
+		hs, _ := a.st.Heads(ch)
+		allowed := float64(lim.NewFeedsBurst) + lim.NewFeedsRate*time.Since(start).Seconds() + 1
+		if over := float64(len(hs)) / allowed; over > worst {
+			worst = over
+		}
+		if float64(len(hs)) > allowed {
+			t.Fatalf("%d new feeds stored after %v: more than %.0f allowed", len(hs), time.Since(start), allowed)
+		}
+		return len(hs) == n
+	}, a)
+	<-done
+	if a.r.Stats().Violations != 0 {
+		t.Fatal("the flooder was dropped")
+	}
+	if took := time.Since(start); took < time.Duration(float64(n-lim.NewFeedsBurst)/lim.NewFeedsRate*float64(time.Second))*9/10 {
+		t.Fatalf("%d new feeds took %v: the rate limit did not hold them back", n, took)
+	}
+}
