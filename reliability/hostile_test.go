@@ -158,7 +158,7 @@ func TestHostileFeedFlood(t *testing.T) {
 	// transaction; under -race and load, 10,000 of them take minutes);
 	// replicate's TestNewFeedsAreRateLimited checks the rate with small
 	// limits, and the long form floods past the burst.
-	fakes := pick(4096+300, 2*lim.NewFeedsBurst)
+	fakes := pick(3000, 2*lim.NewFeedsBurst)
 	frames := floodFeeds(t, r, ch, fakes, anyID)
 	// A marker feed, one of the first feeds a learns of: when its next
 	// entry is stored, a has handled every frame sent before it.
@@ -259,7 +259,7 @@ func TestHostileFloodCannotSilence(t *testing.T) {
 	honestMessages(t, a, ch, 20, "honest")
 	addr := a.Addrs()[0]
 	below := func(id feed.AuthorID) bool { return bytes.Compare(id[:], self[:]) < 0 }
-	frames := floodFeeds(t, r, ch, pick(4096+300, 9000), below)
+	frames := floodFeeds(t, r, ch, pick(1500, 9000), below)
 	marker, _ := feed.NewIdentity()
 	mk := signedEntries(t, marker, ch, feed.Head{}, 2, "marker")
 
