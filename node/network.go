@@ -13,6 +13,7 @@ import (
 	"github.com/kchat-p2p/kchat/discovery"
 	"github.com/kchat-p2p/kchat/feed"
 	"github.com/kchat-p2p/kchat/replicate"
+	lpnet "github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -220,7 +221,9 @@ func (nw *network) dial(d feed.DiscoveryID, p peer.ID) bool {
 			return
 		}
 		defer func() { <-nw.dials }()
-		nw.connect(nw.ctx, d, p)
+		// Over the connection discovery made, never a new dial: a peer
+		// whose connection just closed is not redialled by the mesh.
+		nw.connect(lpnet.WithNoDial(nw.ctx, "kchat mesh"), d, p)
 	}()
 	return true
 }
