@@ -138,6 +138,7 @@ func (n *Node) findLoop(ts *topicState, d *dht.IpfsDHT) {
 			return
 		}
 		fctx, cancel := context.WithTimeout(ctx, findTimeout)
+		start := timeNow()
 		fresh := 0
 		var providers []peer.ID
 		for ai := range d.FindProvidersAsync(fctx, c, findLimit) {
@@ -155,6 +156,8 @@ func (n *Node) findLoop(ts *topicState, d *dht.IpfsDHT) {
 		if ctx.Err() != nil {
 			return
 		}
+		n.log.Debug("DHT find round", "topic", shortTopic(ts.topic), "providers", len(providers),
+			"new", fresh, "took", timeNow().Sub(start), "routing_table", d.RoutingTable().Size())
 		if h := n.hooks; h != nil && h.findRound != nil {
 			h.findRound(ts.topic, providers)
 		}

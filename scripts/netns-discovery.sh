@@ -173,7 +173,13 @@ kchat_check_read() {
 report_probe() {
 	local f
 	local _ peer src ms
-	f=$(grep -m1 '^FOUND' "$WORK/$1.out") || { fail "$2: $1 found no peer"; sed 's/^/    /' "$WORK/$1.out"; return 1; }
+	f=$(grep -m1 '^FOUND' "$WORK/$1.out") || {
+		fail "$2: $1 found no peer"
+		sed 's/^/    /' "$WORK/$1.out"
+		echo "    -- last lines of $1.log:"
+		tail -n 25 "$WORK/$1.log" 2>/dev/null | cut -c1-400 | sed 's/^/    /'
+		return 1
+	}
 	read -r _ peer src ms <<<"$f"
 	echo "   $2: $1 found ${peer:0:16}... by $src in $ms ms"
 }
@@ -220,7 +226,10 @@ step2() {
 		bg c dht_c "$PROBE" -bootstrap "$seed_c" -no-mdns -no-nat -topic wan -wait 60s -stay 10s -log "$WORK/dht_c.log"
 		bg d dht_d "$PROBE" -bootstrap "$seed_d" -no-mdns -no-nat -topic wan -wait 60s -stay 10s -log "$WORK/dht_d.log"
 		wait "$PID_dht_c"; wait "$PID_dht_d"
-		report_probe dht_c "step 2"; report_probe dht_d "step 2"
+		report_probe dht_c "step 2"; report_probe dht_d "step 2" || {
+			echo "    -- last lines of dht_seed.log:"
+			tail -n 25 "$WORK/dht_seed.log" 2>/dev/null | cut -c1-400 | sed 's/^/    /'
+		}
 	else
 		kchat_channel C D || { fail "step 2: channel setup"; return; }
 		bg c dht_holder "$KCHAT" --data "$WORK/C" seed --bootstrap "$seed_c" --no-mdns --no-nat

@@ -141,6 +141,10 @@ func main() {
 			return
 		case <-timeout:
 			fmt.Println("TIMEOUT")
+			// What the node could see, for the script's failure report.
+			for _, p := range n.Host().Network().Peers() {
+				fmt.Println("CONNECTED", p, n.Host().Network().Connectedness(p))
+			}
 			n.Close()
 			os.Exit(1)
 		case <-ctx.Done():
