@@ -43,8 +43,9 @@ type network struct {
 	found  chan struct{} // foundLoop -> meshLoop: new peers in the book
 
 	mu      sync.Mutex
-	manual  map[feed.DiscoveryID]context.CancelFunc // stops a channel's manual-peer loops
-	dialing map[feed.DiscoveryID]map[peer.ID]bool   // mesh dials in progress
+	manual  map[feed.DiscoveryID]context.CancelFunc    // stops a channel's manual-peer loops
+	dialing map[feed.DiscoveryID]map[peer.ID]bool      // mesh dials in progress
+	busy    map[feed.DiscoveryID]map[peer.ID]time.Time // peers that declined a mesh session, until
 }
 
 // MeshOut is how many sync sessions per channel a node opens itself to
@@ -72,8 +73,15 @@ func startNetwork(ctx context.Context, n *Node, o NetOptions) (*network, error) 
 	nctx, cancel := context.WithCancel(context.Background())
 	nw := &network{n: n, disc: disc, peers: o.Peers, ctx: nctx, cancel: cancel, dials: make(chan struct{}, 16),
 		found:  make(chan struct{}, 1),
-		manual: map[feed.DiscoveryID]context.CancelFunc{}, dialing: map[feed.DiscoveryID]map[peer.ID]bool{}}
-	nw.rep = replicate.New(disc.Host(), n.store, replicate.Config{Logger: n.log})
+		manual: map[feed.DiscoveryID]context.CancelFunc{}, dialing: map[feed.DiscoveryID]map[peer.ID]bool{},
+		busy: map[feed.DiscoveryID]map[peer.ID]time.Time{}}
+	meshIn := 0 // replicate.DefaultMeshIn
+	if o.Seed {
+		// A seed is there to serve: it takes more mesh sessions (a node
+		// with no other session of the channel is always served anyway).
+		meshIn = 4 * replicate.DefaultMeshIn
+	}
+	nw.rep = replicate.New(disc.Host(), n.store, replicate.Config{Logger: n.log, MeshIn: meshIn})
 	chans, err := n.store.Channels()
 	if err != nil {
 		nw.close()
@@ -167,6 +175,7 @@ func (nw *network) leave(d feed.DiscoveryID) {
 		cancel()
 		delete(nw.manual, d)
 	}
+	delete(nw.busy, d)
 	nw.mu.Unlock()
 	nw.disc.Leave(d)
 	nw.rep.CloseChannel(d)
@@ -223,7 +232,7 @@ func (nw *network) dial(d feed.DiscoveryID, p peer.ID) bool {
 		defer func() { <-nw.dials }()
 		// Over the connection discovery made, never a new dial: a peer
 		// whose connection just closed is not redialled by the mesh.
-		nw.connect(lpnet.WithNoDial(nw.ctx, "kchat mesh"), d, p)
+		nw.connectMesh(lpnet.WithNoDial(nw.ctx, "kchat mesh"), d, p)
 	}()
 	return true
 }
@@ -284,6 +293,16 @@ func (nw *network) fill(d feed.DiscoveryID) {
 	for _, s := range nw.rep.Sessions(d) {
 		in[s.Peer] = true
 	}
+	now := time.Now()
+	nw.mu.Lock()
+	for p, until := range nw.busy[d] {
+		if now.Before(until) {
+			in[p] = true
+		} else {
+			delete(nw.busy[d], p)
+		}
+	}
+	nw.mu.Unlock()
 	var cands []peer.ID
 	for _, p := range nw.disc.Book().Peers(d) {
 		if p.Connected && !in[p.ID] && !nw.rep.Banned(p.ID, d) {
@@ -296,19 +315,44 @@ func (nw *network) fill(d feed.DiscoveryID) {
 	}
 }
 
+// connectMesh opens a mesh session; a peer that declines it (busy) is
+// left alone for the time it asks.
+func (nw *network) connectMesh(ctx context.Context, d feed.DiscoveryID, p peer.ID) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err := nw.rep.ConnectMesh(ctx, p, d)
+	var busy *replicate.BusyError
+	switch {
+	case errors.As(err, &busy):
+		nw.mu.Lock()
+		if nw.busy[d] == nil {
+			nw.busy[d] = map[peer.ID]time.Time{}
+		}
+		nw.busy[d][p] = time.Now().Add(busy.Retry)
+		nw.mu.Unlock()
+		nw.n.log.Debug("mesh session declined", "peer", p, "channel", d.Short(), "retry", busy.Retry)
+	case err != nil:
+		nw.sessionFailed(d, p, err)
+	}
+}
+
 func (nw *network) connect(ctx context.Context, d feed.DiscoveryID, p peer.ID) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := nw.rep.Connect(ctx, p, d); err != nil {
-		nw.disc.Book().MarkDropped(d, p, err.Error())
-		if nw.rep.Banned(p, d) {
-			// It broke the protocol: discovery must not redial it at once.
-			nw.disc.Book().HoldOff(d, p, replicate.DefaultLimits().BanDuration)
-		}
-		nw.n.log.Info("sync session failed", "peer", p, "channel", d.Short(), "err", err)
+		nw.sessionFailed(d, p, err)
 		return err
 	}
 	return nil
+}
+
+func (nw *network) sessionFailed(d feed.DiscoveryID, p peer.ID, err error) {
+	nw.disc.Book().MarkDropped(d, p, err.Error())
+	if nw.rep.Banned(p, d) {
+		// It broke the protocol: discovery must not redial it at once.
+		nw.disc.Book().HoldOff(d, p, replicate.DefaultLimits().BanDuration)
+	}
+	nw.n.log.Info("sync session failed", "peer", p, "channel", d.Short(), "err", err)
 }
 
 // connectAddr dials addr and opens a sync session for channel d.

@@ -20,6 +20,7 @@ const (
 	framePing    frameType = 5
 	frameFork    frameType = 6 // version 2
 	frameRefuse  frameType = 7 // version 2
+	frameBusy    frameType = 8 // version 2
 )
 
 func (t frameType) String() string {
@@ -38,6 +39,8 @@ func (t frameType) String() string {
 		return "fork"
 	case frameRefuse:
 		return "refuse"
+	case frameBusy:
+		return "busy"
 	}
 	return fmt.Sprintf("frame type %d", byte(t))
 }
@@ -49,6 +52,16 @@ func (t frameType) String() string {
 type helloBody struct {
 	Channel []byte `cbor:"1,keyasint"` // discovery id D, 32 bytes
 	Nonce   []byte `cbor:"2,keyasint"` // 32 fresh random bytes
+	// Mesh (version 2, initiator only): 0 (absent) for a session the user
+	// asked for; 1 + the initiator's live sessions of D for one its mesh
+	// opened, which a busy responder may decline (4.3a).
+	Mesh uint64 `cbor:"3,keyasint,omitempty"`
+}
+
+// busyBody declines a mesh session (version 2): sent by a responder in
+// place of its proof.
+type busyBody struct {
+	Retry uint64 `cbor:"1,keyasint"` // milliseconds before the initiator should ask again
 }
 
 type proofBody struct {
@@ -108,6 +121,7 @@ type frame struct {
 	entries *entriesBody
 	fork    *forkBody
 	refuse  *refuseBody
+	busy    *busyBody
 }
 
 // errFrame wraps every decoding failure: the peer sent something invalid.
@@ -214,6 +228,12 @@ func (c *codec) decode(b []byte) (frame, error) {
 		}
 		f.refuse = new(refuseBody)
 		body = f.refuse
+	case frameBusy:
+		if c.version < 2 {
+			return frame{}, fmt.Errorf("%w: unknown type %d", errFrame, b[0])
+		}
+		f.busy = new(busyBody)
+		body = f.busy
 	default:
 		return frame{}, fmt.Errorf("%w: unknown type %d", errFrame, b[0])
 	}
@@ -239,6 +259,9 @@ func (c *codec) check(f frame) error {
 	case frameHello:
 		if len(f.hello.Channel) != 32 || len(f.hello.Nonce) != 32 {
 			return errors.New("channel and nonce must be 32 bytes")
+		}
+		if c.version < 2 && f.hello.Mesh != 0 {
+			return errors.New("unknown map key 3")
 		}
 	case frameProof:
 		if len(f.proof.MAC) != 32 {

@@ -13,6 +13,7 @@
 package replicate
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,7 +35,23 @@ var (
 	ErrClosed    = errors.New("replicator closed")
 	ErrBanned    = errors.New("peer is banned for this channel")
 	ErrNoSession = errors.New("no session")
+	// ErrBusy: the peer declined a mesh session (it has enough of them for
+	// the channel). Errors that wrap it are *BusyError.
+	ErrBusy = errors.New("peer has enough mesh sessions for this channel")
 )
+
+// BusyError is a declined mesh session and when to ask again.
+type BusyError struct{ Retry time.Duration }
+
+func (e *BusyError) Error() string { return fmt.Sprintf("%v (ask again in %v)", ErrBusy, e.Retry) }
+func (e *BusyError) Unwrap() error { return ErrBusy }
+
+// DefaultMeshIn is how many inbound mesh sessions per channel a node
+// accepts from peers that have other sessions of the channel (4.3a).
+const DefaultMeshIn = 16
+
+// busyRetry is what a busy responder asks the initiator to wait.
+const busyRetry = time.Minute
 
 // Config configures a Replicator. Zero fields take defaults.
 type Config struct {
@@ -43,6 +60,11 @@ type Config struct {
 	// MaxVersion caps the protocol versions spoken (0: the newest). A
 	// version 1 node is for tests of the fallback.
 	MaxVersion int
+	// MeshIn bounds the inbound mesh sessions per channel (0:
+	// DefaultMeshIn; negative: no bound). Sessions the initiator's user
+	// asked for, and mesh sessions of an initiator with no other session
+	// of the channel, are always accepted.
+	MeshIn int
 }
 
 // SessionInfo is the state of one session, for status displays.
@@ -96,6 +118,7 @@ type Replicator struct {
 	h      host.Host
 	st     *feed.Store
 	lim    Limits
+	meshIn int
 	log    *slog.Logger
 	codecs map[int]*codec // by protocol version
 	protos []protocol.ID  // spoken, newest first
@@ -130,7 +153,7 @@ func New(h host.Host, st *feed.Store, cfg Config) *Replicator {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	r := &Replicator{
-		h: h, st: st, lim: lim, log: log.With("component", "replicate"),
+		h: h, st: st, lim: lim, meshIn: cmp.Or(cfg.MeshIn, DefaultMeshIn), log: log.With("component", "replicate"),
 		codecs: map[int]*codec{1: newCodecVersion(lim, 1), 2: newCodecVersion(lim, 2)},
 		ctx:    ctx, stop: stop,
 		sessions: map[sessKey]*session{}, dialing: map[sessKey]*dial{}, pending: map[sessKey]int{},
@@ -179,7 +202,18 @@ func (r *Replicator) track() bool {
 // returns once both key proofs have checked (or the attempt failed). The
 // session then runs until Close, CloseChannel, an error, or the peer leaves.
 func (r *Replicator) Connect(ctx context.Context, p peer.ID, ch feed.DiscoveryID) error {
-	key := sessKey{p, ch}
+	return r.open(ctx, sessKey{p, ch}, false)
+}
+
+// ConnectMesh is Connect for a session a mesh picked rather than one the
+// user asked for: a peer with enough mesh sessions of ch may decline it
+// with a *BusyError, unless this node has no other session of ch.
+func (r *Replicator) ConnectMesh(ctx context.Context, p peer.ID, ch feed.DiscoveryID) error {
+	return r.open(ctx, sessKey{p, ch}, true)
+}
+
+func (r *Replicator) open(ctx context.Context, key sessKey, mesh bool) error {
+	p := key.peer
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -206,7 +240,7 @@ func (r *Replicator) Connect(ctx context.Context, p peer.ID, ch feed.DiscoveryID
 	r.dialing[key] = d
 	r.mu.Unlock()
 
-	d.err = r.connect(ctx, key)
+	d.err = r.connect(ctx, key, mesh)
 	r.mu.Lock()
 	delete(r.dialing, key)
 	r.mu.Unlock()
@@ -214,7 +248,7 @@ func (r *Replicator) Connect(ctx context.Context, p peer.ID, ch feed.DiscoveryID
 	return d.err
 }
 
-func (r *Replicator) connect(ctx context.Context, key sessKey) error {
+func (r *Replicator) connect(ctx context.Context, key sessKey, mesh bool) error {
 	c, err := r.st.Channel(key.ch)
 	if err != nil {
 		return err
@@ -227,9 +261,16 @@ func (r *Replicator) connect(ctx context.Context, key sessKey) error {
 	if err != nil {
 		return fmt.Errorf("open sync stream to %s: %w", key.peer.ShortString(), err)
 	}
-	sess, err := r.handshake(ctx, s, c, true)
+	var meshN uint64
+	if mesh {
+		meshN = 1 + uint64(len(r.Sessions(key.ch)))
+	}
+	sess, err := r.handshake(ctx, s, c, true, meshN)
 	if err != nil {
 		err = r.failed(key, s, err)
+		if errors.Is(err, ErrBusy) {
+			return err
+		}
 		var v *violation
 		if !errors.As(err, &v) && r.waitLive(ctx, key) {
 			return nil // the peer's own stream for this channel won the race
@@ -264,7 +305,7 @@ func (r *Replicator) handle(s network.Stream) {
 		return
 	}
 	defer r.wg.Done()
-	sess, err := r.handshake(r.ctx, s, feed.Channel{}, false)
+	sess, err := r.handshake(r.ctx, s, feed.Channel{}, false, 0)
 	if err != nil {
 		r.failed(sessKey{peer: s.Conn().RemotePeer()}, s, err)
 		return
@@ -282,6 +323,10 @@ func (r *Replicator) handle(s network.Stream) {
 // failed handshake (in that order, so that a peer reconnecting at once finds
 // the ban), and returns err.
 func (r *Replicator) failed(key sessKey, s network.Stream, err error) error {
+	if errors.Is(err, errDeclined) {
+		s.Close() // not Reset: the initiator must read the busy frame
+		return err
+	}
 	defer s.Reset()
 	var v *violation
 	switch {
@@ -423,6 +468,23 @@ func (r *Replicator) waitLive(ctx context.Context, key sessKey) bool {
 			return false
 		}
 	}
+}
+
+// meshFull reports whether ch has as many inbound mesh sessions as the
+// node accepts.
+func (r *Replicator) meshFull(ch feed.DiscoveryID) bool {
+	if r.meshIn < 0 {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for k, s := range r.sessions {
+		if k.ch == ch && !s.outbound && s.mesh && s.alive() {
+			n++
+		}
+	}
+	return n >= r.meshIn
 }
 
 // register makes sess the session of its key. When the two peers opened

@@ -115,7 +115,7 @@ func (c *conn) write(t frameType, body any) error {
 // channel to open; for an inbound one the peer's hello names it. Nothing is
 // sent before the peer's hello, and nothing after the hellos before the
 // peer's proof has checked, except the initiator's own proof.
-func (r *Replicator) handshake(ctx context.Context, s network.Stream, c feed.Channel, outbound bool) (_ *session, err error) {
+func (r *Replicator) handshake(ctx context.Context, s network.Stream, c feed.Channel, outbound bool, mesh uint64) (_ *session, err error) {
 	version := 2
 	if s.Protocol() == ProtocolV1 {
 		version = 1
@@ -136,7 +136,10 @@ func (r *Replicator) handshake(ctx context.Context, s network.Stream, c feed.Cha
 	var ch feed.DiscoveryID
 	if outbound {
 		ch = c.ID()
-		if err := cn.write(frameHello, helloBody{Channel: ch[:], Nonce: nonce}); err != nil {
+		if version < 2 {
+			mesh = 0
+		}
+		if err := cn.write(frameHello, helloBody{Channel: ch[:], Nonce: nonce, Mesh: mesh}); err != nil {
 			return nil, err
 		}
 		f, err := cn.read(ch)
@@ -150,7 +153,7 @@ func (r *Replicator) handshake(ctx context.Context, s network.Stream, c feed.Cha
 			return nil, err
 		}
 		want := proofMAC(c.Key, roleResponder, local, remote, nonce, f.hello.Nonce)
-		if err := readProof(cn, ch, want); err != nil {
+		if err := readProof(cn, ch, want, mesh > 1); err != nil {
 			return nil, err
 		}
 	} else {
@@ -192,8 +195,17 @@ func (r *Replicator) handshake(ctx context.Context, s network.Stream, c feed.Cha
 			return nil, err
 		}
 		want := proofMAC(c.Key, roleInitiator, remote, local, f.hello.Nonce, nonce)
-		if err := readProof(cn, ch, want); err != nil {
+		if err := readProof(cn, ch, want, false); err != nil {
 			return nil, err
+		}
+		mesh = f.hello.Mesh
+		if mesh > 1 && r.meshFull(ch) {
+			// A member with other sessions of the channel asks for one more:
+			// decline, after its proof, so only members learn that we are busy.
+			if err := cn.write(frameBusy, busyBody{Retry: uint64(busyRetry.Milliseconds())}); err != nil {
+				return nil, err
+			}
+			return nil, fmt.Errorf("mesh session from %s: %w", remote.ShortString(), errDeclined)
 		}
 		if err := cn.write(frameProof, proofBody{MAC: proofMAC(c.Key, roleResponder, remote, local, f.hello.Nonce, nonce)}); err != nil {
 			return nil, err
@@ -202,13 +214,23 @@ func (r *Replicator) handshake(ctx context.Context, s network.Stream, c feed.Cha
 	if err := s.SetDeadline(time.Time{}); err != nil {
 		return nil, err
 	}
-	return r.newSession(cn, sessKey{remote, ch}, outbound, version), nil
+	sess := r.newSession(cn, sessKey{remote, ch}, outbound, version)
+	sess.mesh = mesh > 0
+	return sess, nil
 }
 
-func readProof(cn *conn, ch feed.DiscoveryID, want []byte) error {
+// errDeclined: this node declined a mesh session (it sent busy).
+var errDeclined = errors.New("declined: enough inbound mesh sessions")
+
+// readProof reads the peer's proof; busyOK accepts a busy frame in its
+// place (the initiator of a mesh session).
+func readProof(cn *conn, ch feed.DiscoveryID, want []byte, busyOK bool) error {
 	f, err := cn.read(ch)
 	if err != nil {
 		return err
+	}
+	if f.typ == frameBusy && busyOK {
+		return &BusyError{Retry: time.Duration(min(f.busy.Retry, uint64(time.Hour.Milliseconds()))) * time.Millisecond}
 	}
 	if f.typ != frameProof {
 		return violationf(ch, "want proof, got %s", f.typ)
@@ -252,6 +274,7 @@ type session struct {
 	cn       *conn
 	version  int
 	outbound bool
+	mesh     bool // opened by a mesh (the hello's mesh field), not by a user
 	since    time.Time
 	log      *slog.Logger
 	ctx      context.Context

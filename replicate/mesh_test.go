@@ -1,0 +1,68 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peerstore"
+)
+
+// connectMesh makes n ask o for a mesh session on ch.
+func (n *node) connectMesh(o *node, ch [32]byte) error {
+	n.t.Helper()
+	n.h.Peerstore().AddAddrs(o.h.ID(), o.h.Addrs(), peerstore.PermanentAddrTTL)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return n.r.ConnectMesh(ctx, o.h.ID(), ch)
+}
+
+// TestBusyDeclinesExtraMeshSessions: a node with MeshIn 1 takes one inbound
+// mesh session per channel; a second mesh session from a peer that has
+// other sessions is declined with a busy frame (no violation, no ban), while
+// a session the user asked for and a mesh session from a peer with no other
+// session are always accepted.
+func TestBusyDeclinesExtraMeshSessions(t *testing.T) {
+	c := newChannel(t, "general")
+	ch := c.ID()
+	hub := newNode(t, Limits{}, c)
+	hub.r.Close()
+	hub.r = New(hub.h, hub.st, Config{Logger: testLogger(), MeshIn: 1})
+	t.Cleanup(func() { hub.r.Close() })
+	hub.append(ch, 3, "hub")
+	a, b, other := newNode(t, Limits{}, c), newNode(t, Limits{}, c), newNode(t, Limits{}, c)
+	a.connect(other, ch)
+	b.connect(other, ch)
+
+	if err := a.connectMesh(hub, ch); err != nil {
+		t.Fatalf("first mesh session: %v", err)
+	}
+	err := b.connectMesh(hub, ch)
+	var busy *BusyError
+	if !errors.As(err, &busy) || !errors.Is(err, ErrBusy) || busy.Retry <= 0 {
+		t.Fatalf("second mesh session from a peer with other sessions: got %v, want a BusyError", err)
+	}
+	if b.r.Banned(hub.h.ID(), ch) || hub.r.Banned(b.h.ID(), ch) ||
+		b.r.Stats().Violations != 0 || hub.r.Stats().Violations != 0 {
+		t.Fatal("a declined mesh session counted as a violation")
+	}
+	for _, si := range b.r.Sessions(ch) {
+		if si.Peer == hub.h.ID() {
+			t.Fatal("b holds a session with the hub after busy")
+		}
+	}
+
+	// A peer with no other session of the channel is never left alone.
+	lone := newNode(t, Limits{}, c)
+	if err := lone.connectMesh(hub, ch); err != nil {
+		t.Fatalf("mesh session of a peer with no other session: %v", err)
+	}
+	lone.waitSynced(ch, hub)
+	// A session the user asked for is always accepted.
+	b.connect(hub, ch)
+	b.waitSynced(ch, hub)
+	if h, _ := b.st.Head(ch, hub.id.ID()); h.Len != 3 {
+		t.Fatalf("b holds %d of the hub's 3 entries", h.Len)
+	}
+}
