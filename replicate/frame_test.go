@@ -40,6 +40,8 @@ func sampleFrames(t testing.TB) map[string][]byte {
 		"have-more":    enc(frameHave, haveBody{Feeds: []wireHead{fromHead(h1)}, More: true}),
 		"fork":         enc(frameFork, forkBody{A: es[0].Encode(), B: es[1].Encode()}),
 		"refuse":       enc(frameRefuse, refuseBody{Author: ab(x.ID()), Len: 3, Reason: refuseThrottled, Retry: 1500}),
+		"hello-mesh":   enc(frameHello, helloBody{Channel: ch[:], Nonce: nonce, Mesh: 3}),
+		"busy":         enc(frameBusy, busyBody{Retry: 60000}),
 	}
 }
 
@@ -144,6 +146,8 @@ func reencode(t testing.TB, f frame) []byte {
 		body = f.fork
 	case frameRefuse:
 		body = f.refuse
+	case frameBusy:
+		body = f.busy
 	}
 	b, err := encodeFrame(f.typ, body)
 	if err != nil {

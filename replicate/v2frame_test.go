@@ -46,3 +46,46 @@ func TestHaveMoreOnlyInVersion2(t *testing.T) {
 		t.Fatalf("version 2: %+v %v", f.have, err)
 	}
 }
+
+// TestMeshHelloAndBusyGolden: the mesh hello and busy frames of protocol.md
+// 4.11, byte for byte; a hello with mesh 0 is a version 1 hello, and version
+// 1 refuses the mesh key and the busy frame.
+func TestMeshHelloAndBusyGolden(t *testing.T) {
+	d, nonce := bytes.Repeat([]byte{0xdd}, 32), bytes.Repeat([]byte{0x11}, 32)
+	b, err := encodeFrame(frameHello, helloBody{Channel: d, Nonce: nonce, Mesh: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "01a3015820" + hex.EncodeToString(d) + "025820" + hex.EncodeToString(nonce) + "0307"
+	if got := hex.EncodeToString(b); got != want || len(b) != 0x4a {
+		t.Fatalf("mesh hello\n got %s (%d bytes)\nwant %s", got, len(b), want)
+	}
+	plain, _ := encodeFrame(frameHello, helloBody{Channel: d, Nonce: nonce})
+	if plain[1] != 0xa2 || len(plain) != 0x48 {
+		t.Fatalf("a hello with mesh 0 is not the version 1 hello: %x", plain)
+	}
+	v1, v2 := newCodecVersion(DefaultLimits(), 1), newCodec(DefaultLimits())
+	if f, err := v2.decode(b); err != nil || f.hello.Mesh != 7 {
+		t.Fatalf("version 2 mesh hello: %+v %v", f.hello, err)
+	}
+	if _, err := v1.decode(b); err == nil {
+		t.Fatal("version 1 accepted the mesh key")
+	}
+	if _, err := v1.decode(plain); err != nil {
+		t.Fatal(err)
+	}
+
+	busy, err := encodeFrame(frameBusy, busyBody{Retry: 60000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hex.EncodeToString(busy); got != "08a10119ea60" {
+		t.Fatalf("busy frame %s", got)
+	}
+	if f, err := v2.decode(busy); err != nil || f.busy.Retry != 60000 {
+		t.Fatalf("decode busy: %+v %v", f.busy, err)
+	}
+	if _, err := v1.decode(busy); err == nil {
+		t.Fatal("version 1 accepted a busy frame")
+	}
+}
