@@ -220,8 +220,15 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if len(listen) == 0 {
 		listen = DefaultListen
 	}
+	rm, err := resourceManager()
+	if err != nil {
+		_ = cm.Close()
+		n.cancel()
+		return nil, fmt.Errorf("discovery: %w", err)
+	}
 	opts := []libp2p.Option{
 		libp2p.Identity(sk),
+		libp2p.ResourceManager(rm),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Transport(quic.NewTransport),
 		libp2p.Security(noise.ID, noise.New),
@@ -272,6 +279,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			_ = d.Close()
 		}
 		_ = cm.Close()
+		_ = rm.Close()
 		n.cancel()
 		return nil, fmt.Errorf("discovery: start libp2p host: %w", err)
 	}
