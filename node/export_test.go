@@ -12,6 +12,14 @@ func WithTrimmer(o Options, quiet time.Duration, free func(), checked func(index
 	return o
 }
 
+// SetMeshRotateForTest sets how often meshes rotate (nodes opened after
+// the call), and returns a function restoring it.
+func SetMeshRotateForTest(d time.Duration) (restore func()) {
+	old := meshRotate
+	meshRotate = d
+	return func() { meshRotate = old }
+}
+
 // SetPeerUIDForTest makes the control client see every server as run by
 // uid u, and returns a function restoring the real check.
 func SetPeerUIDForTest(u uint32) (restore func()) {

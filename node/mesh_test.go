@@ -66,3 +66,69 @@ func TestMeshIsBounded(t *testing.T) {
 		t.Logf("node %d: %d sessions (%d opened by it)", i, all, out)
 	}
 }
+
+// TestMeshRotates: with a full mesh and more peers than it holds, a node
+// replaces its oldest mesh session from time to time, so over a few
+// rotations some node has held mesh sessions with more than MeshOut peers,
+// while none ever holds more than MeshOut at once; a message still reaches
+// every node.
+func TestMeshRotates(t *testing.T) {
+	restore := node.SetMeshRotateForTest(300 * time.Millisecond)
+	t.Cleanup(restore)
+	const n = node.MeshOut + 8
+	ctx := context.Background()
+	open := func(boot []string, seed bool) *node.Node {
+		nd, err := node.Open(ctx, node.Options{DataDir: t.TempDir(), Net: &node.NetOptions{
+			Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Bootstrap: boot, NoMDNS: true, NoNAT: true, Seed: seed}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nd.Close() })
+		return nd
+	}
+	boot := open([]string{"none"}, true)
+	var nodes []*node.Node
+	var ch feed.Channel
+	for i := range n {
+		nd := open(boot.Addrs()[:1], false)
+		if i == 0 {
+			var err error
+			if ch, err = nd.Create(ctx, "general"); err != nil {
+				t.Fatal(err)
+			}
+		} else if _, err := nd.Join(ctx, ch.Key, ""); err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, nd)
+	}
+	seen := make([]map[string]bool, n)
+	for i := range seen {
+		seen[i] = map[string]bool{}
+	}
+	testutil.Eventually(t, 120*time.Second, "a node with mesh sessions to more than MeshOut peers over time", func() bool {
+		rotated := false
+		for i, nd := range nodes {
+			out := 0
+			for _, p := range nd.Peers(ch.ID()) {
+				if p.Syncing && p.Outbound {
+					out++
+					seen[i][p.ID] = true
+				}
+			}
+			if out > node.MeshOut {
+				t.Fatalf("node %d: %d outbound sessions at once, more than MeshOut = %d", i, out, node.MeshOut)
+			}
+			rotated = rotated || len(seen[i]) > node.MeshOut
+		}
+		return rotated
+	})
+	if _, err := nodes[n-1].Send(ctx, ch.ID(), feed.Payload{Kind: feed.KindText, Text: "still gossiped"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range nodes {
+		testutil.Eventually(t, 90*time.Second, "the message at every node", func() bool {
+			c, _ := nd.Views().Count(ch.ID())
+			return c == 1
+		})
+	}
+}

@@ -42,10 +42,11 @@ type network struct {
 	dials  chan struct{} // bounds concurrent session attempts
 	found  chan struct{} // foundLoop -> meshLoop: new peers in the book
 
-	mu      sync.Mutex
-	manual  map[feed.DiscoveryID]context.CancelFunc    // stops a channel's manual-peer loops
-	dialing map[feed.DiscoveryID]map[peer.ID]bool      // mesh dials in progress
-	busy    map[feed.DiscoveryID]map[peer.ID]time.Time // peers that declined a mesh session, until
+	mu          sync.Mutex
+	manual      map[feed.DiscoveryID]context.CancelFunc    // stops a channel's manual-peer loops
+	dialing     map[feed.DiscoveryID]map[peer.ID]bool      // mesh dials in progress
+	busy        map[feed.DiscoveryID]map[peer.ID]time.Time // peers that declined a mesh session, until
+	rotateEvery time.Duration
 }
 
 // MeshOut is how many sync sessions per channel a node opens itself to
@@ -55,6 +56,15 @@ type network struct {
 // it, so sessions per node average 2 x MeshOut whatever the channel's size,
 // and an entry reaches everyone in O(log N) hops of gossip (docs/architecture.md).
 const MeshOut = 6
+
+// meshRotate is how often a node with a full mesh replaces its oldest
+// mesh session by one with a peer it has no session with (jittered), so
+// that a channel's mesh does not freeze into cliques, and a peer that
+// stays quiet or partial is not one of a node's few links for good.
+var meshRotate = 10 * time.Minute
+
+// errRotated ends a mesh session the mesh replaces.
+var errRotated = errors.New("mesh rotation")
 
 func startNetwork(ctx context.Context, n *Node, o NetOptions) (*network, error) {
 	disc, err := discovery.Start(ctx, discovery.Config{
@@ -74,7 +84,7 @@ func startNetwork(ctx context.Context, n *Node, o NetOptions) (*network, error) 
 	nw := &network{n: n, disc: disc, peers: o.Peers, ctx: nctx, cancel: cancel, dials: make(chan struct{}, 16),
 		found:  make(chan struct{}, 1),
 		manual: map[feed.DiscoveryID]context.CancelFunc{}, dialing: map[feed.DiscoveryID]map[peer.ID]bool{},
-		busy: map[feed.DiscoveryID]map[peer.ID]time.Time{}}
+		busy: map[feed.DiscoveryID]map[peer.ID]time.Time{}, rotateEvery: meshRotate}
 	meshIn := 0 // replicate.DefaultMeshIn
 	if o.Seed {
 		// A seed is there to serve: it takes more mesh sessions (a node
@@ -256,6 +266,8 @@ func (nw *network) meshLoop() {
 	defer sub.Close()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	rotate := time.NewTimer(jitter(nw.rotateEvery))
+	defer rotate.Stop()
 	changed := false
 	for {
 		select {
@@ -265,6 +277,15 @@ func (nw *network) meshLoop() {
 			changed = true
 			continue
 		case <-nw.found:
+			changed = true
+			continue
+		case <-rotate.C:
+			rotate.Reset(jitter(nw.rotateEvery))
+			if chans, err := nw.n.store.Channels(); err == nil {
+				for _, c := range chans {
+					nw.rotate(c.ID())
+				}
+			}
 			changed = true
 			continue
 		case <-tick.C:
@@ -281,6 +302,51 @@ func (nw *network) meshLoop() {
 			nw.fill(c.ID())
 		}
 	}
+}
+
+// jitter spreads d by ±20%.
+func jitter(d time.Duration) time.Duration {
+	return d - d/5 + rand.N(2*d/5+1)
+}
+
+// rotate ends the oldest mesh session this node opened for d when the mesh
+// is full and another connected peer could take its place; fill then picks
+// a new one (not the same peer, which is held off for a rotation period).
+func (nw *network) rotate(d feed.DiscoveryID) {
+	var oldest *replicate.SessionInfo
+	in := map[peer.ID]bool{}
+	mesh := 0
+	ss := nw.rep.Sessions(d)
+	for i, s := range ss {
+		in[s.Peer] = true
+		if s.Outbound && s.Mesh {
+			mesh++
+			if oldest == nil || s.Since.Before(oldest.Since) {
+				oldest = &ss[i]
+			}
+		}
+	}
+	if oldest == nil || mesh < MeshOut {
+		return
+	}
+	spare := false
+	for _, p := range nw.disc.Book().Peers(d) {
+		if p.Connected && !in[p.ID] && !nw.rep.Banned(p.ID, d) {
+			spare = true
+			break
+		}
+	}
+	if !spare {
+		return
+	}
+	nw.mu.Lock()
+	if nw.busy[d] == nil {
+		nw.busy[d] = map[peer.ID]time.Time{}
+	}
+	nw.busy[d][oldest.Peer] = time.Now().Add(nw.rotateEvery)
+	nw.mu.Unlock()
+	nw.n.log.Debug("mesh rotation", "peer", oldest.Peer, "channel", d.Short())
+	nw.rep.Disconnect(oldest.Peer, d, errRotated)
 }
 
 // fill dials found peers of d without a session, in random order, until

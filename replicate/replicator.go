@@ -72,6 +72,7 @@ type SessionInfo struct {
 	Peer     peer.ID
 	Channel  feed.DiscoveryID
 	Outbound bool      // we opened the stream
+	Mesh     bool      // a mesh opened it (the hello's mesh field), not a user
 	Since    time.Time // when the key proofs checked
 	Sent     uint64    // entries sent
 	Received uint64    // entries received
@@ -540,6 +541,18 @@ func (r *Replicator) CloseChannel(ch feed.DiscoveryID) {
 	r.mu.Unlock()
 	for _, s := range ss {
 		s.cancel(errors.New("channel closed"))
+	}
+}
+
+// Disconnect ends the session with p for channel ch, if any (a mesh
+// rotating its members). The peer sees the stream reset, as when this node
+// goes away, and both keep what they synced.
+func (r *Replicator) Disconnect(p peer.ID, ch feed.DiscoveryID, why error) {
+	r.mu.Lock()
+	s := r.sessions[sessKey{p, ch}]
+	r.mu.Unlock()
+	if s != nil {
+		s.cancel(why)
 	}
 }
 

@@ -1041,7 +1041,7 @@ func (s *session) info() SessionInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	si := SessionInfo{
-		Peer: s.key.peer, Channel: s.key.ch, Outbound: s.outbound, Since: s.since, Version: s.version,
+		Peer: s.key.peer, Channel: s.key.ch, Outbound: s.outbound, Mesh: s.mesh, Since: s.since, Version: s.version,
 		Sent: s.sent.Load(), Received: s.received.Load(), Stored: s.stored.Load(),
 		Synced: s.synced, Want: s.want, Owe: s.owe,
 	}
