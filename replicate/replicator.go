@@ -237,11 +237,29 @@ func (r *Replicator) open(ctx context.Context, key sessKey, mesh bool) error {
 			return ctx.Err()
 		}
 	}
+	// The hello's mesh field: 1 + the sessions of the channel this node
+	// has or is already opening. Dials started together count the earlier
+	// ones, so the first of a fresh node's dials says 1 (never declined)
+	// and the others say more (a busy peer may decline them).
+	var meshN uint64
+	if mesh {
+		meshN = 1
+		for k, s := range r.sessions {
+			if k.ch == key.ch && s.alive() {
+				meshN++
+			}
+		}
+		for k := range r.dialing {
+			if k.ch == key.ch {
+				meshN++
+			}
+		}
+	}
 	d := &dial{done: make(chan struct{})}
 	r.dialing[key] = d
 	r.mu.Unlock()
 
-	d.err = r.connect(ctx, key, mesh)
+	d.err = r.connect(ctx, key, meshN)
 	r.mu.Lock()
 	delete(r.dialing, key)
 	r.mu.Unlock()
@@ -249,7 +267,7 @@ func (r *Replicator) open(ctx context.Context, key sessKey, mesh bool) error {
 	return d.err
 }
 
-func (r *Replicator) connect(ctx context.Context, key sessKey, mesh bool) error {
+func (r *Replicator) connect(ctx context.Context, key sessKey, meshN uint64) error {
 	c, err := r.st.Channel(key.ch)
 	if err != nil {
 		return err
@@ -261,10 +279,6 @@ func (r *Replicator) connect(ctx context.Context, key sessKey, mesh bool) error 
 	s, err := r.h.NewStream(network.WithAllowLimitedConn(ctx, "kchat sync"), key.peer, r.protos...)
 	if err != nil {
 		return fmt.Errorf("open sync stream to %s: %w", key.peer.ShortString(), err)
-	}
-	var meshN uint64
-	if mesh {
-		meshN = 1 + uint64(len(r.Sessions(key.ch)))
 	}
 	sess, err := r.handshake(ctx, s, c, true, meshN)
 	if err != nil {
