@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -251,6 +252,10 @@ func runBenchReceiver(addr string) int {
 			pprof.StartCPUProfile(f)
 			defer func() { pprof.StopCPUProfile(); f.Close() }()
 		}
+	}
+	// As the kchat binary runs (cmd/kchat/main.go).
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(storage.MemoryLimit)
 	}
 	runtime.GC()
 	mp := startMemPeak()

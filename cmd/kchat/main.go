@@ -21,17 +21,12 @@ import (
 	"github.com/kchat-p2p/kchat/internal/storage"
 )
 
-// memoryLimit is the Go heap's soft limit unless GOMEMLIMIT says otherwise:
-// a chat program should stay small; the GC works harder near the limit
-// instead of letting a big sync double the heap.
-const memoryLimit = 128 << 20
-
 func main() {
 	// Library logs go to kchat's log file once one is open (app.logger),
 	// never to the terminal: until then they are dropped.
 	discovery.RouteLibraryLogs(nil)
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(memoryLimit)
+		debug.SetMemoryLimit(storage.MemoryLimit)
 	}
 	// KCHAT_CPUPROFILE=FILE writes a CPU profile of this run (for
 	// developers: go tool pprof FILE).

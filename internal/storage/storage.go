@@ -19,6 +19,12 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
+// MemoryLimit is the Go heap's soft limit a kchat process sets unless
+// GOMEMLIMIT says otherwise (debug.SetMemoryLimit): a chat program should
+// stay small; the GC works harder near the limit instead of letting a big
+// sync double the heap. Benchmarks that stand for a kchat process set it too.
+const MemoryLimit = 128 << 20
+
 // ErrLocked is returned when another process holds the data dir.
 var ErrLocked = errors.New("data dir is in use by another kchat process")
 
