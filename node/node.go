@@ -129,6 +129,8 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 			o.Logger.Warn("block list", "err", err)
 		}
 	}
+	modGen := n.views.ModGeneration()
+	n.moderationChanged() // before the network: moderation blocks hold from the start
 	if o.Net != nil {
 		if n.net, err = startNetwork(ctx, n, *o.Net); err != nil {
 			n.views.Close()
@@ -140,6 +142,11 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	n.stopBG = cancel
 	if !o.ReadOnly {
 		n.startTrimmer(bgCtx, o.trim)
+		n.bg.Add(1)
+		go func() {
+			defer n.bg.Done()
+			n.watchModeration(bgCtx, modGen)
+		}()
 	}
 	return n, nil
 }
@@ -203,12 +210,37 @@ func (n *Node) Create(ctx context.Context, name string) (feed.Channel, error) {
 	if err != nil {
 		return feed.Channel{}, err
 	}
-	return n.Join(ctx, k, name)
+	// The creator is the channel's first admin: the key it shares names it.
+	return n.JoinLink(ctx, feed.Link{Key: k, Name: name, Admins: []feed.AuthorID{n.Self()}})
+}
+
+// JoinLink joins the channel of a shared key (see Join), recording the
+// admins the key names: their moderation is followed by default. Joining
+// again with a key that names admins the record lacks adds them.
+func (n *Node) JoinLink(ctx context.Context, l feed.Link) (feed.Channel, error) {
+	if c, err := n.store.Channel(l.Key.DiscoveryID()); err == nil && len(l.Admins) > 0 && !n.readOnly {
+		old := c.Admins
+		for _, a := range l.Admins {
+			c.Admins = c.Admins.With(a)
+		}
+		if c.Admins != old {
+			if err := n.store.Join(c); err != nil {
+				return c, err
+			}
+			n.moderationChanged()
+		}
+		return c, nil
+	}
+	return n.join(ctx, l.Key, l.Name, l.Admins)
 }
 
 // Join joins the channel with key k under the local name (a default is made
 // from the key when name is empty). If a nickname is set it is announced.
 func (n *Node) Join(ctx context.Context, k feed.ChannelKey, name string) (feed.Channel, error) {
+	return n.join(ctx, k, name, nil)
+}
+
+func (n *Node) join(ctx context.Context, k feed.ChannelKey, name string, admins []feed.AuthorID) (feed.Channel, error) {
 	if n.readOnly {
 		return feed.Channel{}, fmt.Errorf("join: %w", ErrReadOnly)
 	}
@@ -218,7 +250,7 @@ func (n *Node) Join(ctx context.Context, k feed.ChannelKey, name string) (feed.C
 	if c, err := n.store.Channel(k.DiscoveryID()); err == nil {
 		return c, nil // already joined
 	}
-	c := feed.Channel{Key: k, Name: name}
+	c := feed.Channel{Key: k, Name: name, Admins: feed.NewAdminSet(admins)}
 	if err := n.store.Join(c); err != nil {
 		return c, err
 	}
