@@ -129,6 +129,16 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 			o.Logger.Warn("block list", "err", err)
 		}
 	}
+	if o.Net != nil {
+		// Moderation blocks must hold before the network starts: index
+		// what an earlier run stored but did not index (bounded; the
+		// watcher below applies whatever is indexed later).
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := n.views.CatchUp(cctx); err != nil {
+			o.Logger.Warn("views not caught up before the network starts", "err", err)
+		}
+		cancel()
+	}
 	modGen := n.views.ModGeneration()
 	n.moderationChanged() // before the network: moderation blocks hold from the start
 	if o.Net != nil {
