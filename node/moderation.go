@@ -70,12 +70,34 @@ func (n *Node) Follow(ch feed.DiscoveryID, a feed.AuthorID, follow bool) error {
 	return nil
 }
 
-// moderationChanged hands the store the authors moderation blocks in every
-// joined channel.
+// settleModeration applies the moderation blocks if moderation may have
+// changed since they were last applied.
+func (n *Node) settleModeration() {
+	if n.readOnly {
+		return
+	}
+	n.modMu.Lock()
+	defer n.modMu.Unlock()
+	if g := n.views.ModGeneration(); g != n.modApplied || !n.modInit {
+		n.modApplied, n.modInit = g, true
+		n.applyModeration()
+	}
+}
+
+// moderationChanged applies the moderation blocks now.
 func (n *Node) moderationChanged() {
 	if n.readOnly {
 		return
 	}
+	n.modMu.Lock()
+	defer n.modMu.Unlock()
+	n.modApplied, n.modInit = n.views.ModGeneration(), true
+	n.applyModeration()
+}
+
+// applyModeration hands the store the authors moderation blocks in every
+// joined channel. Called with modMu held.
+func (n *Node) applyModeration() {
 	chans, err := n.store.Channels()
 	if err != nil {
 		n.log.Warn("moderation", "err", err)
@@ -97,16 +119,11 @@ func (n *Node) moderationChanged() {
 
 // watchModeration keeps the store's moderation blocks current: after every
 // change of the views that may change moderation.
-// last is the generation (views.ModGeneration) the store's set was computed
-// at.
-func (n *Node) watchModeration(ctx context.Context, last uint64) {
+func (n *Node) watchModeration(ctx context.Context) {
 	sub := n.views.Subscribe()
 	defer sub.Close()
 	for {
-		if g := n.views.ModGeneration(); g != last {
-			last = g
-			n.moderationChanged()
-		}
+		n.settleModeration()
 		select {
 		case <-ctx.Done():
 			return

@@ -59,6 +59,11 @@ type Node struct {
 	readOnly bool
 
 	nickMu sync.Mutex
+	// modMu serialises applying moderation blocks; modApplied is the
+	// views.ModGeneration they were computed at.
+	modMu      sync.Mutex
+	modApplied uint64
+	modInit    bool
 	closed sync.Once
 
 	stopBG context.CancelFunc // stops the node's own goroutines (trimmer)
@@ -139,8 +144,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		}
 		cancel()
 	}
-	modGen := n.views.ModGeneration()
-	n.moderationChanged() // before the network: moderation blocks hold from the start
+	n.settleModeration() // before the network: moderation blocks hold from the start
 	if o.Net != nil {
 		if n.net, err = startNetwork(ctx, n, *o.Net); err != nil {
 			n.views.Close()
@@ -155,7 +159,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		n.bg.Add(1)
 		go func() {
 			defer n.bg.Done()
-			n.watchModeration(bgCtx, modGen)
+			n.watchModeration(bgCtx)
 		}()
 	}
 	return n, nil
@@ -356,5 +360,10 @@ func checkVisible(what, name string) error {
 func (n *Node) WaitIndexed(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return n.views.WaitIndexed(ctx, n.store.Last())
+	if err := n.views.WaitIndexed(ctx, n.store.Last()); err != nil {
+		return err
+	}
+	// What is indexed is in force: moderation blocks included.
+	n.settleModeration()
+	return nil
 }
