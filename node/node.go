@@ -64,7 +64,7 @@ type Node struct {
 	modMu      sync.Mutex
 	modApplied uint64
 	modInit    bool
-	closed sync.Once
+	closed     sync.Once
 
 	stopBG context.CancelFunc // stops the node's own goroutines (trimmer)
 	bg     sync.WaitGroup
