@@ -170,3 +170,92 @@ func TestModBlockThreeNodes(t *testing.T) {
 		t.Fatalf("B reads %v after the unblock", got)
 	}
 }
+
+// TestModHideAppointUnfollow: A hides and unhides one of M's messages; A
+// appoints D a moderator and D hides M (an author); B, following A by
+// default, sees what they decided; B unfollows A and sees M again.
+func TestModHideAppointUnfollow(t *testing.T) {
+	m := newModNet(t, "A", "B", "M", "D")
+	m.start("A")
+	ids := map[string]string{}
+	for _, who := range []string{"A", "B", "M", "D"} {
+		ids[who] = strings.TrimSpace(m.run(who, "id"))
+	}
+	m.run("M", "nick", "mallory")
+	m.run("D", "nick", "dora")
+	key := strings.TrimSpace(m.run("A", "new", "general"))
+	for _, who := range []string{"B", "M", "D"} {
+		m.run(who, "join", key)
+	}
+	m.run("M", "send", "general", "m1") // seq 1 (seq 0 is the nick)
+	m.run("M", "send", "general", "m2")
+	m.sync("M", "A")
+	m.sync("D", "A")
+
+	m.run("A", "mod", "general", "hide", "mallory:1", "--reason", "rude")
+	m.sync("B", "A")
+	if got := strings.Join(m.texts("B"), ","); got != "m2" {
+		t.Fatalf("B reads %q after A hid m1", got)
+	}
+	if got := strings.Join(m.texts("B", "--all"), ","); got != "m1 (hidden),m2" {
+		t.Fatalf("B reads --all %q", got)
+	}
+	m.run("A", "mod", "general", "unhide", "mallory:1")
+	m.sync("B", "A")
+	if got := strings.Join(m.texts("B"), ","); got != "m1,m2" {
+		t.Fatalf("B reads %q after A unhid m1", got)
+	}
+
+	m.run("A", "mod", "general", "add-mod", "dora")
+	m.sync("D", "A")
+	r := mustOK(t, kchat(t, m.dirs["D"], "", "mod", "general", "hide", "mallory", "--reason", "noise"))
+	if strings.Contains(r.stderr, "no role") {
+		t.Fatalf("D was appointed, yet: %s", r.stderr)
+	}
+	m.sync("D", "A")
+	m.sync("B", "A")
+	if got := m.texts("B"); len(got) != 0 {
+		t.Fatalf("B reads %v after D hid M", got)
+	}
+	ms := membersJSON(t, m.dirs["B"])
+	if ms[ids["M"]]["hidden"] != true || ms[ids["D"]]["role"] != "mod" || ms[ids["M"]]["blocked"] != false {
+		t.Fatalf("B's members: M %v, D %v", ms[ids["M"]], ms[ids["D"]])
+	}
+	var list []jsonMod
+	for _, l := range strings.Split(strings.TrimSpace(m.run("B", "mod", "general", "list", "--json")), "\n") {
+		var jm jsonMod
+		if err := json.Unmarshal([]byte(l), &jm); err != nil {
+			t.Fatalf("%v: %q", err, l)
+		}
+		list = append(list, jm)
+	}
+	found := false
+	for _, jm := range list {
+		found = found || jm.Kind == "action" && jm.Moderator == ids["D"] && jm.Action == "hide" && jm.Target == ids["M"] && jm.Reason == "noise"
+	}
+	if !found {
+		t.Fatalf("mod list does not show D's hide of M: %+v", list)
+	}
+
+	if out := m.run("B", "mod", "general", "unfollow", ids["A"]); !strings.HasPrefix(out, "unfollowed ") {
+		t.Fatalf("unfollow printed %q", out)
+	}
+	if got := strings.Join(m.texts("B"), ","); got != "m1,m2" {
+		t.Fatalf("B reads %q after unfollowing A", got)
+	}
+	if ms := membersJSON(t, m.dirs["B"]); ms[ids["D"]]["role"] != "" || ms[ids["M"]]["hidden"] != false {
+		t.Fatalf("after unfollowing A: D %v, M %v", ms[ids["D"]], ms[ids["M"]])
+	}
+	// Errors: bad action, self, a block by message.
+	for _, c := range []struct{ args, want string }{
+		{"mod general ban mallory", "unknown moderation action"},
+		{"mod general block " + ids["B"], "yourself"},
+		{"mod general block mallory:1", "names an author"},
+		{"mod general hide", "needs a TARGET"},
+	} {
+		r := kchat(t, m.dirs["B"], "", strings.Fields(c.args)...)
+		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
+			t.Fatalf("%s: %+v, want %q", c.args, r, c.want)
+		}
+	}
+}
