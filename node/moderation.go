@@ -131,3 +131,12 @@ func (n *Node) watchModeration(ctx context.Context) {
 		}
 	}
 }
+
+// ModEvents lists the moderation entries of ch indexed after arrival number
+// after (views.ModEvents).
+func (n *Node) ModEvents(ch feed.DiscoveryID, after uint64, limit int) ([]views.ModEntry, error) {
+	return n.views.ModEvents(ch, after, limit)
+}
+
+// ModGeneration changes whenever moderation may have changed.
+func (n *Node) ModGeneration() uint64 { return n.views.ModGeneration() }

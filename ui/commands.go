@@ -412,6 +412,9 @@ func namesText(channel string, ms []Member, self feed.AuthorID) string {
 		if m.Author == self {
 			b.WriteString("  (you)")
 		}
+		if m.Role != "" {
+			b.WriteString("  [" + m.Role + "]")
+		}
 		if m.Blocked {
 			b.WriteString("  [blocked]")
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kchat-p2p/kchat/feed"
 	"github.com/kchat-p2p/kchat/node"
+	"github.com/kchat-p2p/kchat/ui"
 	"github.com/kchat-p2p/kchat/views"
 	"github.com/spf13/cobra"
 )
@@ -292,3 +293,5 @@ func lastVisible(n *node.Node, c feed.Channel, limit int, all bool) ([]views.Mes
 		want *= 2
 	}
 }
+
+var _ ui.ModBackend = (*uiBackend)(nil)
