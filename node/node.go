@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -64,6 +65,7 @@ type Node struct {
 	modMu      sync.Mutex
 	modApplied uint64
 	modInit    bool
+	modQuiet   atomic.Pointer[map[feed.AuthorID]bool] // authors moderation hides, any channel
 	closed     sync.Once
 
 	stopBG context.CancelFunc // stops the node's own goroutines (trimmer)
@@ -123,7 +125,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		db.Close()
 		return nil, err
 	}
-	viewOpts = append(viewOpts, views.WithBlocked(n.Blocked))
+	viewOpts = append(viewOpts, views.WithBlocked(n.quiet))
 	if n.views, err = views.Open(db, n.store, id.ID(), viewOpts...); err != nil {
 		db.Close()
 		return nil, err
