@@ -407,3 +407,21 @@ func (p *pump) postMod() {
 		p.post(func() { p.onMod(up) })
 	}
 }
+
+// linkJoiner is a Backend that records the admins a key names when joining
+// (node.Node.JoinLink).
+type linkJoiner interface {
+	JoinLink(ctx context.Context, l feed.Link) (feed.Channel, error)
+}
+
+// joinKey joins the channel of the key text s (already parsed as key)
+// under name, keeping the admins the key names if the backend can.
+func (u *UI) joinKey(ctx context.Context, s string, key feed.ChannelKey, name string) (feed.Channel, error) {
+	if lj, ok := u.b.(linkJoiner); ok {
+		if l, err := feed.ParseLink(s); err == nil {
+			l.Name = name
+			return lj.JoinLink(ctx, l)
+		}
+	}
+	return u.b.Join(ctx, key, name)
+}

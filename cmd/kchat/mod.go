@@ -295,3 +295,6 @@ func lastVisible(n *node.Node, c feed.Channel, limit int, all bool) ([]views.Mes
 }
 
 var _ ui.ModBackend = (*uiBackend)(nil)
+var _ interface {
+	JoinLink(context.Context, feed.Link) (feed.Channel, error)
+} = (*uiBackend)(nil)
