@@ -52,7 +52,7 @@ type bufMod struct {
 
 // modHides reports whether moderation collapses it, and by whom.
 func (b *buffer) modHides(it *item) (string, bool) {
-	if b.mod == nil || b.mod.show || it.isNote() {
+	if b.mod == nil || b.mod.show || it.isNote() || (it.msg.Kind != feed.KindText && it.msg.Kind != feed.KindEmote) {
 		return "", false
 	}
 	if by, ok := b.mod.authors[it.msg.Author]; ok {

@@ -62,9 +62,9 @@ func TestModUI(t *testing.T) {
 	adm, mallory, bob := newPeer(t), newPeer(t), newPeer(t)
 	mb := &modTestBackend{testBackend: b, admins: []feed.AuthorID{adm.ID()}}
 	now := time.Now()
-	b.replicate(bob, ch, now, nick("bob"), text("hello from bob"))
-	b.replicate(mallory, ch, now, nick("mallory"), text("spam one"), text("spam two"))
-	b.replicate(adm, ch, now, nick("boss"), modPayload(feed.ModHide, mallory, "spam"))
+	b.replicate(bob, ch, now.Add(-3*time.Minute), nick("bob"), text("hello from bob"))
+	b.replicate(mallory, ch, now.Add(-2*time.Minute), nick("mallory"), text("spam one"), text("spam two"))
+	b.replicate(adm, ch, now.Add(-time.Minute), nick("boss"), modPayload(feed.ModHide, mallory, "spam"))
 	b.catchUp()
 
 	scr := &beepScreen{SimulationScreen: tcell.NewSimulationScreen("UTF-8")}
