@@ -157,7 +157,7 @@ func (u *UI) cmdNew(args string) {
 		func(c feed.Channel) {
 			u.note("Created #%s. To invite someone, give them the key below; they type /join KEY. Anyone with the key can read and write here; /key shows it again.",
 				cleanInline(c.Name, 64))
-			u.cur().addRaw(u.now(), c.Link().String(), c.Key.String())
+			u.cur().addRaw(u.now(), c.Link().String(), c.Key.WithName(c.Name), c.Key.String())
 		})
 }
 
@@ -194,7 +194,7 @@ func (u *UI) cmdKey(string) {
 		return
 	}
 	u.note("Key of #%s: give it only to people you want in the channel; they type /join KEY.", cleanInline(ci.ch.Name, 64))
-	u.cur().addRaw(u.now(), ci.ch.Link().String(), ci.ch.Key.String())
+	u.cur().addRaw(u.now(), ci.ch.Link().String(), ci.ch.Key.WithName(ci.ch.Name), ci.ch.Key.String())
 }
 
 // validNick checks a nickname before it is sent.
