@@ -217,3 +217,31 @@ func TestModerationRebuild(t *testing.T) {
 		t.Fatal("follow setting lost in the rebuild")
 	}
 }
+
+// TestModerationInvalidIgnored: moderation entries that break §3.1 (an
+// unknown action, a block of a message, text) are stored and do nothing;
+// the indexer goes on.
+func TestModerationInvalidIgnored(t *testing.T) {
+	e := newEnv(t)
+	adm, m := newAuthor(t), newAuthor(t)
+	id := m.ID()
+	target := append([]byte{0x06, 0x58, 0x20}, id[:]...)
+	for _, raw := range [][]byte{
+		append([]byte{0xa3, 0x01, 0x07, 0x04, 0x09}, target...),                                                  // action 9
+		append([]byte{0xa4, 0x01, 0x07, 0x02, 0x61, 0x78, 0x04, 0x03}, target...),                                // text
+		append(append([]byte{0xa3, 0x01, 0x07, 0x03, 0xa2, 0x01, 0x58, 0x20}, id[:]...), 0x02, 0x00, 0x04, 0x03), // block of a message
+	} {
+		e.apply(adm, []feed.Entry{adm.entryRaw(e.d, t0, raw)})
+	}
+	e.say(m, t0, text("still here"))
+	s := e.mod(adm)
+	if len(s.Blocked)+len(s.HiddenAuthors)+len(s.HiddenMessages)+len(s.Current) != 0 {
+		t.Fatalf("invalid entries had an effect: %+v", s)
+	}
+	if n, _ := e.v.Count(e.d); n != 1 {
+		t.Fatalf("count %d, want 1", n)
+	}
+	if evs, _ := e.v.ModEvents(e.d, 0, 10); len(evs) != 0 {
+		t.Fatalf("invalid entries logged: %+v", evs)
+	}
+}
