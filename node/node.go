@@ -140,7 +140,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		// Moderation blocks must hold before the network starts: index
 		// what an earlier run stored but did not index (bounded; the
 		// watcher below applies whatever is indexed later).
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		if err := n.views.CatchUp(cctx); err != nil {
 			o.Logger.Warn("views not caught up before the network starts", "err", err)
 		}

@@ -83,6 +83,7 @@ type chanMod struct {
 type modPump struct {
 	init  bool
 	gen   uint64
+	chans int // channels at the last read (a joined channel is read at once)
 	after map[feed.DiscoveryID]uint64 // last moderation entry noticed
 }
 
@@ -94,11 +95,11 @@ func (p *pump) modArrivals() *modUpdate {
 		return nil
 	}
 	g := mb.ModGeneration()
-	if p.mod.init && g == p.mod.gen {
+	if p.mod.init && g == p.mod.gen && len(p.chans) == p.mod.chans {
 		return nil
 	}
 	first := !p.mod.init
-	p.mod.init, p.mod.gen = true, g
+	p.mod.init, p.mod.gen, p.mod.chans = true, g, len(p.chans)
 	if p.mod.after == nil {
 		p.mod.after = map[feed.DiscoveryID]uint64{}
 	}
