@@ -83,7 +83,7 @@ type chanMod struct {
 type modPump struct {
 	init  bool
 	gen   uint64
-	chans int // channels at the last read (a joined channel is read at once)
+	chans int                         // channels at the last read (a joined channel is read at once)
 	after map[feed.DiscoveryID]uint64 // last moderation entry noticed
 }
 
