@@ -42,6 +42,8 @@ const purgeTxnKeys = 5000
 type blockList struct {
 	mu sync.RWMutex
 	m  map[feedKey]bool
+	// mod: the authors blocked by moderation (modblock.go), in memory.
+	mod map[DiscoveryID]map[AuthorID]bool
 }
 
 func blockKey(ch DiscoveryID, a AuthorID) []byte {
@@ -121,7 +123,7 @@ func (s *Store) openBlocks() error {
 func (b *blockList) has(ch DiscoveryID, a AuthorID) bool {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	return b.m[feedKey{ch, a}]
+	return b.m[feedKey{ch, a}] || b.mod[ch][a]
 }
 
 // IsBlocked reports whether author a is blocked in channel ch.
@@ -162,14 +164,18 @@ func (s *Store) Unblock(ch DiscoveryID, a AuthorID) error {
 	return nil
 }
 
-// BlockedAuthors lists the authors blocked in channel ch, ordered by id.
+// BlockedAuthors lists the authors blocked in channel ch, locally or by
+// moderation (SetModBlocked), ordered by id.
 func (s *Store) BlockedAuthors(ch DiscoveryID) ([]AuthorID, error) {
 	s.blocks.mu.RLock()
 	var out []AuthorID
 	for fk := range s.blocks.m {
-		if fk.ch == ch {
+		if fk.ch == ch && !s.blocks.mod[ch][fk.author] {
 			out = append(out, fk.author)
 		}
+	}
+	for a := range s.blocks.mod[ch] {
+		out = append(out, a)
 	}
 	s.blocks.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i][:], out[j][:]) < 0 })

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"unicode"
 )
@@ -64,46 +65,89 @@ func (k ChannelKey) DiscoveryID() DiscoveryID {
 // so callers can tell a key from a channel name before parsing.
 func LooksLikeKey(s string) bool { return strings.HasPrefix(strings.TrimSpace(s), keyScheme) }
 
-// ParseChannelKey parses kchat://<64 hex>[?name=NAME] and returns the key and
-// the name hint (empty if none). Surrounding white space is ignored; anything
-// else wrong is an error saying what.
+// ParseChannelKey parses kchat://<64 hex>[?name=NAME][&admin=HEX]... and
+// returns the key and the name hint (empty if none); see ParseLink for the
+// admins. Surrounding white space is ignored; anything else wrong is an
+// error saying what.
 func ParseChannelKey(s string) (ChannelKey, string, error) {
-	var k ChannelKey
+	l, err := ParseLink(s)
+	return l.Key, l.Name, err
+}
+
+// Link is what a shared kchat:// key carries: the key, a name hint, and
+// the channel's first admins (author ids whose moderation a joiner follows
+// by default).
+type Link struct {
+	Key    ChannelKey
+	Name   string
+	Admins []AuthorID
+}
+
+// String is the shareable form kchat://<hex>[?name=NAME][&admin=HEX]...
+func (l Link) String() string {
+	s := l.Key.WithName(l.Name)
+	sep := "?"
+	if l.Name != "" {
+		sep = "&"
+	}
+	for _, a := range l.Admins {
+		s += sep + "admin=" + a.String()
+		sep = "&"
+	}
+	return s
+}
+
+// ParseLink parses kchat://<64 hex>[?name=NAME][&admin=HEX]...: parameters
+// name (at most once) and admin (64 hex digits, any number of times).
+func ParseLink(s string) (Link, error) {
+	var l Link
 	s = strings.TrimSpace(s)
 	if !strings.HasPrefix(s, keyScheme) {
-		return k, "", fmt.Errorf("%w: must start with %q", ErrBadKey, keyScheme)
+		return l, fmt.Errorf("%w: must start with %q", ErrBadKey, keyScheme)
 	}
 	rest := s[len(keyScheme):]
 	hexPart, query, hasQuery := strings.Cut(rest, "?")
 	if len(hexPart) != 64 {
-		return k, "", fmt.Errorf("%w: want 64 hex digits after %q, got %d characters", ErrBadKey, keyScheme, len(hexPart))
+		return l, fmt.Errorf("%w: want 64 hex digits after %q, got %d characters", ErrBadKey, keyScheme, len(hexPart))
 	}
 	for i := 0; i < len(hexPart); i++ {
 		c := hexPart[i]
 		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return k, "", fmt.Errorf("%w: character %d (%q) is not a hex digit", ErrBadKey, i+1, c)
+			return l, fmt.Errorf("%w: character %d (%q) is not a hex digit", ErrBadKey, i+1, c)
 		}
 	}
-	if _, err := hex.Decode(k[:], []byte(hexPart)); err != nil {
-		return k, "", fmt.Errorf("%w: %w", ErrBadKey, err)
+	if _, err := hex.Decode(l.Key[:], []byte(hexPart)); err != nil {
+		return l, fmt.Errorf("%w: %w", ErrBadKey, err)
 	}
-	name := ""
-	if hasQuery {
-		v, err := url.ParseQuery(query)
+	if !hasQuery {
+		return l, nil
+	}
+	v, err := url.ParseQuery(query)
+	if err != nil {
+		return l, fmt.Errorf("%w: bad name hint: %w", ErrBadKey, err)
+	}
+	for p := range v {
+		if p != "name" && p != "admin" {
+			return l, fmt.Errorf("%w: unknown parameter %q", ErrBadKey, p)
+		}
+	}
+	if len(v["name"]) > 1 {
+		return l, fmt.Errorf("%w: more than one name hint", ErrBadKey)
+	}
+	l.Name = v.Get("name")
+	if err := ValidateChannelName(l.Name); err != nil && l.Name != "" {
+		return l, fmt.Errorf("%w: name hint: %w", ErrBadKey, err)
+	}
+	for _, h := range v["admin"] {
+		a, err := ParseAuthorID(h)
 		if err != nil {
-			return k, "", fmt.Errorf("%w: bad name hint: %w", ErrBadKey, err)
+			return l, fmt.Errorf("%w: admin: %w", ErrBadKey, err)
 		}
-		for p := range v {
-			if p != "name" {
-				return k, "", fmt.Errorf("%w: unknown parameter %q", ErrBadKey, p)
-			}
-		}
-		name = v.Get("name")
-		if err := ValidateChannelName(name); err != nil && name != "" {
-			return k, "", fmt.Errorf("%w: name hint: %w", ErrBadKey, err)
+		if !slices.Contains(l.Admins, a) {
+			l.Admins = append(l.Admins, a)
 		}
 	}
-	return k, name, nil
+	return l, nil
 }
 
 // ValidateChannelName checks a local channel name: 1-64 characters, no

@@ -8,10 +8,57 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-// Channel is a joined channel: its key and the local name the user gave it.
+// Channel is a joined channel: its key, the local name the user gave it,
+// and the admins its key named (whose moderation is followed by default).
 type Channel struct {
-	Key  ChannelKey `cbor:"1,keyasint"`
-	Name string     `cbor:"2,keyasint"`
+	Key    ChannelKey `cbor:"1,keyasint"`
+	Name   string     `cbor:"2,keyasint"`
+	Admins AdminSet   `cbor:"3,keyasint,omitempty"`
+}
+
+// Link is the channel's shareable key, with its name and admins.
+func (c Channel) Link() Link { return Link{Key: c.Key, Name: c.Name, Admins: c.Admins.IDs()} }
+
+// AdminSet is a channel's admins as its key names them: their ids in
+// lowercase hex, concatenated (a string, so that Channel stays comparable).
+type AdminSet string
+
+// NewAdminSet makes the set of ids as, without duplicates.
+func NewAdminSet(as []AuthorID) AdminSet {
+	var s AdminSet
+	for _, a := range as {
+		s = s.With(a)
+	}
+	return s
+}
+
+// IDs lists the admins, in the order they were added.
+func (s AdminSet) IDs() []AuthorID {
+	var out []AuthorID
+	for i := 0; i+64 <= len(s); i += 64 {
+		if a, err := ParseAuthorID(string(s[i : i+64])); err == nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Has reports whether a is in the set.
+func (s AdminSet) Has(a AuthorID) bool {
+	for i := 0; i+64 <= len(s); i += 64 {
+		if string(s[i:i+64]) == a.String() {
+			return true
+		}
+	}
+	return false
+}
+
+// With is the set with a added.
+func (s AdminSet) With(a AuthorID) AdminSet {
+	if s.Has(a) {
+		return s
+	}
+	return s + AdminSet(a.String())
 }
 
 // ID is the channel's discovery id.

@@ -67,6 +67,35 @@ func FuzzParseChannelKey(f *testing.F) {
 	})
 }
 
+// FuzzParseLink: a parsed link prints to a form that parses to the same
+// key, name and admins.
+func FuzzParseLink(f *testing.F) {
+	k, _ := feed.NewChannelKey()
+	var a feed.AuthorID
+	a[3] = 9
+	f.Add(feed.Link{Key: k, Name: "general", Admins: []feed.AuthorID{a}}.String())
+	f.Add(feed.Link{Key: k, Admins: []feed.AuthorID{a, {}}}.String())
+	f.Add(k.String() + "?admin=zz")
+	f.Fuzz(func(t *testing.T, s string) {
+		l, err := feed.ParseLink(s)
+		if err != nil {
+			if !errors.Is(err, feed.ErrBadKey) {
+				t.Fatalf("error not classified: %v", err)
+			}
+			return
+		}
+		l2, err := feed.ParseLink(l.String())
+		if err != nil || l2.Key != l.Key || l2.Name != l.Name || len(l2.Admins) != len(l.Admins) {
+			t.Fatalf("round trip of %q: %v %+v %+v", s, err, l, l2)
+		}
+		for i := range l.Admins {
+			if l.Admins[i] != l2.Admins[i] {
+				t.Fatalf("admin %d changed", i)
+			}
+		}
+	})
+}
+
 // FuzzUnmarshalPayload: payloads come from the network (inside signed
 // entries anyone in a channel can write) and are decoded by the indexer.
 // Decoding never panics; a payload that decodes and validates re-encodes to
@@ -80,6 +109,9 @@ func FuzzUnmarshalPayload(f *testing.F) {
 		{Kind: feed.KindEdit, Text: "fixed", Ref: feed.NewRef(a, 0)},
 		{Kind: feed.KindDelete, Ref: feed.NewRef(a, 1<<40)},
 		{Kind: feed.KindTopic},
+		{Kind: feed.KindMod, Action: feed.ModHide, Ref: feed.NewRef(a, 2), Reason: "spam"},
+		{Kind: feed.KindMod, Action: feed.ModBlock, Target: a[:]},
+		{Kind: feed.KindMod, Action: feed.ModAddAdmin, Target: a[:], Reason: "trusted"},
 	} {
 		raw, err := p.Marshal()
 		if err != nil {
@@ -98,9 +130,20 @@ func FuzzUnmarshalPayload(f *testing.F) {
 			return
 		}
 		_, _ = p.Ref.AuthorID() // must not panic, even on a nil or short ref
+		_, _ = p.TargetID()
+		_ = p.Action.String()
 		raw, err := p.Marshal()
 		if err != nil {
 			return // decodes but is not something a writer may send
+		}
+		if p.Kind == feed.KindMod {
+			// A valid moderation entry names exactly one target.
+			_, isAuthor := p.TargetID()
+			if isAuthor == (p.Ref != nil) || !p.Action.Known() || p.Text != "" {
+				t.Fatalf("invalid moderation payload validated: %+v", p)
+			}
+		} else if p.Action != 0 || p.Target != nil || p.Reason != "" {
+			t.Fatalf("a %s with moderation fields validated", p.Kind)
 		}
 		q, err := feed.UnmarshalPayload(raw)
 		if err != nil {

@@ -26,7 +26,54 @@ const (
 	// entry cannot be removed from a signed feed; peers that already hold
 	// it keep its bytes.
 	KindDelete Kind = 6
+	// KindMod is a moderation action (Action) by the author about a message
+	// (Ref) or an author (Target), with an optional Reason. What it does
+	// for a reader depends on whom the reader follows (views/moderation.go).
+	KindMod Kind = 7
+	// Kind 8 is reserved (private messages).
 )
+
+// ModAction is what a moderation entry (KindMod) does.
+type ModAction uint8
+
+// Moderation actions. Hide and Unhide name a message (Ref) or an author
+// (Target); every other action names an author (Target).
+const (
+	ModHide        ModAction = 1
+	ModUnhide      ModAction = 2
+	ModBlock       ModAction = 3
+	ModUnblock     ModAction = 4
+	ModAddMod      ModAction = 5
+	ModRemoveMod   ModAction = 6
+	ModAddAdmin    ModAction = 7
+	ModRemoveAdmin ModAction = 8
+)
+
+var modActionNames = [...]string{"", "hide", "unhide", "block", "unblock", "add-mod", "remove-mod", "add-admin", "remove-admin"}
+
+func (a ModAction) String() string {
+	if a >= 1 && int(a) < len(modActionNames) {
+		return modActionNames[a]
+	}
+	return fmt.Sprintf("action(%d)", uint8(a))
+}
+
+// Known reports whether a is an action this version knows.
+func (a ModAction) Known() bool { return a >= ModHide && a <= ModRemoveAdmin }
+
+// ParseModAction parses an action's name (hide, unhide, block, unblock,
+// add-mod, remove-mod, add-admin, remove-admin).
+func ParseModAction(s string) (ModAction, error) {
+	for i, n := range modActionNames {
+		if i > 0 && n == s {
+			return ModAction(i), nil
+		}
+	}
+	return 0, fmt.Errorf("%w: unknown moderation action %q", ErrBadPayload, s)
+}
+
+// MaxModReason bounds a moderation entry's reason, in bytes.
+const MaxModReason = 1024
 
 func (k Kind) String() string {
 	switch k {
@@ -42,19 +89,38 @@ func (k Kind) String() string {
 		return "edit"
 	case KindDelete:
 		return "delete"
+	case KindMod:
+		return "mod"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
 // Payload is the content of an entry, encoded as deterministic CBOR
 // (RFC 8949 core deterministic encoding): a map with integer keys
-// 1: kind (unsigned), 2: text (UTF-8 string), 3: ref (a map, below).
+// 1: kind (unsigned), 2: text (UTF-8 string), 3: ref (a map, below),
+// and for moderation entries 4: action (unsigned), 5: reason (UTF-8
+// string), 6: target author id (32-byte string).
 type Payload struct {
 	Kind Kind   `cbor:"1,keyasint"`
 	Text string `cbor:"2,keyasint,omitempty"`
 	// Ref points at an earlier message in the same channel: the message a
 	// text or emote replies to, or the one an edit or delete changes.
 	Ref *Ref `cbor:"3,keyasint,omitempty"`
+	// Action, Reason and Target belong to moderation entries (KindMod).
+	Action ModAction `cbor:"4,keyasint,omitempty"`
+	Reason string    `cbor:"5,keyasint,omitempty"`
+	Target []byte    `cbor:"6,keyasint,omitempty"`
+}
+
+// TargetID returns the moderation target author, and false if there is
+// none or it is malformed.
+func (p Payload) TargetID() (AuthorID, bool) {
+	var a AuthorID
+	if len(p.Target) != len(a) {
+		return a, false
+	}
+	copy(a[:], p.Target)
+	return a, true
 }
 
 // Ref names one message of a channel: {1: author id (32 bytes), 2: seq}.
@@ -122,8 +188,15 @@ func (p Payload) Validate() error {
 		if p.Text != "" {
 			return fmt.Errorf("%w: a delete has no text", ErrBadPayload)
 		}
+	case KindMod:
+		if err := p.validateMod(); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("%w: unknown kind %d", ErrBadPayload, p.Kind)
+	}
+	if p.Kind != KindMod && (p.Action != 0 || p.Reason != "" || p.Target != nil) {
+		return fmt.Errorf("%w: a %s carries no moderation fields", ErrBadPayload, p.Kind)
 	}
 	switch {
 	case p.Ref == nil && (p.Kind == KindEdit || p.Kind == KindDelete):
@@ -135,8 +208,36 @@ func (p Payload) Validate() error {
 			return fmt.Errorf("%w: message reference with a %d-byte author id", ErrBadPayload, len(p.Ref.Author))
 		}
 	}
-	if !utf8.ValidString(p.Text) {
+	if !utf8.ValidString(p.Text) || !utf8.ValidString(p.Reason) {
 		return fmt.Errorf("%w: text is not valid UTF-8", ErrBadPayload)
+	}
+	return nil
+}
+
+// validateMod checks a moderation entry: a known action, no text, a reason
+// of at most MaxModReason bytes, and exactly one target: a message (Ref,
+// hide and unhide only) or a 32-byte author id (Target).
+func (p Payload) validateMod() error {
+	if !p.Action.Known() {
+		return fmt.Errorf("%w: unknown moderation action %d", ErrBadPayload, p.Action)
+	}
+	if p.Text != "" {
+		return fmt.Errorf("%w: a moderation entry has no text (use the reason)", ErrBadPayload)
+	}
+	if len(p.Reason) > MaxModReason {
+		return fmt.Errorf("%w: reason is %d bytes, at most %d", ErrBadPayload, len(p.Reason), MaxModReason)
+	}
+	switch {
+	case p.Ref != nil && p.Target != nil:
+		return fmt.Errorf("%w: a moderation entry names a message or an author, not both", ErrBadPayload)
+	case p.Ref != nil && p.Action != ModHide && p.Action != ModUnhide:
+		return fmt.Errorf("%w: %s names an author, not a message", ErrBadPayload, p.Action)
+	case p.Ref == nil && p.Target == nil:
+		return fmt.Errorf("%w: %s without a target", ErrBadPayload, p.Action)
+	case p.Target != nil:
+		if _, ok := p.TargetID(); !ok {
+			return fmt.Errorf("%w: moderation target with a %d-byte author id", ErrBadPayload, len(p.Target))
+		}
 	}
 	return nil
 }

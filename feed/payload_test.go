@@ -71,3 +71,93 @@ func TestPayloadValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestModPayload: moderation entries round-trip, carry exactly one target,
+// and other kinds carry no moderation fields.
+func TestModPayload(t *testing.T) {
+	var a AuthorID
+	a[0] = 0x11
+	ok := []Payload{
+		{Kind: KindMod, Action: ModHide, Ref: NewRef(a, 5), Reason: "off topic"},
+		{Kind: KindMod, Action: ModUnhide, Target: a[:]},
+		{Kind: KindMod, Action: ModBlock, Target: a[:], Reason: "spam"},
+		{Kind: KindMod, Action: ModRemoveAdmin, Target: a[:]},
+	}
+	for _, p := range ok {
+		b, err := p.Marshal()
+		if err != nil {
+			t.Fatalf("%+v: %v", p, err)
+		}
+		q, err := UnmarshalPayload(b)
+		if err != nil || q.Action != p.Action || q.Reason != p.Reason || !bytes.Equal(q.Target, p.Target) || (q.Ref == nil) != (p.Ref == nil) {
+			t.Fatalf("%+v -> %+v (%v)", p, q, err)
+		}
+	}
+	bad := []Payload{
+		{Kind: KindMod, Action: ModBlock, Ref: NewRef(a, 1)},              // block names an author
+		{Kind: KindMod, Action: ModHide, Ref: NewRef(a, 1), Target: a[:]}, // two targets
+		{Kind: KindMod, Action: ModHide},                                  // no target
+		{Kind: KindMod, Action: 9, Target: a[:]},                          // unknown action
+		{Kind: KindMod, Action: ModBlock, Target: a[:5]},                  // short id
+		{Kind: KindMod, Action: ModBlock, Target: a[:], Text: "x"},        // text
+		{Kind: KindMod, Action: ModBlock, Target: a[:], Reason: string(make([]byte, MaxModReason+1))},
+		{Kind: KindText, Text: "hi", Action: ModBlock}, // mod field on text
+		{Kind: KindText, Text: "hi", Reason: "why"},
+	}
+	for _, p := range bad {
+		if _, err := p.Marshal(); !errors.Is(err, ErrBadPayload) {
+			t.Fatalf("%+v: err %v, want ErrBadPayload", p, err)
+		}
+	}
+	// Pinned bytes (protocol.md §3.1): block of author 11 00..00 with no reason.
+	b, err := Payload{Kind: KindMod, Action: ModBlock, Target: a[:]}.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "a3010704030658201100000000000000000000000000000000000000000000000000000000000000"
+	if hex.EncodeToString(b) != want {
+		t.Fatalf("encoding %x, want %s", b, want)
+	}
+	for _, s := range []string{"hide", "unhide", "block", "unblock", "add-mod", "remove-mod", "add-admin", "remove-admin"} {
+		act, err := ParseModAction(s)
+		if err != nil || act.String() != s {
+			t.Fatalf("%s: %v %v", s, act, err)
+		}
+	}
+	if _, err := ParseModAction("ban"); err == nil {
+		t.Fatal("ban is not an action")
+	}
+}
+
+// TestParseLinkAdmins: admin= is parsed (repeatable) and printed back;
+// keys without it parse as before.
+func TestParseLinkAdmins(t *testing.T) {
+	k, _ := NewChannelKey()
+	var a, b AuthorID
+	a[0], b[0] = 1, 2
+	l := Link{Key: k, Name: "general", Admins: []AuthorID{a, b}}
+	s := l.String()
+	if s != k.String()+"?name=general&admin="+a.String()+"&admin="+b.String() {
+		t.Fatalf("link %s", s)
+	}
+	got, err := ParseLink(s)
+	if err != nil || got.Key != k || got.Name != "general" || len(got.Admins) != 2 || got.Admins[1] != b {
+		t.Fatalf("%+v %v", got, err)
+	}
+	if kk, name, err := ParseChannelKey(s); err != nil || kk != k || name != "general" {
+		t.Fatalf("ParseChannelKey: %v", err)
+	}
+	if got, err := ParseLink(k.String() + "?admin=" + a.String()); err != nil || got.Name != "" || len(got.Admins) != 1 {
+		t.Fatalf("admin only: %+v %v", got, err)
+	}
+	if _, err := ParseLink(k.String() + "?admin=abcd"); !errors.Is(err, ErrBadKey) {
+		t.Fatalf("short admin: %v", err)
+	}
+	if got, err := ParseLink(k.String()); err != nil || len(got.Admins) != 0 {
+		t.Fatalf("plain key: %+v %v", got, err)
+	}
+	set := NewAdminSet([]AuthorID{a, b, a})
+	if ids := set.IDs(); len(ids) != 2 || ids[0] != a || !set.Has(b) || set.Has(AuthorID{}) {
+		t.Fatalf("admin set %q", set)
+	}
+}

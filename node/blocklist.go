@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -179,7 +180,9 @@ type Member struct {
 	// Throttled: the author went over their storage budget within the last
 	// minute (feed.Budget): further entries arrive slowly.
 	Throttled bool
-	// Role and Hidden are filled by moderation (not built yet): "" and false.
+	// Role is the author's moderation role for the local user
+	// (views.RoleAdmin, views.RoleMod or ""); Hidden: moderation hides the
+	// author. Blocked includes a block by moderation.
 	Role   string
 	Hidden bool
 }
@@ -200,20 +203,32 @@ func (n *Node) Members(ch feed.DiscoveryID) ([]Member, error) {
 		forked[f.Author] = true
 	}
 	blocked := n.BlockedIn(ch)
+	mod, err := n.Moderation(ch)
+	if err != nil {
+		return nil, err
+	}
+	for a := range mod.Blocked {
+		blocked[a] = true
+	}
 	seen := map[feed.AuthorID]bool{}
 	out := make([]Member, 0, len(vms))
 	for _, m := range vms {
 		seen[m.Author] = true
+		_, hidden := mod.HiddenAuthors[m.Author]
 		out = append(out, Member{Member: m, Forked: forked[m.Author], Blocked: blocked[m.Author],
-			Throttled: n.store.Throttled(ch, m.Author)})
+			Throttled: n.store.Throttled(ch, m.Author), Role: mod.Role(m.Author), Hidden: hidden})
 	}
-	bl, err := n.store.BlockedAuthors(ch)
-	if err != nil {
-		return nil, err
-	}
-	for _, a := range bl {
+	extra := make([]feed.AuthorID, 0, len(blocked))
+	for a := range blocked {
 		if !seen[a] {
-			out = append(out, Member{Member: views.Member{Author: a, Display: a.Short()}, Forked: forked[a], Blocked: true})
+			extra = append(extra, a)
+		}
+	}
+	slices.SortFunc(extra, func(x, y feed.AuthorID) int { return bytes.Compare(x[:], y[:]) })
+	for _, a := range extra {
+		{
+			_, hidden := mod.HiddenAuthors[a]
+			out = append(out, Member{Member: views.Member{Author: a, Display: a.Short()}, Forked: forked[a], Blocked: true, Hidden: hidden})
 		}
 	}
 	return out, nil

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -59,7 +60,13 @@ type Node struct {
 	readOnly bool
 
 	nickMu sync.Mutex
-	closed sync.Once
+	// modMu serialises applying moderation blocks; modApplied is the
+	// views.ModGeneration they were computed at.
+	modMu      sync.Mutex
+	modApplied uint64
+	modInit    bool
+	modQuiet   atomic.Pointer[map[feed.AuthorID]bool] // authors moderation hides, any channel
+	closed     sync.Once
 
 	stopBG context.CancelFunc // stops the node's own goroutines (trimmer)
 	bg     sync.WaitGroup
@@ -118,7 +125,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		db.Close()
 		return nil, err
 	}
-	viewOpts = append(viewOpts, views.WithBlocked(n.Blocked))
+	viewOpts = append(viewOpts, views.WithBlocked(n.quiet))
 	if n.views, err = views.Open(db, n.store, id.ID(), viewOpts...); err != nil {
 		db.Close()
 		return nil, err
@@ -130,6 +137,17 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		}
 	}
 	if o.Net != nil {
+		// Moderation blocks must hold before the network starts: index
+		// what an earlier run stored but did not index (bounded; the
+		// watcher below applies whatever is indexed later).
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		if err := n.views.CatchUp(cctx); err != nil {
+			o.Logger.Warn("views not caught up before the network starts", "err", err)
+		}
+		cancel()
+	}
+	n.settleModeration() // before the network: moderation blocks hold from the start
+	if o.Net != nil {
 		if n.net, err = startNetwork(ctx, n, *o.Net); err != nil {
 			n.views.Close()
 			db.Close()
@@ -140,6 +158,11 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	n.stopBG = cancel
 	if !o.ReadOnly {
 		n.startTrimmer(bgCtx, o.trim)
+		n.bg.Add(1)
+		go func() {
+			defer n.bg.Done()
+			n.watchModeration(bgCtx)
+		}()
 	}
 	return n, nil
 }
@@ -203,12 +226,37 @@ func (n *Node) Create(ctx context.Context, name string) (feed.Channel, error) {
 	if err != nil {
 		return feed.Channel{}, err
 	}
-	return n.Join(ctx, k, name)
+	// The creator is the channel's first admin: the key it shares names it.
+	return n.JoinLink(ctx, feed.Link{Key: k, Name: name, Admins: []feed.AuthorID{n.Self()}})
+}
+
+// JoinLink joins the channel of a shared key (see Join), recording the
+// admins the key names: their moderation is followed by default. Joining
+// again with a key that names admins the record lacks adds them.
+func (n *Node) JoinLink(ctx context.Context, l feed.Link) (feed.Channel, error) {
+	if c, err := n.store.Channel(l.Key.DiscoveryID()); err == nil && len(l.Admins) > 0 && !n.readOnly {
+		old := c.Admins
+		for _, a := range l.Admins {
+			c.Admins = c.Admins.With(a)
+		}
+		if c.Admins != old {
+			if err := n.store.Join(c); err != nil {
+				return c, err
+			}
+			n.moderationChanged()
+		}
+		return c, nil
+	}
+	return n.join(ctx, l.Key, l.Name, l.Admins)
 }
 
 // Join joins the channel with key k under the local name (a default is made
 // from the key when name is empty). If a nickname is set it is announced.
 func (n *Node) Join(ctx context.Context, k feed.ChannelKey, name string) (feed.Channel, error) {
+	return n.join(ctx, k, name, nil)
+}
+
+func (n *Node) join(ctx context.Context, k feed.ChannelKey, name string, admins []feed.AuthorID) (feed.Channel, error) {
 	if n.readOnly {
 		return feed.Channel{}, fmt.Errorf("join: %w", ErrReadOnly)
 	}
@@ -218,7 +266,7 @@ func (n *Node) Join(ctx context.Context, k feed.ChannelKey, name string) (feed.C
 	if c, err := n.store.Channel(k.DiscoveryID()); err == nil {
 		return c, nil // already joined
 	}
-	c := feed.Channel{Key: k, Name: name}
+	c := feed.Channel{Key: k, Name: name, Admins: feed.NewAdminSet(admins)}
 	if err := n.store.Join(c); err != nil {
 		return c, err
 	}
@@ -314,5 +362,10 @@ func checkVisible(what, name string) error {
 func (n *Node) WaitIndexed(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return n.views.WaitIndexed(ctx, n.store.Last())
+	if err := n.views.WaitIndexed(ctx, n.store.Last()); err != nil {
+		return err
+	}
+	// What is indexed is in force: moderation blocks included.
+	n.settleModeration()
+	return nil
 }

@@ -143,6 +143,7 @@ func New(b Backend, screen tcell.Screen, opts ...Option) *UI {
 	u.pump = newPump(b, u.post, u.now)
 	u.pump.onUpdate = u.onUpdate
 	u.pump.onNet = u.onNet
+	u.pump.onMod = u.onMod
 	u.status.addNote("Welcome to kchat. Loading…", false, u.now())
 	return u
 }

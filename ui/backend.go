@@ -80,7 +80,8 @@ type Member struct {
 	Display  string // as views.Message.Display
 	Messages int
 	Blocked  bool
-	Forked   bool // signed two entries at one seq: their later entries are refused
+	Forked   bool   // signed two entries at one seq: their later entries are refused
+	Role     string // moderation role for the local user: "admin", "mod" or ""
 }
 
 // Reader is the part of the views' API the UI reads through.

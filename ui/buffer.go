@@ -43,6 +43,8 @@ type buffer struct {
 	lastGeo   geometry
 	lastRows  int // rows drawn at the last layout (page size)
 	wantOlder bool
+
+	mod *bufMod // what moderation hides here (mod.go)
 }
 
 func newBuffer(ch feed.DiscoveryID) *buffer { return &buffer{ch: ch} }
@@ -446,13 +448,25 @@ func (b *buffer) view(width, height int, hidden func(feed.AuthorID) bool) []row 
 		}
 		return nil
 	}
+	collapsed, by := 0, "" // a run of messages moderation hides (mod.go)
 	for i := len(b.items) - 1; i >= 0 && len(rev) < need; i-- {
 		it := b.items[i]
 		if !it.isNote() && hidden(it.msg.Author) {
 			continue
 		}
+		if who, ok := b.modHides(it); ok {
+			collapsed, by = collapsed+1, who
+			continue
+		}
+		if collapsed > 0 {
+			push(collapsedRow(collapsed, by))
+			collapsed = 0
+		}
 		push(b.itemRows(it, g))
 		push(b.rulesAbove(it, prevVisible(i), width))
+	}
+	if collapsed > 0 {
+		push(collapsedRow(collapsed, by))
 	}
 	if len(b.items) == 0 && b.loaded && b.atStart && !b.status {
 		push([]row{{{text: "No messages yet. Say hello!", st: stNote}}})

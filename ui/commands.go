@@ -133,7 +133,7 @@ func (u *UI) cmdJoin(args string) {
 		u.fail("%v", err)
 		return
 	}
-	u.joined(func(ctx context.Context) (feed.Channel, error) { return u.b.Join(ctx, key, name) },
+	u.joined(func(ctx context.Context) (feed.Channel, error) { return u.joinKey(ctx, fs[0], key, name) },
 		func(c feed.Channel) {
 			u.note("Joined #%s. Looking for peers; the status bar shows when someone is reachable and how far syncing is.", cleanInline(c.Name, 64))
 		})
@@ -157,7 +157,7 @@ func (u *UI) cmdNew(args string) {
 		func(c feed.Channel) {
 			u.note("Created #%s. To invite someone, give them the key below; they type /join KEY. Anyone with the key can read and write here; /key shows it again.",
 				cleanInline(c.Name, 64))
-			u.cur().addRaw(u.now(), c.Key.WithName(c.Name), c.Key.String())
+			u.cur().addRaw(u.now(), c.Link().String(), c.Key.WithName(c.Name), c.Key.String())
 		})
 }
 
@@ -194,7 +194,7 @@ func (u *UI) cmdKey(string) {
 		return
 	}
 	u.note("Key of #%s: give it only to people you want in the channel; they type /join KEY.", cleanInline(ci.ch.Name, 64))
-	u.cur().addRaw(u.now(), ci.ch.Key.WithName(ci.ch.Name), ci.ch.Key.String())
+	u.cur().addRaw(u.now(), ci.ch.Link().String(), ci.ch.Key.WithName(ci.ch.Name), ci.ch.Key.String())
 }
 
 // validNick checks a nickname before it is sent.
@@ -411,6 +411,9 @@ func namesText(channel string, ms []Member, self feed.AuthorID) string {
 		fmt.Fprintf(&b, "\n  %s  %s", cleanInline(m.Display, 80), plural(m.Messages, "message", "messages"))
 		if m.Author == self {
 			b.WriteString("  (you)")
+		}
+		if m.Role != "" {
+			b.WriteString("  [" + m.Role + "]")
 		}
 		if m.Blocked {
 			b.WriteString("  [blocked]")

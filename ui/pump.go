@@ -33,6 +33,8 @@ type pump struct {
 	// Set by the UI before run; called on the UI goroutine.
 	onUpdate func(*update)
 	onNet    func(map[feed.DiscoveryID]NetStatus)
+	onMod    func(*modUpdate) // mod.go
+	mod      modPump
 }
 
 // job is work for the pump. It returns what to apply on the UI goroutine
@@ -80,6 +82,7 @@ func (p *pump) run(ctx context.Context, start func(st initial) func()) {
 	netc := p.b.NetChanged()
 
 	p.post(start(p.initial()))
+	p.postMod()
 	for {
 		select {
 		case <-ctx.Done():
@@ -97,6 +100,7 @@ func (p *pump) run(ctx context.Context, start func(st initial) func()) {
 			if u := p.arrivals(); u != nil {
 				p.post(func() { p.onUpdate(u) })
 			}
+			p.postMod()
 		case <-netc:
 			st := p.netStatus()
 			p.post(func() { p.onNet(st) })

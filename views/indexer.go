@@ -47,6 +47,8 @@ type Item struct {
 	// Ref is the message a text or emote replies to, or the one an edit or
 	// delete changes (nil if none or malformed).
 	Ref *msgRef
+	// Mod is the action of a moderation entry (KindMod), nil otherwise.
+	Mod *modItem
 }
 
 // msgRef is a decoded feed.Ref.
@@ -325,8 +327,12 @@ func (v *Views) readRange(lo uint64, limit, maxBytes int) ([]Item, uint64, error
 		switch {
 		case err != nil:
 			v.log.Debug("indexer: skipping undecodable payload", "arrival", n, "err", err)
-		case p.Kind < feed.KindText || p.Kind > feed.KindDelete:
+		case p.Kind < feed.KindText || p.Kind > feed.KindMod:
 			// A kind a newer version knows: stored and replicated, not shown.
+		case p.Kind == feed.KindMod:
+			if m, ok := newModItem(p); ok {
+				items = append(items, Item{N: n, Entry: e, Kind: p.Kind, Mod: m})
+			}
 		default:
 			it := Item{N: n, Entry: e, Kind: p.Kind, Text: p.Text}
 			if a, ok := p.Ref.AuthorID(); ok {
@@ -407,6 +413,12 @@ func (v *Views) commitOnce(items []Item, last uint64) error {
 	}
 	if nicks {
 		v.nicks.invalidate()
+	}
+	for i := range items {
+		if items[i].Kind == feed.KindMod {
+			v.modGen.Add(1)
+			break
+		}
 	}
 	lo := last
 	for i := range v.clocks {

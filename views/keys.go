@@ -40,7 +40,12 @@ import (
 //	members view (members.go):
 //	v p <D 32> <A 32>               -> messages 8, bytes 8, last arrival (unix ms, local clock) 8
 //
+//	moderation view (moderation.go):
+//	v M <D 32> <X 32> <class 1> <target 32 or 40> -> X's latest entry of that class about target
+//	v O <D 32> <N 8>                -> one moderation entry (arrival-ordered, notices)
+//
 //	local state (no view owns it; never dropped by a rebuild):
+//	v F <D 32> <A 32>               -> 1 follow A's moderation, 0 do not (moderation.go)
 //	v R <D 32>                      -> read marker: arrival 8, cursor (0 or 48 bytes)
 //	v H                             -> N 8: arrivals up to N were judged late or not
 //	                                   (a rebuild does not judge them again with its

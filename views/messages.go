@@ -48,6 +48,9 @@ func (m *messagesView) Map(txn *badger.Txn, b *Batch) error {
 		if err != nil {
 			return err
 		}
+		if it.Kind == feed.KindMod {
+			continue // the moderation view's (moderation.go)
+		}
 		if it.Kind == feed.KindEdit || it.Kind == feed.KindDelete {
 			ok, err := mapEdit(txn, it)
 			if err != nil {

@@ -57,6 +57,9 @@ type Views struct {
 	waitCh  chan struct{} // closed and replaced when indexed advances
 
 	changed notify.Signal
+	// modGen counts indexed chunks that held moderation entries, and
+	// changes of the local follow settings (ModGeneration).
+	modGen atomic.Uint64
 
 	sub       *feed.Subscription
 	cancel    context.CancelFunc
@@ -145,6 +148,7 @@ func Open(db *badger.DB, st *feed.Store, self feed.AuthorID, opts ...Option) (*V
 		&usersView{},
 		&unreadView{self: self, blocked: v.blocked},
 		&membersView{},
+		&moderationView{},
 	}
 	openMu.Lock()
 	defer openMu.Unlock()

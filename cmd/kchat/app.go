@@ -63,7 +63,7 @@ Run without a command to open the chat UI.`,
 	pf.BoolVar(&a.net.NoNAT, "no-nat", false, "no NAT port mapping")
 	root.AddCommand(readOnlyOK(a.idCmd()), readOnlyOK(a.nickCmd()), a.newCmd(), a.joinCmd(), a.partCmd(), readOnlyOK(a.channelsCmd()),
 		a.sendCmd(), readOnlyOK(a.readCmd()), readOnlyOK(a.searchCmd()), a.syncCmd(), a.seedCmd(), a.peersCmd(),
-		a.blockCmd(), a.unblockCmd(), readOnlyOK(a.membersCmd()))
+		a.blockCmd(), a.unblockCmd(), readOnlyOK(a.membersCmd()), a.modCmd())
 	return root
 }
 

@@ -69,7 +69,7 @@ func (a *app) newCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Fprintln(a.stdout, c.Key.WithName(c.Name))
+				fmt.Fprintln(a.stdout, c.Link())
 				return nil
 			})
 		},
@@ -83,12 +83,12 @@ func (a *app) joinCmd() *cobra.Command {
 		Short: "Join a channel by its kchat:// key",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			k, hint, err := feed.ParseChannelKey(args[0])
+			l, err := feed.ParseLink(args[0])
 			if err != nil {
 				return err
 			}
 			if name == "" {
-				name = hint
+				name = l.Name
 			}
 			if name != "" {
 				if err := feed.ValidateChannelName(name); err != nil {
@@ -96,7 +96,8 @@ func (a *app) joinCmd() *cobra.Command {
 				}
 			}
 			return a.withNode(cmd, false, func(ctx context.Context, n *node.Node) error {
-				c, err := n.Join(ctx, k, name)
+				l.Name = name
+				c, err := n.JoinLink(ctx, l)
 				if err != nil {
 					return err
 				}
@@ -305,7 +306,7 @@ func (a *app) channelsCmd() *cobra.Command {
 						return err
 					}
 					if keys {
-						fmt.Fprintf(a.stdout, "%s\t%d messages\t%s\n", c.Name, count, c.Key.WithName(c.Name))
+						fmt.Fprintf(a.stdout, "%s\t%d messages\t%s\n", c.Name, count, c.Link())
 					} else {
 						fmt.Fprintf(a.stdout, "%s\t%d messages\n", c.Name, count)
 					}
@@ -578,7 +579,7 @@ func readLine(br *bufio.Reader, max int) (string, error) {
 
 func (a *app) readCmd() *cobra.Command {
 	var limit int
-	var asJSON, follow bool
+	var asJSON, follow, all bool
 	cmd := &cobra.Command{
 		Use:   "read CHANNEL",
 		Short: "Print the last messages of a channel, oldest first",
@@ -601,24 +602,25 @@ func (a *app) readCmd() *cobra.Command {
 				// Taken before Last: whatever is indexed in between is
 				// printed by follow (which skips what Last showed).
 				indexed := n.Views().Indexed()
-				msgs, err := n.Views().Last(c.ID(), limit)
+				msgs, hidden, err := lastVisible(n, c, limit, all)
 				if err != nil {
 					return err
 				}
 				w := bufio.NewWriter(a.stdout)
-				for _, m := range msgs {
-					a.printMessage(w, m, asJSON)
+				for i, m := range msgs {
+					a.printMessageHidden(w, m, asJSON, hidden[i])
 				}
 				if err := w.Flush(); err != nil || !follow {
 					return err
 				}
-				return a.follow(ctx, n, c, indexed, msgs, asJSON)
+				return a.follow(ctx, n, c, indexed, msgs, asJSON, all)
 			})
 		},
 	}
 	cmd.Flags().IntVarP(&limit, "limit", "n", 50, "how many messages")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per message per line")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new messages as they arrive")
+	cmd.Flags().BoolVar(&all, "all", false, "include messages hidden or blocked by moderation or a block (--json marks them \"hidden\": true)")
 	return cmd
 }
 
@@ -682,7 +684,7 @@ them, oldest first. Edited messages are searched as edited; deleted ones never.`
 
 // follow prints messages as they are indexed, in arrival order, until ctx
 // ends; and edits and deletes of earlier messages, as lines of their own.
-func (a *app) follow(ctx context.Context, n *node.Node, c feed.Channel, after uint64, shown []views.Message, asJSON bool) error {
+func (a *app) follow(ctx context.Context, n *node.Node, c feed.Channel, after uint64, shown []views.Message, asJSON, all bool) error {
 	sub := n.Views().Subscribe()
 	defer sub.Close()
 	seen := map[[2]any]bool{}
@@ -695,10 +697,14 @@ func (a *app) follow(ctx context.Context, n *node.Node, c feed.Channel, after ui
 		if err != nil {
 			return err
 		}
+		hide, err := modHidden(n, c)
+		if err != nil {
+			return err
+		}
 		for _, m := range msgs {
 			after = max(after, m.Arrival)
-			if !seen[[2]any{m.Author, m.Seq}] {
-				a.printMessage(a.stdout, m, asJSON)
+			if !seen[[2]any{m.Author, m.Seq}] && (all || !hide(m)) {
+				a.printMessageHidden(a.stdout, m, asJSON, hide(m))
 			}
 		}
 		eds, err := n.Views().Edits(c.ID(), afterEdit, 1000)
@@ -758,6 +764,7 @@ type jsonMessage struct {
 	Edited  bool     `json:"edited,omitempty"`
 	Deleted bool     `json:"deleted,omitempty"`
 	ReplyTo *jsonRef `json:"reply_to,omitempty"`
+	Hidden  bool     `json:"hidden,omitempty"` // read --all: hidden by moderation or a block
 }
 
 // jsonRef is the message another one replies to.
@@ -767,10 +774,15 @@ type jsonRef struct {
 }
 
 func (a *app) printMessage(w io.Writer, m views.Message, asJSON bool) {
+	a.printMessageHidden(w, m, asJSON, false)
+}
+
+// printMessageHidden prints m, marked as hidden (read --all) if hidden.
+func (a *app) printMessageHidden(w io.Writer, m views.Message, asJSON, hidden bool) {
 	if asJSON {
 		jm := jsonMessage{Time: m.Time.UTC().Format(time.RFC3339Nano), Claimed: m.Claimed.UTC().Format(time.RFC3339Nano),
 			Author: m.Author.String(), Nick: m.Nick, Seq: m.Seq, Kind: m.Kind.String(), Text: m.Text,
-			Edited: m.Edited, Deleted: m.Deleted}
+			Edited: m.Edited, Deleted: m.Deleted, Hidden: hidden}
 		if r := m.ReplyTo; r != nil {
 			jm.ReplyTo = &jsonRef{Author: r.Author.String(), Seq: r.Seq}
 		}
@@ -785,6 +797,9 @@ func (a *app) printMessage(w io.Writer, m views.Message, asJSON bool) {
 		text = "(deleted)"
 	case m.Edited:
 		text += " (edited)"
+	}
+	if hidden {
+		text = "(hidden) " + text
 	}
 	if r := m.ReplyTo; r != nil {
 		quote := printable(r.Text)

@@ -1,0 +1,136 @@
+package ui
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gdamore/tcell/v2"
+	"github.com/kchat-p2p/kchat/feed"
+	"github.com/kchat-p2p/kchat/views"
+)
+
+// modTestBackend is the test backend with moderation, following admins.
+type modTestBackend struct {
+	*testBackend
+	admins []feed.AuthorID
+}
+
+var _ ModBackend = (*modTestBackend)(nil)
+
+func (m *modTestBackend) Moderation(ch feed.DiscoveryID) (*views.ModState, error) {
+	return m.v.Moderation(ch, m.admins)
+}
+
+func (m *modTestBackend) ModEvents(ch feed.DiscoveryID, after uint64, n int) ([]views.ModEntry, error) {
+	return m.v.ModEvents(ch, after, n)
+}
+
+func (m *modTestBackend) ModGeneration() uint64 { return m.v.ModGeneration() }
+
+func (m *modTestBackend) Mod(ctx context.Context, ch feed.DiscoveryID, action feed.ModAction, target feed.AuthorID, msg bool, seq uint64, reason string) (feed.Entry, error) {
+	p := feed.Payload{Kind: feed.KindMod, Action: action, Reason: reason}
+	if msg {
+		p.Ref = feed.NewRef(target, seq)
+	} else {
+		p.Target = target[:]
+	}
+	es, err := m.st.Append(ctx, m.id, ch, p)
+	if err != nil {
+		return feed.Entry{}, err
+	}
+	return es[0], nil
+}
+
+func (m *modTestBackend) Follow(ch feed.DiscoveryID, a feed.AuthorID, follow bool) error {
+	return m.v.SetFollow(ch, a, follow)
+}
+
+func modPayload(action feed.ModAction, target *feed.Identity, reason string) feed.Payload {
+	id := target.ID()
+	return feed.Payload{Kind: feed.KindMod, Action: action, Target: id[:], Reason: reason}
+}
+
+// TestModUI: an admin's hide of an author collapses their messages into
+// one line; /show expands it; a moderation entry that arrives is a
+// one-line notice; /ban writes a block entry and says the user holds no
+// role; /mod list shows the roles.
+func TestModUI(t *testing.T) {
+	b := newTestBackend(t)
+	ch := b.channel("general")
+	adm, mallory, bob := newPeer(t), newPeer(t), newPeer(t)
+	mb := &modTestBackend{testBackend: b, admins: []feed.AuthorID{adm.ID()}}
+	now := time.Now()
+	b.replicate(bob, ch, now.Add(-3*time.Minute), nick("bob"), text("hello from bob"))
+	b.replicate(mallory, ch, now.Add(-2*time.Minute), nick("mallory"), text("spam one"), text("spam two"))
+	b.replicate(adm, ch, now.Add(-time.Minute), nick("boss"), modPayload(feed.ModHide, mallory, "spam"))
+	b.catchUp()
+
+	scr := &beepScreen{SimulationScreen: tcell.NewSimulationScreen("UTF-8")}
+	u := New(mb, scr)
+	scr.SetSize(110, 30)
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &harness{t: t, b: b, scr: scr, u: u, done: make(chan error, 1), stop: cancel}
+	go func() { h.done <- u.Run(ctx) }()
+	t.Cleanup(h.close)
+
+	s := h.waitText("2 messages hidden by boss — /show")
+	if strings.Contains(s, "spam one") || !strings.Contains(s, "hello from bob") {
+		t.Fatalf("hidden messages shown, or others hidden:\n%s", s)
+	}
+	h.typeLine("/show")
+	h.waitText("spam two")
+	h.typeLine("/show")
+	h.waitGone("spam two")
+
+	b.replicate(adm, ch, now, modPayload(feed.ModAddMod, bob, "helps"))
+	h.waitText("boss made bob a moderator (helps)")
+
+	h.typeLine("/ban mallory flooding")
+	h.waitText("You hold no role here")
+	head, err := b.st.Head(ch.ID(), b.Self())
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := b.st.Get(ch.ID(), b.Self(), head.Len-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := feed.UnmarshalPayload(last.Payload)
+	if err != nil || p.Kind != feed.KindMod || p.Action != feed.ModBlock || p.Reason != "flooding" {
+		t.Fatalf("last own entry %+v (%v), want a block of mallory", p, err)
+	}
+	if a, ok := p.TargetID(); !ok || a != mallory.ID() {
+		t.Fatalf("block target %v", a)
+	}
+
+	h.typeLine("/mod list")
+	s = h.waitText("Moderation in #general")
+	for _, want := range []string{"admin boss", "mod bob", "boss hid mallory (spam)"} {
+		if !strings.Contains(s, want) {
+			t.Fatalf("/mod list lacks %q:\n%s", want, s)
+		}
+	}
+	h.typeLine("/mod frobnicate x")
+	h.waitText("Unknown /mod verb")
+}
+
+// TestNamesTextRoles: /names marks roles.
+func TestNamesTextRoles(t *testing.T) {
+	var a, b feed.AuthorID
+	a[0], b[0] = 1, 2
+	got := namesText("general", []Member{
+		{Author: a, Display: "alice", Messages: 1, Role: "admin"},
+		{Author: b, Display: "bob", Messages: 3, Role: "mod"},
+	}, a)
+	want := "#general: 2 authors\n  alice  1 message  (you)  [admin]\n  bob  3 messages  [mod]"
+	if got != want {
+		t.Fatalf("%q\nwant %q", got, want)
+	}
+	for _, line := range []string{"/mod list", "/ban x", "/unban x", "/show"} {
+		if _, _, ok := parseCommand(line); !ok {
+			t.Fatalf("%s is not a command", line)
+		}
+	}
+}
