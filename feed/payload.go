@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
+	"github.com/kchat-p2p/kchat/seal"
 )
 
 // Kind is the type of a message payload.
@@ -26,6 +27,10 @@ const (
 	// entry cannot be removed from a signed feed; peers that already hold
 	// it keep its bytes.
 	KindDelete Kind = 6
+	// KindSealed is a private message (package seal): Sealed holds it,
+	// readable only by its recipient and its author. Kind 7 and 9 and up
+	// are reserved (moderation).
+	KindSealed Kind = 8
 )
 
 func (k Kind) String() string {
@@ -42,19 +47,26 @@ func (k Kind) String() string {
 		return "edit"
 	case KindDelete:
 		return "delete"
+	case KindSealed:
+		return "sealed"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
 // Payload is the content of an entry, encoded as deterministic CBOR
 // (RFC 8949 core deterministic encoding): a map with integer keys
-// 1: kind (unsigned), 2: text (UTF-8 string), 3: ref (a map, below).
+// 1: kind (unsigned), 2: text (UTF-8 string), 3: ref (a map, below),
+// 10: sealed (a byte string: a private message, package seal). Keys 4-6 are
+// reserved (moderation).
 type Payload struct {
 	Kind Kind   `cbor:"1,keyasint"`
 	Text string `cbor:"2,keyasint,omitempty"`
 	// Ref points at an earlier message in the same channel: the message a
 	// text or emote replies to, or the one an edit or delete changes.
 	Ref *Ref `cbor:"3,keyasint,omitempty"`
+	// Sealed is a kind 8 payload's sealed private message (seal.Parse
+	// checks its layout; only its recipient and author can open it).
+	Sealed []byte `cbor:"10,keyasint,omitempty"`
 }
 
 // Ref names one message of a channel: {1: author id (32 bytes), 2: seq}.
@@ -122,8 +134,18 @@ func (p Payload) Validate() error {
 		if p.Text != "" {
 			return fmt.Errorf("%w: a delete has no text", ErrBadPayload)
 		}
+	case KindSealed:
+		if p.Text != "" || p.Ref != nil {
+			return fmt.Errorf("%w: a sealed message carries neither text nor ref in the clear", ErrBadPayload)
+		}
+		if _, err := seal.Parse(p.Sealed); err != nil {
+			return fmt.Errorf("%w: %w", ErrBadPayload, err)
+		}
 	default:
 		return fmt.Errorf("%w: unknown kind %d", ErrBadPayload, p.Kind)
+	}
+	if p.Kind != KindSealed && len(p.Sealed) > 0 {
+		return fmt.Errorf("%w: a %s carries no sealed bytes", ErrBadPayload, p.Kind)
 	}
 	switch {
 	case p.Ref == nil && (p.Kind == KindEdit || p.Kind == KindDelete):
