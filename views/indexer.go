@@ -47,6 +47,9 @@ type Item struct {
 	// Ref is the message a text or emote replies to, or the one an edit or
 	// delete changes (nil if none or malformed).
 	Ref *msgRef
+	// private is what the local user's key made of a sealed (kind 8)
+	// entry, nil if it is not theirs (private.go).
+	private *opened
 }
 
 // msgRef is a decoded feed.Ref.
@@ -325,6 +328,10 @@ func (v *Views) readRange(lo uint64, limit, maxBytes int) ([]Item, uint64, error
 		switch {
 		case err != nil:
 			v.log.Debug("indexer: skipping undecodable payload", "arrival", n, "err", err)
+		case p.Kind == feed.KindSealed:
+			// Trial decryption here, in the parallel readers, not in
+			// the chunk's transaction.
+			items = append(items, Item{N: n, Entry: e, Kind: p.Kind, private: v.openSealed(&e, p.Sealed)})
 		case p.Kind < feed.KindText || p.Kind > feed.KindDelete:
 			// A kind a newer version knows: stored and replicated, not shown.
 		default:

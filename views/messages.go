@@ -48,6 +48,9 @@ func (m *messagesView) Map(txn *badger.Txn, b *Batch) error {
 		if err != nil {
 			return err
 		}
+		if it.Kind == feed.KindSealed {
+			continue // private (private.go): never a row of the channel
+		}
 		if it.Kind == feed.KindEdit || it.Kind == feed.KindDelete {
 			ok, err := mapEdit(txn, it)
 			if err != nil {

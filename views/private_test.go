@@ -1,0 +1,133 @@
+package views
+
+import (
+	"testing"
+
+	"github.com/kchat-p2p/kchat/feed"
+	"github.com/kchat-p2p/kchat/seal"
+)
+
+// sealTo makes a kind 8 payload from a to b.
+func sealTo(t testing.TB, from, to *author, text string) feed.Payload {
+	t.Helper()
+	fid, tid := from.ID(), to.ID()
+	toKey, err := seal.PublicFromEd25519(tid[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := seal.Seal(nil, seal.Message{From: fid, To: tid, Text: text}, toKey, from.id.BoxKey().Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return feed.Payload{Kind: feed.KindSealed, Sealed: b}
+}
+
+// TestPrivateView: the local user sees private messages to and from them,
+// not others'; none is a row of the channel; a changed or replayed sealed
+// payload is undecryptable, never text; a blocked author's are dropped;
+// a purge of the author drops their rows.
+func TestPrivateView(t *testing.T) {
+	blocked := map[feed.AuthorID]bool{}
+	var e *env
+	e = newEnv(t, WithBlocked(func() map[feed.AuthorID]bool { return blocked }))
+	e.reopen(WithBoxKey(e.me.id.BoxKey()))
+	alice, carol := newAuthor(t), newAuthor(t)
+	e.say(alice, t0, nick("alice"), text("hello all"), sealTo(t, alice, e.me, "psst, me here"))
+	e.say(carol, t0, nick("carol"), sealTo(t, carol, alice, "carol to alice"))
+	e.say(e.me, t0, sealTo(t, e.me, alice, "me to alice"))
+	// Replay: carol copies alice's sealed bytes into her own feed.
+	var replay feed.Payload
+	if err := e.st.Range(e.d, alice.ID(), 2, 3, func(en feed.Entry) error {
+		var err error
+		replay, err = feed.UnmarshalPayload(en.Payload)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Forgery: carol seals to me, then changes a byte of the body.
+	forged := sealTo(t, carol, e.me, "changed")
+	forged.Sealed[len(forged.Sealed)-1] ^= 1
+	e.say(carol, t0, replay, forged)
+	e.wait()
+
+	ps, err := e.v.Private(0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 4 {
+		t.Fatalf("%d private messages, want 4: %+v", len(ps), ps)
+	}
+	if p := ps[0]; p.From != alice.ID() || p.To != e.me.ID() || p.Text != "psst, me here" || p.Own || p.Undecryptable ||
+		p.FromDisplay != "alice" || p.Channel != e.d || p.Seq != 2 {
+		t.Fatalf("from alice: %+v", p)
+	}
+	if p := ps[1]; !p.Own || p.To != alice.ID() || p.Text != "me to alice" || p.ToDisplay != "alice" {
+		t.Fatalf("mine: %+v", p)
+	}
+	for _, p := range ps[2:] {
+		if !p.Undecryptable || p.Text != "" || p.From != carol.ID() {
+			t.Fatalf("replayed or forged shown as %+v", p)
+		}
+	}
+	if after, _ := e.v.Private(ps[1].Arrival, 100); len(after) != 2 {
+		t.Fatalf("after: %d", len(after))
+	}
+	msgs, err := e.v.Last(e.d, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		if m.Kind == feed.KindSealed || m.Text == "" {
+			t.Fatalf("a sealed entry in the channel: %+v", m)
+		}
+	}
+	if n, _ := e.v.Count(e.d); n != 3 {
+		t.Fatalf("channel count %d, want 3 (two nicks, one text)", n)
+	}
+
+	blocked[carol.ID()] = true
+	if ps, _ := e.v.Private(0, 100); len(ps) != 2 {
+		t.Fatalf("blocked author's messages shown: %d", len(ps))
+	}
+	delete(blocked, carol.ID())
+	if err := e.v.DropAuthor(t.Context(), e.d, carol.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if ps, _ := e.v.Private(0, 100); len(ps) != 2 {
+		t.Fatalf("purged author's messages shown: %d", len(ps))
+	}
+	if err := e.v.DropChannel(t.Context(), e.d); err != nil {
+		t.Fatal(err)
+	}
+	if ps, _ := e.v.Private(0, 100); len(ps) != 0 {
+		t.Fatalf("purged channel's messages shown: %d", len(ps))
+	}
+}
+
+// TestPrivateViewWithoutKey: without a box key nothing is opened.
+func TestPrivateViewWithoutKey(t *testing.T) {
+	e := newEnv(t)
+	alice := newAuthor(t)
+	e.say(alice, t0, sealTo(t, alice, e.me, "psst"))
+	e.wait()
+	if ps, err := e.v.Private(0, 10); err != nil || len(ps) != 0 {
+		t.Fatalf("%v %v", ps, err)
+	}
+}
+
+// BenchmarkIndexSealed is the indexing cost of sealed entries for someone
+// who is not their recipient (trial decryption included), per entry.
+func BenchmarkIndexSealed(b *testing.B) {
+	e := newEnv(b)
+	e.reopen(WithBoxKey(e.me.id.BoxKey()))
+	alice, bob := newAuthor(b), newAuthor(b)
+	p := sealTo(b, alice, bob, "a private message of some length, about forty bytes")
+	ps := make([]feed.Payload, b.N)
+	for i := range ps {
+		ps[i] = p
+	}
+	es := alice.entries(e.d, t0, ps...)
+	b.ResetTimer()
+	e.apply(alice, es)
+	e.wait()
+}
