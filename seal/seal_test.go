@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -258,6 +259,35 @@ func BenchmarkSeal(b *testing.B) {
 	for b.Loop() {
 		if _, err := Seal(nil, m, bob.pub, alice.pub); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestVectorInProtocolDoc: the vector printed in docs/protocol.md section
+// 3.1 is the one TestVector checks.
+func TestVectorInProtocolDoc(t *testing.T) {
+	doc, err := os.ReadFile("../docs/protocol.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "S (239 bytes")
+	if !ok {
+		t.Fatal("protocol.md has no sealed test vector")
+	}
+	_, rest, _ = strings.Cut(rest, "```\n")
+	block, _, _ := strings.Cut(rest, "```")
+	var got strings.Builder
+	for line := range strings.Lines(block) {
+		if f := strings.Fields(line); len(f) > 0 {
+			got.WriteString(f[0])
+		}
+	}
+	if want := strings.Join(strings.Fields(vectorSealed), ""); got.String() != want {
+		t.Fatalf("protocol.md's vector:\n%s\nwant\n%s", got.String(), want)
+	}
+	for _, id := range []string{vectorAliceID, vectorBobID, vectorAliceX, vectorBobX} {
+		if !strings.Contains(string(doc), id) {
+			t.Errorf("protocol.md lacks %s", id)
 		}
 	}
 }
