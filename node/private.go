@@ -41,7 +41,7 @@ func (n *Node) FindRecipient(who, via string) (feed.Channel, feed.AuthorID, erro
 		last int64
 	}
 	found := map[feed.AuthorID]hit{}
-	var ambiguous error
+	var ambiguous, notFound error
 	for _, c := range chans {
 		a, err := n.memberOf(c, who)
 		switch {
@@ -49,6 +49,7 @@ func (n *Node) FindRecipient(who, via string) (feed.Channel, feed.AuthorID, erro
 			ambiguous = fmt.Errorf("in %s: %w", c.Name, err)
 			continue
 		case errors.Is(err, views.ErrNoSuchAuthor):
+			notFound = err
 			continue
 		case err != nil:
 			return c, a, err
@@ -79,6 +80,8 @@ func (n *Node) FindRecipient(who, via string) (feed.Channel, feed.AuthorID, erro
 			views.ErrAmbiguousAuthor, who, strings.Join(ids, ", "))
 	case ambiguous != nil:
 		return feed.Channel{}, feed.AuthorID{}, ambiguous
+	case notFound != nil && len(who) < views.MinIDPrefix && strings.Trim(strings.ToLower(who), "0123456789abcdef") == "":
+		return feed.Channel{}, feed.AuthorID{}, notFound // says how many hex digits to give
 	}
 	return feed.Channel{}, feed.AuthorID{}, fmt.Errorf("%w with %q: they must have written in a channel you joined", ErrNoSharedChannel, who)
 }
