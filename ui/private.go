@@ -15,8 +15,9 @@ import (
 // buffer for one other person, listed after the channels as "@nick". Its
 // lines are the private messages the views could open (views.Private), to
 // and from that person, in whatever channel carried them. Every private
-// message that arrives rings like a mention and counts as one. Counts are
-// kept for this run of the UI only (no read marker is stored).
+// message that arrives rings like a mention and counts as one, until the
+// conversation is looked at (its read marker is kept by the views:
+// Views.MarkPrivateRead, so counts survive a restart).
 
 // PrivateBackend is what a Backend also offers when it can send private
 // messages (*node.Node does; the UI checks for it).
@@ -32,6 +33,8 @@ type PrivateBackend interface {
 // privateReader is the views' private message API.
 type privateReader interface {
 	Private(after uint64, n int) ([]views.Private, error)
+	PrivateUnread() (map[feed.AuthorID]int, error)
+	MarkPrivateRead(peer feed.AuthorID, n uint64) error
 }
 
 // privConv marks a chanInfo as a private conversation with peer.
@@ -48,7 +51,10 @@ type privState struct {
 // privUpdate is what arrived privately since the last update.
 type privUpdate struct {
 	msgs []views.Private // in arrival order
-	old  bool            // history loaded at start: no counts, no bell
+	old  bool            // history loaded at start: no bell; counts from unread
+	// unread: at start, what each person sent after the conversation's
+	// read marker.
+	unread map[feed.AuthorID]int
 }
 
 // privID is the buffer id of the conversation with peer: not a channel's.
@@ -94,7 +100,8 @@ func (u *UI) startPrivate() {
 			return nil
 		}
 		p.priv.after = ps[len(ps)-1].Arrival
-		up := &privUpdate{msgs: ps, old: true}
+		unread, _ := pr.PrivateUnread()
+		up := &privUpdate{msgs: ps, old: true, unread: unread}
 		return func() { u.onPrivate(up) }
 	})
 }
@@ -146,13 +153,21 @@ func (u *UI) onPrivate(up *privUpdate) {
 		if b := u.bufs[ci.id]; b != nil && b.loaded {
 			b.merge([]views.Message{privMessage(ci.id, p)})
 		}
-		if up.old || p.Own {
+		if up.old {
+			if n := up.unread[peer]; n > 0 && ci != cur {
+				ci.unread = views.Unread{Messages: n, Mentions: n}
+			}
+			continue
+		}
+		if p.Own {
 			continue
 		}
 		looking := ci == cur && !u.away
 		if !looking {
 			ci.unread.Messages++
 			ci.unread.Mentions++
+		} else {
+			u.markPrivateRead(peer, p.Arrival)
 		}
 		if now.Sub(p.Time) < liveWindow {
 			bell = true
@@ -187,10 +202,15 @@ func (u *UI) enterPrivate(ci *chanInfo) {
 		}
 		ps, err := pr.Private(0, math.MaxInt)
 		var msgs []views.Message
+		var last uint64
 		for i := range ps {
 			if p, _ := peerOf(&ps[i]); p == peer && !(u.blockedNow(ps[i].From)) {
 				msgs = append(msgs, privMessage(id, &ps[i]))
+				last = ps[i].Arrival
 			}
+		}
+		if err == nil && last > 0 {
+			err = pr.MarkPrivateRead(peer, last)
 		}
 		return func() {
 			if err != nil {
@@ -200,6 +220,18 @@ func (u *UI) enterPrivate(ci *chanInfo) {
 			b.setPage(msgs, false)
 			b.stale = false
 		}
+	})
+}
+
+// markPrivateRead moves the read marker of the conversation with peer.
+func (u *UI) markPrivateRead(peer feed.AuthorID, n uint64) {
+	u.do(func(ctx context.Context) func() {
+		if pr, ok := u.b.Views().(privateReader); ok {
+			if err := pr.MarkPrivateRead(peer, n); err != nil {
+				return func() { u.fail("Cannot mark the conversation read: %v", err) }
+			}
+		}
+		return nil
 	})
 }
 

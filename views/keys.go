@@ -40,8 +40,12 @@ import (
 //	members view (members.go):
 //	v p <D 32> <A 32>               -> messages 8, bytes 8, last arrival (unix ms, local clock) 8
 //
+//	private view (private.go):
+//	v q <D 32> <N 8>                -> status 1, from A 32, to A 32, seq 8, claimed time 8, text
+//
 //	local state (no view owns it; never dropped by a rebuild):
 //	v R <D 32>                      -> read marker: arrival 8, cursor (0 or 48 bytes)
+//	v Q <A 32>                      -> arrival 8: private conversation with A read up to it
 //	v H                             -> N 8: arrivals up to N were judged late or not
 //	                                   (a rebuild does not judge them again with its
 //	                                   own, later, clock)

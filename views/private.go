@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -177,4 +178,75 @@ func (v *Views) Private(after uint64, n int) ([]Private, error) {
 		}
 	}
 	return res, nil
+}
+
+// The read markers of private conversations, local state that no view
+// owns (never dropped by a rebuild, as "v R"):
+//
+//	v Q <A 32> -> arrival 8: the conversation with A was read up to it
+const tagPrivRead = 'Q'
+
+// MarkPrivateRead records that the local user read their private
+// messages with peer up to arrival number n. A marker never goes back.
+func (v *Views) MarkPrivateRead(peer feed.AuthorID, n uint64) error {
+	if err := v.checkWrite(); err != nil {
+		return fmt.Errorf("mark private read: %w", err)
+	}
+	k := append([]byte{'v', tagPrivRead}, peer[:]...)
+	v.writeMu.Lock()
+	err := v.db.Update(func(txn *badger.Txn) error {
+		old, err := getU64(txn, k)
+		if err != nil || old >= n {
+			return err
+		}
+		return txn.Set(k, putU64(nil, n))
+	})
+	v.writeMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("mark private read: %w", err)
+	}
+	return nil
+}
+
+// PrivateUnread counts, per person, the private messages they sent the
+// local user that arrived after the read marker of that conversation
+// (MarkPrivateRead). Blocked authors are left out, as by Private.
+func (v *Views) PrivateUnread() (map[feed.AuthorID]int, error) {
+	ps, err := v.Private(0, math.MaxInt)
+	if err != nil {
+		return nil, err
+	}
+	read := map[feed.AuthorID]uint64{}
+	err = v.db.View(func(txn *badger.Txn) error {
+		p := []byte{'v', tagPrivRead}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) != 2+32 {
+				continue
+			}
+			var a feed.AuthorID
+			copy(a[:], k[2:])
+			if err := it.Item().Value(func(val []byte) error {
+				if len(val) == 8 {
+					read[a] = binary.BigEndian.Uint64(val)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := map[feed.AuthorID]int{}
+	for _, p := range ps {
+		if !p.Own && p.Arrival > read[p.From] {
+			out[p.From]++
+		}
+	}
+	return out, nil
 }

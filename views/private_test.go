@@ -151,3 +151,34 @@ func BenchmarkIndexSealed(b *testing.B) {
 		})
 	}
 }
+
+// TestPrivateUnread: per person, what they sent after the conversation's
+// read marker; markers survive a reopen and never go back.
+func TestPrivateUnread(t *testing.T) {
+	e := newEnv(t)
+	e.reopen(WithBoxKey(e.me.id.BoxKey()))
+	alice, bob := newAuthor(t), newAuthor(t)
+	e.say(alice, t0, sealTo(t, alice, e.me, "a1"), sealTo(t, alice, e.me, "a2"))
+	e.say(bob, t0, sealTo(t, bob, e.me, "b1"))
+	e.say(e.me, t0, sealTo(t, e.me, alice, "mine"))
+	e.wait()
+	un, err := e.v.PrivateUnread()
+	if err != nil || un[alice.ID()] != 2 || un[bob.ID()] != 1 || len(un) != 2 {
+		t.Fatalf("unread %v %v", un, err)
+	}
+	ps, _ := e.v.Private(0, 100)
+	if err := e.v.MarkPrivateRead(alice.ID(), ps[0].Arrival); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.v.MarkPrivateRead(bob.ID(), ps[2].Arrival); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.v.MarkPrivateRead(bob.ID(), 1); err != nil { // never back
+		t.Fatal(err)
+	}
+	e.reopen(WithBoxKey(e.me.id.BoxKey()))
+	e.wait()
+	if un, _ := e.v.PrivateUnread(); un[alice.ID()] != 1 || un[bob.ID()] != 0 {
+		t.Fatalf("after marking: %v", un)
+	}
+}
