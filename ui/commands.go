@@ -103,6 +103,10 @@ func (u *UI) needChannel() *chanInfo {
 	if ci == nil {
 		u.fail("You are not in a channel: /new NAME creates one, /join KEY joins one.")
 	}
+	if ci != nil && ci.priv != nil {
+		u.fail("%s is a private conversation: that command is for channels (/part closes the conversation).", cleanInline(ci.ch.Name, 40))
+		return nil
+	}
 	return ci
 }
 

@@ -117,6 +117,10 @@ func TestPrivateConversation(t *testing.T) {
 	}
 	h.key(tcell.KeyRune, '2', tcell.ModAlt)
 	h.waitText("│ secret answer")
+	h.typeLine("/key")
+	h.waitText("is a private conversation")
+	h.typeLine("/me waves")
+	h.waitText("Only plain lines can be sent privately")
 
 	// /query someone with no message yet: an empty conversation.
 	carol := newPeer(t)

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -123,6 +126,15 @@ func TestMsgsFollowFilterBlock(t *testing.T) {
 	}
 	if got := withBob[2]; got.From != "alice" || got.To != "bob" || got.FromID != n.Self().String() || got.ToID != bob.String() {
 		t.Fatalf("alice's own message: %+v", got)
+	}
+	// Exactly the documented fields.
+	line, _, _ := strings.Cut(mustOK(t, kchat(t, dir, "", "msgs", "--json", "--limit", "1")).stdout, "\n")
+	var fields map[string]any
+	if err := json.Unmarshal([]byte(line), &fields); err != nil {
+		t.Fatal(err)
+	}
+	if keys := slices.Sorted(maps.Keys(fields)); !slices.Equal(keys, []string{"from", "from_id", "text", "time", "to", "to_id", "via"}) {
+		t.Fatalf("msgs --json fields: %v", keys)
 	}
 	if last := privates(t, dir, "--limit", "2"); len(last) != 2 || last[1].Text != "via general" || last[0].Text != "by prefix" {
 		t.Fatalf("--limit 2: %+v", last)
