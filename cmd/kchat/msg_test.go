@@ -159,3 +159,37 @@ func TestMsgsFollowFilterBlock(t *testing.T) {
 		t.Fatalf("read shows private messages: %q", read)
 	}
 }
+
+// TestMsgWhoAcrossChannels: two authors called bob in two channels make
+// "bob" ambiguous without --via; --via or an id prefix picks one.
+func TestMsgWhoAcrossChannels(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	n, c := openWithChannel(t, dir)
+	other, err := n.Create(ctx, "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob1, es1 := peerFeed(t, c, "bob", "in general")
+	bob2, es2 := peerFeed(t, other, "bob", "in other")
+	if _, err := n.Store().Apply(ctx, c.ID(), bob1, es1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Store().Apply(ctx, other.ID(), bob2, es2); err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+	if r := kchat(t, dir, "", "msg", "bob", "hi"); r.code == 0 || !strings.Contains(r.stderr, "more than one author") {
+		t.Fatalf("ambiguous bob: %+v", r)
+	}
+	if out := mustOK(t, kchat(t, dir, "", "msg", "--via", "other", "bob", "hi")).stdout; !strings.Contains(out, "via other") {
+		t.Fatalf("--via other: %q", out)
+	}
+	if out := mustOK(t, kchat(t, dir, "", "msg", bob1.String()[:8], "hi")).stdout; !strings.Contains(out, "via general") {
+		t.Fatalf("by prefix: %q", out)
+	}
+	ps := privates(t, dir)
+	if len(ps) != 2 || ps[0].ToID != bob2.String() || ps[0].Via != "other" || ps[1].ToID != bob1.String() || ps[1].Via != "general" {
+		t.Fatalf("msgs: %+v", ps)
+	}
+}
