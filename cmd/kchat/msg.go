@@ -13,12 +13,16 @@ import (
 
 	"github.com/kchat-p2p/kchat/feed"
 	"github.com/kchat-p2p/kchat/node"
+	"github.com/kchat-p2p/kchat/ui"
 	"github.com/kchat-p2p/kchat/views"
 	"github.com/spf13/cobra"
 )
 
 // Private messages (issue 16): sealed entries in the sender's feed of a
 // channel both people are in (node/private.go, package seal).
+
+// The UI offers /msg and /query when its backend can send them.
+var _ ui.PrivateBackend = (*uiBackend)(nil)
 
 func (a *app) msgCmd() *cobra.Command {
 	var via string
