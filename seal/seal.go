@@ -24,6 +24,7 @@
 package seal
 
 import (
+	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -148,10 +149,13 @@ func Seal(rnd io.Reader, m Message, toKey, fromKey PublicKey) ([]byte, error) {
 	copy(ePriv[:], r[:32])
 	copy(nonce[:], r[32:56])
 	copy(ck[:], r[56:88])
-	ePub, err := curve25519.X25519(ePriv[:], curve25519.Basepoint)
+	// crypto/ecdh: NewPrivateKey computes E once; each ECDH is then one
+	// scalar multiplication (curve25519.X25519 would redo E every time).
+	eKey, err := ecdh.X25519().NewPrivateKey(ePriv[:])
 	if err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
 	}
+	ePub := eKey.PublicKey().Bytes()
 	readers := [Slots]PublicKey{toKey, fromKey}
 	if r[88]&1 == 1 {
 		readers[0], readers[1] = readers[1], readers[0]
@@ -161,7 +165,11 @@ func Seal(rnd io.Reader, m Message, toKey, fromKey PublicKey) ([]byte, error) {
 	out = append(out, ePub...)
 	out = append(out, nonce[:]...)
 	for i, pub := range readers {
-		shared, err := curve25519.X25519(ePriv[:], pub[:])
+		rk, err := ecdh.X25519().NewPublicKey(pub[:])
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadKey, err)
+		}
+		shared, err := eKey.ECDH(rk)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrBadKey, err)
 		}
@@ -238,14 +246,20 @@ func Parse(b []byte) (Parsed, error) {
 	return p, nil
 }
 
-// Opener opens sealed payloads with one reader's private key.
+// Opener opens sealed payloads with one reader's private key. It is safe
+// for concurrent use.
 type Opener struct {
-	priv PrivateKey
-	pub  PublicKey
+	key *ecdh.PrivateKey
 }
 
 // NewOpener returns an opener for the reader with private key priv.
-func NewOpener(priv PrivateKey) *Opener { return &Opener{priv: priv, pub: priv.Public()} }
+func NewOpener(priv PrivateKey) *Opener {
+	k, err := ecdh.X25519().NewPrivateKey(priv[:])
+	if err != nil {
+		panic(err) // only for a key of the wrong size, which the type excludes
+	}
+	return &Opener{key: k}
+}
 
 // Open opens sealed payload b written by author (the entry's author id) as
 // the reader self (the reader's author id). It returns ErrNotForMe when no
@@ -260,7 +274,11 @@ func (o *Opener) Open(b []byte, author, self [32]byte) (Message, error) {
 	if err != nil {
 		return m, err
 	}
-	shared, err := curve25519.X25519(o.priv[:], p.Ephemeral[:])
+	e, err := ecdh.X25519().NewPublicKey(p.Ephemeral[:])
+	if err != nil {
+		return m, ErrNotForMe
+	}
+	shared, err := o.key.ECDH(e)
 	if err != nil {
 		// A small-order ephemeral key: nobody's slot opens honestly.
 		return m, ErrNotForMe
