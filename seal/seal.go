@@ -39,6 +39,7 @@ import (
 	"golang.org/x/crypto/curve25519"
 	"golang.org/x/crypto/nacl/box"
 	"golang.org/x/crypto/nacl/secretbox"
+	//lint:ignore SA1019 HSalsa20 is crypto_box's key derivation (nacl/box calls it the same way); using it directly after crypto/ecdh saves box.Precompute's second scalar multiplication per trial open
 	"golang.org/x/crypto/salsa20/salsa"
 )
 

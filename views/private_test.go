@@ -30,8 +30,7 @@ func sealTo(t testing.TB, from, to *author, text string) feed.Payload {
 // a purge of the author drops their rows.
 func TestPrivateView(t *testing.T) {
 	blocked := map[feed.AuthorID]bool{}
-	var e *env
-	e = newEnv(t, WithBlocked(func() map[feed.AuthorID]bool { return blocked }))
+	e := newEnv(t, WithBlocked(func() map[feed.AuthorID]bool { return blocked }))
 	e.reopen(WithBoxKey(e.me.id.BoxKey()))
 	alice, carol := newAuthor(t), newAuthor(t)
 	e.say(alice, t0, nick("alice"), text("hello all"), sealTo(t, alice, e.me, "psst, me here"))
