@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/kchat-p2p/kchat/internal/perm"
+	"github.com/kchat-p2p/kchat/seal"
 )
 
 // AuthorID is an author's Ed25519 public key: the id of their feeds.
@@ -59,6 +60,11 @@ func identityFromPriv(priv ed25519.PrivateKey) *Identity {
 
 // ID is the author id (public key).
 func (i *Identity) ID() AuthorID { return i.id }
+
+// BoxKey is the identity's X25519 private key, for opening private
+// messages (package seal): derived from the Ed25519 key, so it needs no
+// file of its own and its public half follows from the author id.
+func (i *Identity) BoxKey() seal.PrivateKey { return seal.PrivateFromEd25519(i.priv) }
 
 // Sign signs msg with the identity's private key.
 func (i *Identity) Sign(msg []byte) []byte { return ed25519.Sign(i.priv, msg) }

@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
+	"github.com/kchat-p2p/kchat/seal"
 )
 
 // Kind is the type of a message payload.
@@ -30,7 +31,9 @@ const (
 	// (Ref) or an author (Target), with an optional Reason. What it does
 	// for a reader depends on whom the reader follows (views/moderation.go).
 	KindMod Kind = 7
-	// Kind 8 is reserved (private messages).
+	// KindSealed is a private message (package seal): Sealed holds it,
+	// readable only by its recipient and its author.
+	KindSealed Kind = 8
 )
 
 // ModAction is what a moderation entry (KindMod) does.
@@ -91,6 +94,8 @@ func (k Kind) String() string {
 		return "delete"
 	case KindMod:
 		return "mod"
+	case KindSealed:
+		return "sealed"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -99,7 +104,8 @@ func (k Kind) String() string {
 // (RFC 8949 core deterministic encoding): a map with integer keys
 // 1: kind (unsigned), 2: text (UTF-8 string), 3: ref (a map, below),
 // and for moderation entries 4: action (unsigned), 5: reason (UTF-8
-// string), 6: target author id (32-byte string).
+// string), 6: target author id (32-byte string), and for private messages
+// 10: sealed (a byte string, package seal).
 type Payload struct {
 	Kind Kind   `cbor:"1,keyasint"`
 	Text string `cbor:"2,keyasint,omitempty"`
@@ -110,6 +116,9 @@ type Payload struct {
 	Action ModAction `cbor:"4,keyasint,omitempty"`
 	Reason string    `cbor:"5,keyasint,omitempty"`
 	Target []byte    `cbor:"6,keyasint,omitempty"`
+	// Sealed is a kind 8 payload's sealed private message (seal.Parse
+	// checks its layout; only its recipient and author can open it).
+	Sealed []byte `cbor:"10,keyasint,omitempty"`
 }
 
 // TargetID returns the moderation target author, and false if there is
@@ -192,11 +201,21 @@ func (p Payload) Validate() error {
 		if err := p.validateMod(); err != nil {
 			return err
 		}
+	case KindSealed:
+		if p.Text != "" || p.Ref != nil {
+			return fmt.Errorf("%w: a sealed message carries neither text nor ref in the clear", ErrBadPayload)
+		}
+		if _, err := seal.Parse(p.Sealed); err != nil {
+			return fmt.Errorf("%w: %w", ErrBadPayload, err)
+		}
 	default:
 		return fmt.Errorf("%w: unknown kind %d", ErrBadPayload, p.Kind)
 	}
 	if p.Kind != KindMod && (p.Action != 0 || p.Reason != "" || p.Target != nil) {
 		return fmt.Errorf("%w: a %s carries no moderation fields", ErrBadPayload, p.Kind)
+	}
+	if p.Kind != KindSealed && len(p.Sealed) > 0 {
+		return fmt.Errorf("%w: a %s carries no sealed bytes", ErrBadPayload, p.Kind)
 	}
 	switch {
 	case p.Ref == nil && (p.Kind == KindEdit || p.Kind == KindDelete):

@@ -125,7 +125,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		db.Close()
 		return nil, err
 	}
-	viewOpts = append(viewOpts, views.WithBlocked(n.quiet))
+	viewOpts = append(viewOpts, views.WithBlocked(n.quiet), views.WithBoxKey(id.BoxKey()))
 	if n.views, err = views.Open(db, n.store, id.ID(), viewOpts...); err != nil {
 		db.Close()
 		return nil, err

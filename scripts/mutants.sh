@@ -47,6 +47,15 @@ mutant views-one-txn views/indexer.go ./views/ \
 mutant layout-clean ui/layout.go ./ui/ \
   's/ls := cleanLines\(s\.text\)/ls := strings.Split(s.text, "\\n")/'
 
+mutant seal-author seal/seal.go ./seal/ \
+  's/(subtle\.ConstantTimeCompare\(m\.From\[:\], author\[:\]\)) != 1/$1 == 2/'
+
+mutant seal-body-key seal/seal.go ./seal/ \
+  's/h\.Write\(head\)//'
+
+mutant private-not-in-channel views/messages.go ./views/ \
+  's/if it\.Kind == feed\.KindSealed \{\n\s*continue[^\n]*\n\s*\}//'
+
 want=("$@")
 selected() {
   [ ${#want[@]} -eq 0 ] && return 0

@@ -258,6 +258,7 @@ func (u *UI) onStart(st initial) func() {
 			u.enter(ci)
 		}
 		u.updateTitle()
+		u.startPrivate()
 	}
 }
 
@@ -308,6 +309,10 @@ func (u *UI) switchTo(i int) {
 // enter opens the channel: loads its newest page if needed, freezes the
 // last-read line, and marks it read.
 func (u *UI) enter(ci *chanInfo) {
+	if ci.priv != nil {
+		u.enterPrivate(ci)
+		return
+	}
 	b := u.buffer(ci.id)
 	id := ci.id
 	needPage := !b.loaded || b.stale
@@ -361,7 +366,7 @@ func (u *UI) enter(ci *chanInfo) {
 // at its newest messages).
 func (u *UI) markRead() {
 	ci := u.chans.current()
-	if ci == nil || u.markPending {
+	if ci == nil || u.markPending || ci.priv != nil {
 		return
 	}
 	u.markPending = true
@@ -409,6 +414,7 @@ func (u *UI) onUpdate(up *update) {
 			u.enter(now)
 		}
 	}
+	u.onPrivate(up.priv)
 	cur := u.chans.current()
 	bell := false
 	for _, cu := range up.per {
@@ -621,6 +627,10 @@ func (u *UI) send(p feed.Payload) {
 	ci := u.chans.current()
 	if ci == nil {
 		u.fail("You are not in a channel: /new NAME creates one, /join KEY joins one.")
+		return
+	}
+	if ci.priv != nil {
+		u.sendPrivate(ci, p)
 		return
 	}
 	line := u.submitted

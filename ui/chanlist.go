@@ -12,6 +12,7 @@ type chanInfo struct {
 	unread views.Unread
 	topic  string
 	net    NetStatus
+	priv   *privConv // a private conversation, not a channel (private.go)
 	search struct {
 		query string
 		next  views.Cursor // where the last /search of query stopped ("" at the start)
@@ -38,6 +39,12 @@ func (l *chanList) set(chs []feed.Channel) (added []*chanInfo) {
 	if hadCur {
 		curID = l.chans[l.cur].id
 	}
+	var privs []*chanInfo // private conversations stay, after the channels
+	for _, c := range l.chans {
+		if c.priv != nil {
+			privs = append(privs, c)
+		}
+	}
 	l.chans = l.chans[:0]
 	for _, c := range chs {
 		id := c.ID()
@@ -49,6 +56,7 @@ func (l *chanList) set(chs []feed.Channel) (added []*chanInfo) {
 		ci.ch = c
 		l.chans = append(l.chans, ci)
 	}
+	l.chans = append(l.chans, privs...)
 	l.cur = -1
 	if hadCur {
 		l.cur = l.index(curID)

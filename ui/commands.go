@@ -41,6 +41,7 @@ func init() {
 		{"search", []string{"s", "find"}, "TEXT", "search this channel's history (case-insensitive); again: older matches", (*UI).cmdSearch},
 		{"block", []string{"ignore"}, "NICK [--purge]", "block an author here (--purge: delete theirs); no argument: list", (*UI).cmdBlock},
 		{"unblock", []string{"unignore"}, "NICK", "lift a block in this channel", (*UI).cmdUnblock},
+		{"msg", []string{"query", "m"}, "NICK [TEXT]", "private message, sealed for NICK; no TEXT: open the conversation", (*UI).cmdMsg},
 		{"help", []string{"h", "?"}, "", "commands and keys", func(u *UI, _ string) { u.help() }},
 		{"quit", []string{"q", "exit"}, "", "leave kchat", func(u *UI, _ string) { u.quit() }},
 	}
@@ -91,13 +92,20 @@ func (u *UI) command(line string) {
 
 // help shows commands and keys, generated from the tables.
 func (u *UI) help() {
-	u.note("%s", helpText(u.keys))
+	// Two notes: each is cut at maxShownLines, and together they are longer.
+	keys, cmds, _ := strings.Cut(helpText(u.keys), "\nCommands")
+	u.note("%s", keys)
+	u.note("Commands%s", cmds)
 }
 
 func (u *UI) needChannel() *chanInfo {
 	ci := u.chans.current()
 	if ci == nil {
 		u.fail("You are not in a channel: /new NAME creates one, /join KEY joins one.")
+	}
+	if ci != nil && ci.priv != nil {
+		u.fail("%s is a private conversation: that command is for channels (/part closes the conversation).", cleanInline(ci.ch.Name, 40))
+		return nil
 	}
 	return ci
 }
@@ -336,6 +344,9 @@ func (u *UI) cmdPart(args string) {
 	purge, rest := cutFlag(args, "--purge")
 	if rest != "" {
 		u.fail("Usage: /part [--purge]")
+		return
+	}
+	if u.closePrivate() {
 		return
 	}
 	ci := u.needChannel()

@@ -29,6 +29,7 @@ type pump struct {
 	edits map[feed.DiscoveryID]uint64 // arrival number of the last edit seen, per channel
 	chans []feed.Channel
 	now   func() time.Time
+	priv  privState // private messages handed over (private.go)
 
 	// Set by the UI before run; called on the UI goroutine.
 	onUpdate func(*update)
@@ -167,6 +168,7 @@ type chanUpdate struct {
 type update struct {
 	chans []feed.Channel // non-nil when the joined channels changed
 	per   []chanUpdate
+	priv  *privUpdate // private messages (private.go)
 }
 
 // arrivals reads what is new in every channel.
@@ -174,6 +176,7 @@ func (p *pump) arrivals() *update {
 	r := p.b.Views()
 	u := &update{}
 	p.refreshChannels(u)
+	p.privateArrivals(u)
 	now := p.now()
 	// blocked authors' mentions neither ring nor notify: they are hidden.
 	var blocked map[feed.AuthorID]bool
@@ -250,7 +253,7 @@ func (p *pump) arrivals() *update {
 		}
 		u.per = append(u.per, cu)
 	}
-	if u.chans == nil && len(u.per) == 0 {
+	if u.chans == nil && len(u.per) == 0 && u.priv == nil {
 		return nil
 	}
 	return u

@@ -256,7 +256,7 @@ func (u *UI) barText(width int) (left, right string, alert bool) {
 	if ci == nil {
 		return " kchat", "no channel", false
 	}
-	left = " #" + cleanInline(ci.ch.Name, 32)
+	left = " " + chanLabel(ci)
 	if t := cleanInline(ci.topic, 0); strings.TrimSpace(t) != "" {
 		left += "  " + t
 	}

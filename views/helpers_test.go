@@ -222,7 +222,7 @@ func storedStates(t testing.TB, db *badger.DB) map[string]viewState {
 	t.Helper()
 	out := map[string]viewState{}
 	err := db.View(func(txn *badger.Txn) error {
-		for _, name := range []string{"messages", "topics", "users", "unread", "members"} {
+		for _, name := range []string{"messages", "topics", "users", "unread", "members", "private"} {
 			s, ok, err := readState(txn, name)
 			if err != nil {
 				return err

@@ -49,6 +49,9 @@ type Item struct {
 	Ref *msgRef
 	// Mod is the action of a moderation entry (KindMod), nil otherwise.
 	Mod *modItem
+	// private is what the local user's key made of a sealed (kind 8)
+	// entry, nil if it is not theirs (private.go).
+	private *opened
 }
 
 // msgRef is a decoded feed.Ref.
@@ -327,6 +330,10 @@ func (v *Views) readRange(lo uint64, limit, maxBytes int) ([]Item, uint64, error
 		switch {
 		case err != nil:
 			v.log.Debug("indexer: skipping undecodable payload", "arrival", n, "err", err)
+		case p.Kind == feed.KindSealed:
+			// Trial decryption here, in the parallel readers, not in
+			// the chunk's transaction.
+			items = append(items, Item{N: n, Entry: e, Kind: p.Kind, private: v.openSealed(&e, p.Sealed)})
 		case p.Kind < feed.KindText || p.Kind > feed.KindMod:
 			// A kind a newer version knows: stored and replicated, not shown.
 		case p.Kind == feed.KindMod:

@@ -228,7 +228,7 @@ func TestRebuildOnVersionChange(t *testing.T) {
 	// row of the old version behind.
 	stale := append(chanKey(tagMsg, e.d), pos{t: 1, seq: 7}.append(nil)...)
 	if err := e.db.Update(func(txn *badger.Txn) error {
-		for _, name := range []string{"messages", "topics", "users", "unread", "members", "moderation"} {
+		for _, name := range []string{"messages", "topics", "users", "unread", "members", "moderation", "private"} {
 			if err := writeState(txn, name, viewState{version: 999, clock: 106}); err != nil {
 				return err
 			}

@@ -43,10 +43,13 @@ import (
 //	moderation view (moderation.go):
 //	v M <D 32> <X 32> <class 1> <target 32 or 40> -> X's latest entry of that class about target
 //	v O <D 32> <N 8>                -> one moderation entry (arrival-ordered, notices)
+//	private view (private.go):
+//	v q <D 32> <N 8>                -> status 1, from A 32, to A 32, seq 8, claimed time 8, text
 //
 //	local state (no view owns it; never dropped by a rebuild):
 //	v F <D 32> <A 32>               -> 1 follow A's moderation, 0 do not (moderation.go)
 //	v R <D 32>                      -> read marker: arrival 8, cursor (0 or 48 bytes)
+//	v Q <A 32>                      -> arrival 8: private conversation with A read up to it
 //	v H                             -> N 8: arrivals up to N were judged late or not
 //	                                   (a rebuild does not judge them again with its
 //	                                   own, later, clock)

@@ -193,6 +193,11 @@ func (v *Views) DropAuthor(ctx context.Context, ch feed.DiscoveryID, a feed.Auth
 		})
 	}
 	if err == nil {
+		_, err = v.dropMatching(ctx, chanKey(tagPrivate, ch), func(_, val []byte) bool {
+			return len(val) >= 33 && bytes.Equal(val[1:33], a[:])
+		})
+	}
+	if err == nil {
 		_, err = v.dropMatching(ctx, chanKey(tagTopic, ch), func(k, val []byte) bool {
 			return len(k) == chLen && len(val) >= 40 && bytes.Equal(val[8:40], a[:])
 		})

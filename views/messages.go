@@ -51,6 +51,9 @@ func (m *messagesView) Map(txn *badger.Txn, b *Batch) error {
 		if it.Kind == feed.KindMod {
 			continue // the moderation view's (moderation.go)
 		}
+		if it.Kind == feed.KindSealed {
+			continue // private (private.go): never a row of the channel
+		}
 		if it.Kind == feed.KindEdit || it.Kind == feed.KindDelete {
 			ok, err := mapEdit(txn, it)
 			if err != nil {

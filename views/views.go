@@ -13,6 +13,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/kchat-p2p/kchat/feed"
 	"github.com/kchat-p2p/kchat/internal/notify"
+	"github.com/kchat-p2p/kchat/seal"
 )
 
 // Errors of Views.
@@ -75,6 +76,8 @@ type Views struct {
 	// blocked, if set, lists the authors whose messages never count as
 	// unread or as mentions.
 	blocked func() map[feed.AuthorID]bool
+	// opener opens private messages with the local user's key (WithBoxKey).
+	opener *seal.Opener
 	// beforeCommit, if set, is called before each chunk's commit (tests:
 	// simulated crashes). An error rolls the chunk back.
 	beforeCommit func(last uint64) error
@@ -149,6 +152,7 @@ func Open(db *badger.DB, st *feed.Store, self feed.AuthorID, opts ...Option) (*V
 		&unreadView{self: self, blocked: v.blocked},
 		&membersView{},
 		&moderationView{},
+		privateView{},
 	}
 	openMu.Lock()
 	defer openMu.Unlock()

@@ -64,6 +64,7 @@ Run without a command to open the chat UI.`,
 	root.AddCommand(readOnlyOK(a.idCmd()), readOnlyOK(a.nickCmd()), a.newCmd(), a.joinCmd(), a.partCmd(), readOnlyOK(a.channelsCmd()),
 		a.sendCmd(), readOnlyOK(a.readCmd()), readOnlyOK(a.searchCmd()), a.syncCmd(), a.seedCmd(), a.peersCmd(),
 		a.blockCmd(), a.unblockCmd(), readOnlyOK(a.membersCmd()), a.modCmd())
+	root.AddCommand(a.msgCmd(), readOnlyOK(a.msgsCmd())) // private messages: msg.go
 	return root
 }
 
