@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"time"
 
@@ -401,6 +402,17 @@ func (u *UI) loadOlder(b *buffer) {
 
 // onUpdate applies new arrivals.
 func (u *UI) onUpdate(up *update) {
+	if st := up.state; st != nil {
+		if st.nick != "" {
+			u.nick = st.nick
+		}
+		if !maps.Equal(st.blocked, u.blocked) {
+			u.blocked = st.blocked
+			for _, b := range u.bufs {
+				b.invalidate()
+			}
+		}
+	}
 	if up.chans != nil {
 		had := u.chans.current()
 		u.setChannels(up.chans)

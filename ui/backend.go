@@ -56,6 +56,11 @@ type Backend interface {
 	// NetChanged signals (coalescing, like views.Subscription) that Status
 	// or Peers may have changed. It may be nil if nothing ever changes.
 	NetChanged() <-chan struct{}
+	// StateChanged signals (coalescing) that the local state may have
+	// changed whatever made the change (this UI or a headless command run
+	// through the node's control socket): the joined channels, the
+	// nickname, the block lists. It may be nil if nothing else changes them.
+	StateChanged() <-chan struct{}
 	// Block blocks author a in channel ch: their feed is no longer stored
 	// or forwarded, and the UI hides them; with purge, what was stored of it
 	// is deleted. Unblock lifts the block. The list is the node's to keep

@@ -36,6 +36,7 @@ type testBackend struct {
 	status map[feed.DiscoveryID]NetStatus
 	peers  map[feed.DiscoveryID][]PeerInfo
 	netc   chan struct{}
+	statec chan struct{}
 
 	diskFull atomic.Bool // the store's write check fails (a full disk)
 }
@@ -70,7 +71,7 @@ func newTestBackend(t *testing.T) *testBackend {
 	})
 	*b = testBackend{t: t, db: db, st: st, v: v, id: id, r: &countingReader{Views: v},
 		status: map[feed.DiscoveryID]NetStatus{},
-		peers:  map[feed.DiscoveryID][]PeerInfo{}, netc: make(chan struct{}, 1)}
+		peers:  map[feed.DiscoveryID][]PeerInfo{}, netc: make(chan struct{}, 1), statec: make(chan struct{}, 1)}
 	return b
 }
 
@@ -89,6 +90,16 @@ func (b *testBackend) Self() feed.AuthorID               { return b.id.ID() }
 func (b *testBackend) Channels() ([]feed.Channel, error) { return b.st.Channels() }
 func (b *testBackend) Views() Reader                     { return b.r }
 func (b *testBackend) NetChanged() <-chan struct{}       { return b.netc }
+func (b *testBackend) StateChanged() <-chan struct{}     { return b.statec }
+
+// changed signals StateChanged, as the node does after a change made
+// through its control socket.
+func (b *testBackend) changed() {
+	select {
+	case b.statec <- struct{}{}:
+	default:
+	}
+}
 func (b *testBackend) Addrs() []string {
 	return []string{"/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWtest"}
 }

@@ -78,6 +78,7 @@ func (p *pump) run(ctx context.Context, start func(st initial) func()) {
 	sub := r.Subscribe()
 	defer sub.Close()
 	netc := p.b.NetChanged()
+	statec := p.b.StateChanged()
 
 	p.post(start(p.initial()))
 	for {
@@ -100,6 +101,9 @@ func (p *pump) run(ctx context.Context, start func(st initial) func()) {
 		case <-netc:
 			st := p.netStatus()
 			p.post(func() { p.onNet(st) })
+		case <-statec:
+			u := p.stateUpdate()
+			p.post(func() { p.onUpdate(u) })
 		}
 	}
 }
@@ -163,6 +167,29 @@ type chanUpdate struct {
 type update struct {
 	chans []feed.Channel // non-nil when the joined channels changed
 	per   []chanUpdate
+	// state is set when the node's local state changed (from the UI or
+	// through the control socket): the nickname and block lists as now.
+	state *localState
+}
+
+// localState is what the node keeps of the user besides channels.
+type localState struct {
+	nick    string
+	blocked map[feed.AuthorID]bool
+}
+
+// stateUpdate reads the node's local state after a StateChanged signal:
+// the joined channels (their arrivals too) and the nickname and blocks.
+func (p *pump) stateUpdate() *update {
+	u := p.arrivals()
+	if u == nil {
+		u = &update{}
+	}
+	u.state = &localState{nick: p.b.Nick(), blocked: p.b.Blocked()}
+	if u.state.blocked == nil {
+		u.state.blocked = map[feed.AuthorID]bool{}
+	}
+	return u
 }
 
 // arrivals reads what is new in every channel.

@@ -115,7 +115,8 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 // uiBackend adapts the node to the UI's Backend interface.
 type uiBackend struct {
 	*node.Node
-	netc chan struct{}
+	netc   chan struct{}
+	statec <-chan struct{}
 }
 
 // newUIBackend starts the goroutine (stopped by ctx) that turns the node's
@@ -123,6 +124,9 @@ type uiBackend struct {
 // into the UI's coalescing NetChanged signal.
 func newUIBackend(ctx context.Context, n *node.Node) *uiBackend {
 	b := &uiBackend{Node: n, netc: make(chan struct{}, 1)}
+	state := n.Changed()
+	context.AfterFunc(ctx, state.Close)
+	b.statec = state.C()
 	var changed <-chan struct{}
 	if sub := n.NetChanged(); sub != nil {
 		changed = sub.C()
@@ -187,6 +191,11 @@ func (b *uiBackend) Peers(ch feed.DiscoveryID) []ui.PeerInfo {
 }
 
 func (b *uiBackend) NetChanged() <-chan struct{} { return b.netc }
+
+// StateChanged is the node's Changed signal: joins, parts, nick changes
+// and blocks, also those made by `kchat join` etc. through the control
+// socket while the UI runs.
+func (b *uiBackend) StateChanged() <-chan struct{} { return b.statec }
 
 // Members adapts the node's members to the UI's.
 func (b *uiBackend) Members(ch feed.DiscoveryID) ([]ui.Member, error) {
