@@ -436,6 +436,13 @@ func (h *harness) typeLine(s string) {
 	h.key(tcell.KeyEnter, '\r', tcell.ModNone)
 }
 
+// typeText types s without Enter.
+func (h *harness) typeText(s string) {
+	for _, r := range s {
+		h.key(tcell.KeyRune, r, tcell.ModNone)
+	}
+}
+
 func (h *harness) resize(w, hh int) {
 	h.onUI(func() { h.scr.SetSize(w, hh) })
 	h.scr.PostEvent(tcell.NewEventResize(w, hh))

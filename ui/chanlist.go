@@ -23,12 +23,41 @@ type chanInfo struct {
 type chanList struct {
 	chans []*chanInfo
 	cur   int
+	// order is the user's order of the channels: the order they were
+	// joined in (the store lists them by name). A channel joined is added
+	// at the end, so that the numbers of the others (Alt+N) never move.
+	order []feed.DiscoveryID
 }
 
-// set replaces the list (ordered by name, as the store lists them), keeping
-// what is known about channels that stay and the current channel if it
-// stays. It returns the channels that are new.
+// set replaces the list, keeping what is known about channels that stay
+// and the current channel if it stays. Channels keep their place in
+// order; new ones (in the order given: by name, as the store lists them)
+// come after them, and channels no longer joined leave order. It returns
+// the channels that are new.
 func (l *chanList) set(chs []feed.Channel) (added []*chanInfo) {
+	byID := make(map[feed.DiscoveryID]feed.Channel, len(chs))
+	for _, c := range chs {
+		byID[c.ID()] = c
+	}
+	seen := make(map[feed.DiscoveryID]bool, len(chs))
+	var order []feed.DiscoveryID
+	var sorted []feed.Channel
+	for _, id := range l.order {
+		if c, ok := byID[id]; ok && !seen[id] {
+			seen[id] = true
+			order = append(order, id)
+			sorted = append(sorted, c)
+		}
+	}
+	for _, c := range chs {
+		if !seen[c.ID()] {
+			seen[c.ID()] = true
+			order = append(order, c.ID())
+			sorted = append(sorted, c)
+		}
+	}
+	l.order, chs = order, sorted
+
 	old := map[feed.DiscoveryID]*chanInfo{}
 	for _, c := range l.chans {
 		old[c.id] = c

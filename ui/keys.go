@@ -83,7 +83,7 @@ func init() {
 		{"yank", []keySpec{k(tcell.KeyCtrlY)}, "Ctrl+Y", "paste what was last deleted", func(u *UI) { u.ed.yank() }},
 		{"redraw", []keySpec{k(tcell.KeyCtrlL)}, "Ctrl+L", "redraw the screen", func(u *UI) { u.app.Sync() }},
 		{"help", []keySpec{k(tcell.KeyF1)}, "F1", "help", func(u *UI) { u.help() }},
-		{"quit", []keySpec{k(tcell.KeyCtrlC)}, "Ctrl+C", "quit (same as /quit)", (*UI).quit},
+		{"quit", []keySpec{k(tcell.KeyCtrlC)}, "Ctrl+C", "quit (same as /quit); with unsent text it asks first", (*UI).interrupt},
 	}
 }
 
@@ -119,6 +119,9 @@ func isCtrlKey(key tcell.Key) bool {
 
 // handleKey dispatches a key event (the UI goroutine).
 func (u *UI) handleKey(ev *tcell.EventKey) {
+	if ev.Key() != tcell.KeyCtrlC {
+		u.quitAsked = false
+	}
 	if ev.Key() != tcell.KeyTab {
 		u.comp.reset()
 	}

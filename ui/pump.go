@@ -30,6 +30,8 @@ type pump struct {
 	chans []feed.Channel
 	now   func() time.Time
 
+	statePath string // the UI's state file, read by initial
+
 	// Set by the UI before run; called on the UI goroutine.
 	onUpdate func(*update)
 	onNet    func(map[feed.DiscoveryID]NetStatus)
@@ -115,6 +117,9 @@ type initial struct {
 	blocked map[feed.AuthorID]bool
 	nick    string
 	err     error
+
+	saved    savedState // the UI's state file
+	stateErr error      // reading it failed
 }
 
 func (p *pump) initial() initial {
@@ -138,6 +143,7 @@ func (p *pump) initial() initial {
 			st.nick = r.Nick(id, p.b.Self())
 		}
 	}
+	st.saved, st.stateErr = loadState(p.statePath)
 	st.blocked = p.b.Blocked()
 	if n := p.b.Nick(); n != "" {
 		st.nick = n

@@ -2,8 +2,10 @@ package ui
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gdamore/tcell/v2"
 )
@@ -59,4 +61,106 @@ func TestPartThroughControlSocket(t *testing.T) {
 	}
 	b.changed()
 	h.waitFor("#outside listed", func(s string) bool { return strings.Contains(sidebar(s), "outside") })
+}
+
+// inputLine is the last screen line (the input line).
+func inputLine(s string) string {
+	ls := strings.Split(s, "\n")
+	return ls[len(ls)-1]
+}
+
+// TestDraftPerChannel: the input line is one per channel; switching
+// channels keeps each one's unsent text.
+func TestDraftPerChannel(t *testing.T) {
+	b := newTestBackend(t)
+	b.channel("general")
+	b.channel("random")
+	h := start(t, b, 100, 24)
+	h.waitText("#general")
+	h.typeText("half a thought")
+	h.waitFor("draft typed", func(s string) bool { return strings.Contains(inputLine(s), "half a thought") })
+	h.key(tcell.KeyRune, '2', tcell.ModAlt)
+	h.waitFor("#random with an empty input", func(s string) bool {
+		return strings.Contains(statusLine(s), "#random") && !strings.Contains(inputLine(s), "half a thought")
+	})
+	h.typeText("other")
+	h.key(tcell.KeyRune, '1', tcell.ModAlt)
+	h.waitFor("#general's draft back", func(s string) bool {
+		return strings.Contains(statusLine(s), "#general") && strings.Contains(inputLine(s), "half a thought") && !strings.Contains(inputLine(s), "other")
+	})
+	h.key(tcell.KeyCtrlN, 0, tcell.ModCtrl)
+	h.waitFor("#random's draft back", func(s string) bool { return strings.Contains(inputLine(s), "other") })
+}
+
+// TestCtrlCWithDraftAsks: Ctrl+C with unsent text asks instead of quitting;
+// a second Ctrl+C quits and the drafts, the channel order and the channel
+// shown are there again after a restart.
+func TestCtrlCWithDraftAsks(t *testing.T) {
+	b := newTestBackend(t)
+	b.channel("general")
+	b.channel("random")
+	b.channel("zeta")
+	state := filepath.Join(t.TempDir(), "ui-state")
+	h := start(t, b, 100, 24, WithStateFile(state))
+	h.waitText("#general")
+	// Join order, not names: a channel joined now is number 4.
+	if _, err := b.Create(context.Background(), "aaa"); err != nil {
+		t.Fatal(err)
+	}
+	b.changed()
+	h.waitFor("aaa as 4", func(s string) bool { return strings.Contains(sidebar(s), "4 aaa") })
+	h.key(tcell.KeyRune, '2', tcell.ModAlt)
+	h.waitFor("#random current", func(s string) bool { return strings.Contains(statusLine(s), "#random") })
+	h.typeText("do not lose me")
+	h.key(tcell.KeyRune, '3', tcell.ModAlt)
+	h.waitFor("#zeta current", func(s string) bool { return strings.Contains(statusLine(s), "#zeta") })
+	h.typeText("nor me")
+	h.key(tcell.KeyCtrlC, 0, tcell.ModCtrl)
+	h.waitText("Ctrl+C again quits")
+	select {
+	case err := <-h.done:
+		h.done <- err
+		t.Fatal("quit with a draft on the first Ctrl+C")
+	default:
+	}
+	if !strings.Contains(inputLine(h.screen()), "nor me") {
+		t.Fatalf("draft gone:\n%s", h.screen())
+	}
+	// Another key cancels the question; then two Ctrl+C quit.
+	h.key(tcell.KeyEnd, 0, tcell.ModNone)
+	h.key(tcell.KeyCtrlC, 0, tcell.ModCtrl)
+	h.key(tcell.KeyCtrlC, 0, tcell.ModCtrl)
+	select {
+	case err := <-h.done:
+		h.done <- err
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("second Ctrl+C did not quit")
+	}
+
+	h2 := start(t, b, 100, 24, WithStateFile(state))
+	s := h2.waitFor("#zeta shown again", func(s string) bool { return strings.Contains(statusLine(s), "#zeta") })
+	if !strings.Contains(inputLine(s), "nor me") {
+		t.Fatalf("#zeta's draft not restored:\n%s", s)
+	}
+	if sb := sidebar(s); !strings.Contains(sb, "1 general") || !strings.Contains(sb, "2 random") || !strings.Contains(sb, "3 zeta") || !strings.Contains(sb, "4 aaa") {
+		t.Fatalf("channel numbers moved:\n%s", sb)
+	}
+	h2.key(tcell.KeyCtrlP, 0, tcell.ModCtrl)
+	h2.waitFor("#random's draft restored", func(s string) bool {
+		return strings.Contains(statusLine(s), "#random") && strings.Contains(inputLine(s), "do not lose me")
+	})
+	// Without a draft Ctrl+C quits at once.
+	h2.key(tcell.KeyCtrlU, 0, tcell.ModCtrl)
+	h2.key(tcell.KeyCtrlN, 0, tcell.ModCtrl)
+	h2.key(tcell.KeyCtrlU, 0, tcell.ModCtrl)
+	h2.key(tcell.KeyCtrlC, 0, tcell.ModCtrl)
+	select {
+	case err := <-h2.done:
+		h2.done <- err
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Ctrl+C with no draft did not quit:\n%s", h2.screen())
+	}
 }

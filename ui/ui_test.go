@@ -82,8 +82,9 @@ func TestWelcomeNewAndJoin(t *testing.T) {
 	h.waitText(k.String())
 	h.typeLine("/join kchat://nothex")
 	h.waitText("bad channel key")
-	// Switch channels with Alt+1 and Ctrl+N.
-	h.key(tcell.KeyRune, '2', tcell.ModAlt)
+	// Switch channels with Alt+1 and Ctrl+N. Channels are numbered in
+	// the order they were joined: #general 1, #friends 2.
+	h.key(tcell.KeyRune, '1', tcell.ModAlt)
 	h.waitFor("#general current", func(s string) bool {
 		ls := strings.Split(s, "\n")
 		return strings.Contains(ls[len(ls)-2], "#general")
@@ -94,14 +95,14 @@ func TestWelcomeNewAndJoin(t *testing.T) {
 		return strings.Contains(ls[len(ls)-2], "#friends")
 	})
 	// A click on the channel list opens that channel; Ctrl+L redraws.
-	h.scr.InjectMouse(2, 1, tcell.Button1, tcell.ModNone)
-	h.scr.InjectMouse(2, 1, tcell.ButtonNone, tcell.ModNone)
+	h.scr.InjectMouse(2, 0, tcell.Button1, tcell.ModNone)
+	h.scr.InjectMouse(2, 0, tcell.ButtonNone, tcell.ModNone)
 	h.waitFor("#general after click", func(s string) bool {
 		ls := strings.Split(s, "\n")
 		return strings.Contains(ls[len(ls)-2], "#general")
 	})
 	h.key(tcell.KeyCtrlL, 0, tcell.ModCtrl)
-	h.key(tcell.KeyRune, '1', tcell.ModAlt)
+	h.key(tcell.KeyRune, '2', tcell.ModAlt)
 	h.waitFor("#friends again", func(s string) bool {
 		ls := strings.Split(s, "\n")
 		return strings.Contains(ls[len(ls)-2], "#friends")

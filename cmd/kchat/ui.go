@@ -46,7 +46,8 @@ func (a *app) runUI(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	defer srv.Close()
-	opts := []ui.Option{ui.WithLogger(log), ui.WithKeyBindings(kb)}
+	opts := []ui.Option{ui.WithLogger(log), ui.WithKeyBindings(kb),
+		ui.WithStateFile(filepath.Join(a.dataDir, "ui-state.json"))}
 	if a.notifyCmd != "" {
 		notify, err := notifier(a.notifyCmd)
 		if err != nil {
