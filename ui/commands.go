@@ -26,7 +26,7 @@ var commands []command
 
 func init() {
 	commands = []command{
-		{"join", []string{"j"}, "KEY [NAME]", "join the channel whose key someone shared with you", (*UI).cmdJoin},
+		{"join", []string{"j"}, "KEY [NAME]", "join the channel whose key someone shared with you (/join NAME: go to a channel joined)", (*UI).cmdJoin},
 		{"new", []string{"create"}, "NAME", "create a channel and show the key to share", (*UI).cmdNew},
 		{"key", []string{"invite"}, "", "show this channel's key, to invite someone (keep it secret otherwise)", (*UI).cmdKey},
 		{"nick", nil, "NAME", "set your nickname (in every channel)", (*UI).cmdNick},
@@ -108,6 +108,16 @@ func (u *UI) cmdJoin(args string) {
 		u.fail("Usage: /join KEY [NAME]  (KEY looks like kchat://…; someone in the channel gets it with /key)")
 		return
 	}
+	if !feed.LooksLikeKey(fs[0]) && len(fs) == 1 {
+		// IRC habit: /join #general goes to a channel already joined.
+		name := strings.TrimPrefix(fs[0], "#")
+		if i := u.chans.byName(name); i >= 0 {
+			u.switchTo(i)
+			return
+		}
+		u.fail("You have no channel #%s. /join KEY [NAME] joins one: KEY looks like kchat://…, and someone in the channel gets it with /key.", cleanInline(name, 64))
+		return
+	}
 	key, hint, err := feed.ParseChannelKey(fs[0])
 	if err != nil {
 		u.fail("%v", err)
@@ -121,13 +131,19 @@ func (u *UI) cmdJoin(args string) {
 	}
 	name := hint
 	if len(fs) == 2 {
-		name = fs[1]
+		name = strings.TrimPrefix(fs[1], "#")
 	}
 	if name == "" {
 		name = "chan-" + id.Short()
 	}
-	if u.chans.byName(name) >= 0 && len(fs) < 2 {
-		name = name + "-" + id.Short()[:4]
+	alt := name + "-" + id.Short()[:4]
+	renamed := ""
+	if u.chans.byName(name) >= 0 {
+		if len(fs) == 2 {
+			u.fail("You already have a channel named #%s: give this one another name, e.g. /join KEY %s", cleanInline(name, 64), cleanInline(alt, 64))
+			return
+		}
+		renamed, name = name, alt
 	}
 	if err := feed.ValidateChannelName(name); err != nil {
 		u.fail("%v", err)
@@ -135,6 +151,10 @@ func (u *UI) cmdJoin(args string) {
 	}
 	u.joined(func(ctx context.Context) (feed.Channel, error) { return u.b.Join(ctx, key, name) },
 		func(c feed.Channel) {
+			if renamed != "" {
+				u.note("You already have a channel named #%s, so this one is #%s here (/join KEY NAME picks the name).",
+					cleanInline(renamed, 64), cleanInline(c.Name, 64))
+			}
 			u.note("Joined #%s. Looking for peers; the status bar shows when someone is reachable and how far syncing is.", cleanInline(c.Name, 64))
 		})
 }

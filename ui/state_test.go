@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gdamore/tcell/v2"
+
+	"github.com/kchat-p2p/kchat/feed"
 )
 
 // sidebar is the channel list column of the screen (left of the first │).
@@ -162,5 +164,36 @@ func TestCtrlCWithDraftAsks(t *testing.T) {
 		h2.done <- err
 	case <-time.After(10 * time.Second):
 		t.Fatalf("Ctrl+C with no draft did not quit:\n%s", h2.screen())
+	}
+}
+
+// TestJoinByNameAndClash: /join NAME goes to a channel joined (IRC habit);
+// a key whose name hint is taken joins under another name and says so; a
+// NAME given that is taken is refused with an alternative.
+func TestJoinByNameAndClash(t *testing.T) {
+	b := newTestBackend(t)
+	b.channel("general")
+	b.channel("random")
+	h := start(t, b, 120, 24)
+	h.waitText("#general")
+	h.typeLine("/join #random")
+	h.waitFor("#random current", func(s string) bool { return strings.Contains(statusLine(s), "#random") })
+	h.typeLine("/join general")
+	h.waitFor("#general current", func(s string) bool { return strings.Contains(statusLine(s), "#general") })
+	h.typeLine("/join nowhere")
+	h.waitText("You have no channel #nowhere")
+
+	k, _ := feed.NewChannelKey()
+	alt := "general-" + k.DiscoveryID().Short()[:4]
+	h.typeLine("/join " + k.WithName("general"))
+	h.waitText("You already have a channel named #general, so this one is #" + alt)
+	h.waitFor("#"+alt+" current", func(s string) bool { return strings.Contains(statusLine(s), "#"+alt) })
+
+	k2, _ := feed.NewChannelKey()
+	h.typeLine("/join " + k2.String() + " random")
+	h.waitText("random-" + k2.DiscoveryID().Short()[:4])
+	h.waitText("You already have a channel named #random")
+	if chans, _ := b.Channels(); len(chans) != 3 {
+		t.Fatalf("channels %+v", chans)
 	}
 }

@@ -558,3 +558,34 @@ func peerID(n *node.Node) string {
 	addr := n.Addrs()[0]
 	return addr[strings.LastIndex(addr, "/p2p/")+len("/p2p/"):]
 }
+
+// TestJoinNameArg: `kchat join KEY NAME` as DESIGN.md says (also --name),
+// and a name clash names an alternative.
+func TestJoinNameArg(t *testing.T) {
+	dir := t.TempDir()
+	mustOK(t, kchat(t, dir, "", "new", "general"))
+	k2, _ := feed.NewChannelKey()
+	if out := mustOK(t, kchat(t, dir, "", "join", k2.String(), "random")).stdout; out != "joined random\n" {
+		t.Fatalf("join KEY NAME: %q", out)
+	}
+	k3, _ := feed.NewChannelKey()
+	if out := mustOK(t, kchat(t, dir, "", "join", "--name", "third", k3.String())).stdout; out != "joined third\n" {
+		t.Fatalf("join --name: %q", out)
+	}
+	k4, _ := feed.NewChannelKey()
+	if r := kchat(t, dir, "", "join", k4.String(), "a", "--name", "b"); r.code == 0 || !strings.Contains(r.stderr, "two names") {
+		t.Fatalf("two names: %+v", r)
+	}
+	// The key's hint names a channel held already: the error says what to type.
+	other, _ := feed.NewChannelKey()
+	r := kchat(t, dir, "", "join", other.WithName("general"))
+	alt := "general-" + other.DiscoveryID().Short()[:4]
+	if r.code == 0 || !strings.Contains(r.stderr, "another of your channels") || !strings.Contains(r.stderr, alt) {
+		t.Fatalf("clash: %+v", r)
+	}
+	r = kchat(t, dir, "", "join", other.String(), "random")
+	if r.code == 0 || !strings.Contains(r.stderr, "random-"+other.DiscoveryID().Short()[:4]) {
+		t.Fatalf("clash with NAME: %+v", r)
+	}
+	mustOK(t, kchat(t, dir, "", "join", other.String(), alt))
+}

@@ -79,14 +79,21 @@ func (a *app) newCmd() *cobra.Command {
 func (a *app) joinCmd() *cobra.Command {
 	var name string
 	cmd := &cobra.Command{
-		Use:   "join KEY",
-		Short: "Join a channel by its kchat:// key",
-		Args:  cobra.ExactArgs(1),
+		Use:   "join KEY [NAME]",
+		Short: "Join a channel by its kchat:// key, under NAME (default: the key's name hint)",
+		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			k, hint, err := feed.ParseChannelKey(args[0])
 			if err != nil {
 				return err
 			}
+			if len(args) == 2 {
+				if name != "" && name != args[1] {
+					return fmt.Errorf("two names given: %q and --name %q; give one", args[1], name)
+				}
+				name = args[1]
+			}
+			explicit := name != ""
 			if name == "" {
 				name = hint
 			}
@@ -97,6 +104,15 @@ func (a *app) joinCmd() *cobra.Command {
 			}
 			return a.withNode(cmd, false, func(ctx context.Context, n *node.Node) error {
 				c, err := n.Join(ctx, k, name)
+				if errors.Is(err, feed.ErrNameTaken) {
+					alt := name + "-" + k.DiscoveryID().Short()[:4]
+					what := "the name"
+					if !explicit {
+						what = "the key's name hint"
+					}
+					return fmt.Errorf("%w: %s %q is another of your channels; join this one under another name, e.g. kchat join %s %s",
+						feed.ErrNameTaken, what, name, args[0], alt)
+				}
 				if err != nil {
 					return err
 				}
