@@ -589,3 +589,43 @@ func TestJoinNameArg(t *testing.T) {
 	}
 	mustOK(t, kchat(t, dir, "", "join", other.String(), alt))
 }
+
+// TestFollowLetsSendThrough: `read --follow` on a data dir with no node
+// running serves the control socket, so `kchat send` in another terminal
+// works (through it) instead of failing on the store's lock; --limit 0
+// prints only new messages.
+func TestFollowLetsSendThrough(t *testing.T) {
+	dir := t.TempDir()
+	n, c := openWithChannel(t, dir)
+	if _, err := n.Send(context.Background(), c.ID(), feed.Payload{Kind: feed.KindText, Text: "old"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb testutil.SyncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--data", dir, "read", "general", "--follow", "--limit", "0"}, strings.NewReader(""), &out, &errb, nil)
+	}()
+	testutil.Eventually(t, 10*time.Second, "the control socket", func() bool {
+		_, err := os.Stat(node.ControlSocket(dir))
+		return err == nil
+	})
+	mustOK(t, kchat(t, dir, "", "send", "general", "from", "another", "pane"))
+	testutil.Eventually(t, 10*time.Second, "follow to print the message sent", func() bool {
+		return strings.Contains(out.String(), "from another pane")
+	})
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("read --follow exited %d: %s", code, errb.String())
+	}
+	if strings.Contains(out.String(), "old") {
+		t.Fatalf("--limit 0 printed history:\n%s", out.String())
+	}
+	if _, err := os.Stat(node.ControlSocket(dir)); err == nil {
+		t.Fatal("control socket left behind")
+	}
+}

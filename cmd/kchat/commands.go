@@ -600,8 +600,8 @@ func (a *app) readCmd() *cobra.Command {
 		Short: "Print the last messages of a channel, oldest first",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if limit < 1 {
-				return errors.New("--limit must be at least 1")
+			if limit < 1 && !(follow && limit == 0) {
+				return errors.New("--limit must be at least 1 (or 0 with --follow: only new messages)")
 			}
 			return a.withNode(cmd, false, func(ctx context.Context, n *node.Node) error {
 				c, err := n.Resolve(args[0])
@@ -611,15 +611,28 @@ func (a *app) readCmd() *cobra.Command {
 				if follow && n.ReadOnly() {
 					return fmt.Errorf("cannot follow: %w", node.ErrReadOnly)
 				}
+				if follow && a.served == nil {
+					// This process holds the store (no node ran here):
+					// it serves the control socket while it follows, so
+					// that `kchat send` in another terminal goes through
+					// it instead of failing on the store's lock.
+					srv, err := a.serve(ctx, n)
+					if err != nil {
+						return err
+					}
+					defer srv.Close()
+				}
 				if err := a.waitIndexed(ctx, n); err != nil {
 					return err
 				}
 				// Taken before Last: whatever is indexed in between is
 				// printed by follow (which skips what Last showed).
 				indexed := n.Views().Indexed()
-				msgs, err := n.Views().Last(c.ID(), limit)
-				if err != nil {
-					return err
+				var msgs []views.Message
+				if limit > 0 {
+					if msgs, err = n.Views().Last(c.ID(), limit); err != nil {
+						return err
+					}
 				}
 				w := bufio.NewWriter(a.stdout)
 				for _, m := range msgs {
@@ -632,9 +645,9 @@ func (a *app) readCmd() *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().IntVarP(&limit, "limit", "n", 50, "how many messages")
+	cmd.Flags().IntVarP(&limit, "limit", "n", 50, "how many messages (0 with --follow: only new ones)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per message per line")
-	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new messages as they arrive")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new messages as they arrive (and, with no kchat running on the data dir, let other kchat commands run through this one)")
 	return cmd
 }
 
