@@ -289,6 +289,13 @@ func (b *buffer) refreshDisplay(names map[feed.AuthorID]string) {
 			it.msg.Display = d
 			b.noteWidest(&it.msg)
 		}
+		if r := it.msg.ReplyTo; r != nil {
+			if d, ok := names[r.Author]; ok && d != r.Display {
+				rc := *r // the Reply may be shared with another copy of the message
+				rc.Display = d
+				it.msg.ReplyTo = &rc
+			}
+		}
 	}
 	b.invalidate()
 }
@@ -304,6 +311,15 @@ func (b *buffer) authors() []feed.AuthorID {
 		}
 		seen[it.msg.Author] = true
 		out = append(out, it.msg.Author)
+	}
+	// Authors quoted by replies, whose names are shown too.
+	for i := len(b.items) - 1; i >= 0; i-- {
+		it := b.items[i]
+		if it.isNote() || it.msg.ReplyTo == nil || seen[it.msg.ReplyTo.Author] {
+			continue
+		}
+		seen[it.msg.ReplyTo.Author] = true
+		out = append(out, it.msg.ReplyTo.Author)
 	}
 	return out
 }

@@ -519,7 +519,7 @@ func (u *UI) resolveAuthor(arg string, among map[feed.AuthorID]bool) (feed.Autho
 	for a := range cands {
 		match := len(arg) >= 4 && strings.HasPrefix(a.String(), la)
 		for _, n := range names[a] {
-			if n != "" && n == arg {
+			if n != "" && (n == arg || views.NickSuffixMatch(arg, n, a)) {
 				match = true
 			}
 		}

@@ -238,8 +238,12 @@ func layoutItem(it *item, g geometry) []row {
 				{text: "you are now known as ", st: stEvent},
 				{text: cleanInline(m.Text, 64), st: nick.st, color: nick.color}})
 		}
+		was := cleanInline(m.PrevNick, 40)
+		if was == "" {
+			was = m.Author.Short() // their first nickname
+		}
 		return g.wrap(msgStamp(m), span{text: "--", st: stEvent}, []span{
-			{text: m.Author.Short(), st: nick.st, color: nick.color},
+			{text: was, st: nick.st, color: nick.color},
 			{text: " is now known as ", st: stEvent},
 			{text: cleanInline(m.Text, 64), st: nick.st, color: nick.color}})
 	}

@@ -38,6 +38,9 @@ type Message struct {
 	Edited  bool   // Text is the author's latest edit of the message
 	Deleted bool   // the author deleted the message (Text is "")
 	ReplyTo *Reply // the message this one replies to (nil if none)
+	// PrevNick, for a nick entry, is the nickname it replaced ("" for the
+	// author's first), for "ann is now known as annie".
+	PrevNick string
 }
 
 // Reply is the message another one replies to, as it is now.

@@ -834,7 +834,11 @@ func (a *app) printMessage(w io.Writer, m views.Message, asJSON bool) {
 	case feed.KindTopic:
 		fmt.Fprintf(w, "%s -- %s set the topic: %s\n", ts, nick, text)
 	case feed.KindNick:
-		fmt.Fprintf(w, "%s -- %s is now known as %s\n", ts, printable(m.Author.Short()), text)
+		was := m.PrevNick
+		if was == "" {
+			was = m.Author.Short() // their first nickname
+		}
+		fmt.Fprintf(w, "%s -- %s is now known as %s\n", ts, printable(was), text)
 	default:
 		fmt.Fprintf(w, "%s <%s> %s\n", ts, nick, text)
 	}
