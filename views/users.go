@@ -19,7 +19,7 @@ import (
 // skeleton ("alice" and "аlice" with a Cyrillic a collide).
 type usersView struct{}
 
-func (usersView) Name() string       { return "users" }
+func (usersView) Name() string    { return "users" }
 func (usersView) Version() uint32 { return 3 } // 2: claims indexed by lookalike key; 3: previous nicknames
 func (usersView) Prefixes() [][]byte {
 	return [][]byte{prefix(tagNick), prefix(tagNickIdx), prefix(tagNickWas)}

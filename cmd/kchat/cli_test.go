@@ -546,9 +546,11 @@ func TestPeersJSON(t *testing.T) {
 	}
 	check("a (was dialled)", aRows[0], node.PeerStatus{ID: peerID(b)}, "inbound", false, "")
 
-	// Without --json: the human output, unchanged.
+	// Without --json: the human output, with the node's own addresses
+	// first (what another node dials).
 	if out := mustOK(t, kchat(t, dirA, "", "peers")).stdout; !strings.Contains(out, "general: 1 peer(s)\n") ||
-		!strings.Contains(out, "lonely: 0 peer(s)\n") || strings.Contains(out, "{") {
+		!strings.Contains(out, "lonely: 0 peer(s)\n") || strings.Contains(out, "{") ||
+		!strings.HasPrefix(out, "this node: "+a.Addrs()[0]+"\n") {
 		t.Fatalf("peers without --json: %q", out)
 	}
 }

@@ -127,6 +127,17 @@ session for this channel) and outbound (this node opened that session).`,
 				if err != nil {
 					return err
 				}
+				if !asJSON {
+					// Where others reach this node (kchat --peer ADDR,
+					// or /connect ADDR in the UI).
+					addrs := n.Addrs()
+					if len(addrs) == 0 {
+						fmt.Fprintln(a.stdout, "this node: not listening")
+					}
+					for _, addr := range addrs {
+						fmt.Fprintf(a.stdout, "this node: %s\n", addr)
+					}
+				}
 				for _, c := range chans {
 					if len(args) == 1 && c.Name != args[0] {
 						continue
