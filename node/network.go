@@ -26,24 +26,34 @@ type NetOptions struct {
 	NoDHT     bool
 	NoNAT     bool
 	Seed      bool // DHT server + relay service
+	// Redial: redial the remembered peers (peers.json in the data dir:
+	// the peers this node had sync sessions with, at the addresses they
+	// listen on) with backoff whenever none of their sessions is live, so
+	// that nodes find each other again after a restart without discovery.
+	// For long-running nodes (UI, seed); off, only the connections that
+	// discovery, --peer and Connect make are used.
+	Redial bool
 }
 
 // network is the node's libp2p side: discovery finds peers of joined
 // channels, replication syncs with each of them. It owns the goroutines that
 // connect found peers; all stop on close.
 type network struct {
-	n      *Node
-	disc   *discovery.Node
-	rep    *replicate.Replicator
-	peers  []string
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	dials  chan struct{} // bounds concurrent session attempts
-	found  chan struct{} // foundLoop -> meshLoop: new peers in the book
+	n        *Node
+	disc     *discovery.Node
+	rep      *replicate.Replicator
+	peers    []string
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	dials    chan struct{} // bounds concurrent session attempts
+	found    chan struct{} // foundLoop -> meshLoop: new peers in the book
+	book     *peerBook     // remembered peers (peerbook.go)
+	redialOn bool          // NetOptions.Redial
 
 	mu      sync.Mutex
 	manual  map[feed.DiscoveryID]context.CancelFunc // stops a channel's manual-peer loops
+	keeping map[peer.ID]bool                        // remembered peers with a keepRemembered loop
 	dialing map[feed.DiscoveryID]map[peer.ID]bool   // mesh dials in progress
 }
 
@@ -72,8 +82,13 @@ func startNetwork(ctx context.Context, n *Node, o NetOptions) (*network, error) 
 	nctx, cancel := context.WithCancel(context.Background())
 	nw := &network{n: n, disc: disc, peers: o.Peers, ctx: nctx, cancel: cancel, dials: make(chan struct{}, 16),
 		found:  make(chan struct{}, 1),
-		manual: map[feed.DiscoveryID]context.CancelFunc{}, dialing: map[feed.DiscoveryID]map[peer.ID]bool{}}
+		manual: map[feed.DiscoveryID]context.CancelFunc{}, keeping: map[peer.ID]bool{}, dialing: map[feed.DiscoveryID]map[peer.ID]bool{}}
 	nw.rep = replicate.New(disc.Host(), n.store, replicate.Config{Logger: n.log})
+	nw.redialOn = o.Redial
+	if nw.book, err = loadPeerBook(n.dir); err != nil {
+		// A damaged file costs the remembered peers, not the node.
+		n.log.Warn("remembered peers", "err", err)
+	}
 	chans, err := n.store.Channels()
 	if err != nil {
 		nw.close()
@@ -82,9 +97,11 @@ func startNetwork(ctx context.Context, n *Node, o NetOptions) (*network, error) 
 	for _, c := range chans {
 		nw.join(c)
 	}
-	nw.wg.Add(2)
+	nw.wg.Add(3)
 	go nw.foundLoop()
 	go nw.meshLoop()
+	go nw.rememberLoop()
+	nw.redialRemembered()
 	return nw, nil
 }
 

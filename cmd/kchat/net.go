@@ -64,6 +64,7 @@ and relays for peers behind NATs. Prints its multiaddrs (give one to others as
 				return errors.New("a node is already running on this data dir")
 			}
 			a.net.Seed = true
+			a.net.Redial = true // a restarted seed finds its peers again
 			ctx := cmd.Context()
 			log, err := a.logger()
 			if err != nil {

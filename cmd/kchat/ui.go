@@ -36,6 +36,7 @@ func (a *app) runUI(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
+	a.net.Redial = true // peers seen before are redialled, wherever discovery is off
 	n, err := node.Open(ctx, node.Options{DataDir: a.dataDir, Logger: log, Net: &a.net})
 	if err != nil {
 		return err
