@@ -53,6 +53,10 @@ type Backend interface {
 	// Addrs lists the multiaddrs (with /p2p/ID) others can dial to reach
 	// this node with --peer; empty when the network is off.
 	Addrs() []string
+	// Connect dials the peer at addr (a multiaddr ending in /p2p/ID) and
+	// syncs every joined channel it shares; it returns their names. The
+	// peer is remembered (redialled after a restart).
+	Connect(ctx context.Context, addr string) ([]string, error)
 	// NetChanged signals (coalescing, like views.Subscription) that Status
 	// or Peers may have changed. It may be nil if nothing ever changes.
 	NetChanged() <-chan struct{}

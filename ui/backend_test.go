@@ -104,6 +104,20 @@ func (b *testBackend) Addrs() []string {
 	return []string{"/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWtest"}
 }
 
+// Connect "connects" to addr: every joined channel, or an error for an
+// address that does not end in /p2p/ID (as libp2p would refuse it).
+func (b *testBackend) Connect(ctx context.Context, addr string) ([]string, error) {
+	if !strings.Contains(addr, "/p2p/") {
+		return nil, fmt.Errorf("peer address %q: expected a multiaddr ending in /p2p/PEERID", addr)
+	}
+	chans, err := b.st.Channels()
+	var names []string
+	for _, c := range chans {
+		names = append(names, c.Name)
+	}
+	return names, err
+}
+
 func (b *testBackend) Send(ctx context.Context, ch feed.DiscoveryID, p feed.Payload) error {
 	_, err := b.st.Append(ctx, b.id, ch, p)
 	return err

@@ -38,6 +38,7 @@ func init() {
 		{"part", []string{"leave", "close"}, "[--purge]", "leave this channel (--purge: delete its history)", (*UI).cmdPart},
 		{"names", []string{"who"}, "", "this channel's authors", (*UI).cmdNames},
 		{"peers", []string{"net"}, "", "who is connected for this channel, and how they were found", (*UI).cmdPeers},
+		{"connect", nil, "ADDR", "connect to a peer at ADDR (a multiaddr ending /p2p/ID, from their /peers) and sync every channel you share; it is remembered", (*UI).cmdConnect},
 		{"search", []string{"s", "find"}, "TEXT", "search this channel's history (case-insensitive); again: older matches", (*UI).cmdSearch},
 		{"block", []string{"ignore"}, "NICK [--purge]", "block an author here (--purge: delete theirs); no argument: list", (*UI).cmdBlock},
 		{"unblock", []string{"unignore"}, "NICK", "lift a block in this channel", (*UI).cmdUnblock},
@@ -485,10 +486,33 @@ func (u *UI) cmdPeers(string) {
 				u.note("This node is not listening (network off).")
 				return
 			}
-			u.note("This node listens on (others can start kchat with --peer ADDR):")
+			u.note("This node listens on (others type /connect ADDR, or start kchat with --peer ADDR):")
 			for _, a := range addrs {
 				u.cur().addRaw(u.now(), cleanInline(a, 0))
 			}
+		}
+	})
+}
+
+func (u *UI) cmdConnect(args string) {
+	addr := strings.TrimSpace(args)
+	if addr == "" || strings.ContainsAny(addr, " \t") {
+		u.fail("Usage: /connect ADDR  (ADDR is what /peers shows on the other side: /ip4/…/tcp/…/p2p/12D3Koo…)")
+		return
+	}
+	u.note("Connecting to %s…", cleanInline(addr, 120))
+	u.do(func(ctx context.Context) func() {
+		chans, err := u.b.Connect(ctx, addr)
+		return func() {
+			if err != nil {
+				u.fail("Could not connect: %v", err)
+				return
+			}
+			var names []string
+			for _, c := range chans {
+				names = append(names, "#"+cleanInline(c, 64))
+			}
+			u.note("Connected; syncing %s. The peer is remembered and redialled when kchat starts again.", strings.Join(names, ", "))
 		}
 	})
 }

@@ -197,3 +197,19 @@ func TestJoinByNameAndClash(t *testing.T) {
 		t.Fatalf("channels %+v", chans)
 	}
 }
+
+// TestConnectCommand: /connect ADDR connects through the backend and says
+// which channels sync; a bad address is explained.
+func TestConnectCommand(t *testing.T) {
+	b := newTestBackend(t)
+	b.channel("general")
+	b.channel("random")
+	h := start(t, b, 140, 24)
+	h.waitText("#general")
+	h.typeLine("/connect")
+	h.waitText("Usage: /connect ADDR")
+	h.typeLine("/connect /ip4/127.0.0.1/tcp/4001")
+	h.waitText("Could not connect")
+	h.typeLine("/connect /ip4/127.0.0.1/tcp/4001/p2p/12D3KooWtest")
+	h.waitText("Connected; syncing #general, #random")
+}

@@ -194,6 +194,12 @@ func (b *uiBackend) Peers(ch feed.DiscoveryID) []ui.PeerInfo {
 
 func (b *uiBackend) NetChanged() <-chan struct{} { return b.netc }
 
+// Connect dials a peer and syncs every channel shared with it.
+func (b *uiBackend) Connect(ctx context.Context, addr string) ([]string, error) {
+	res, err := b.Node.Connect(ctx, addr)
+	return res.Channels, err
+}
+
 // StateChanged is the node's Changed signal: joins, parts, nick changes
 // and blocks, also those made by `kchat join` etc. through the control
 // socket while the UI runs.
