@@ -26,7 +26,7 @@ var commands []command
 
 func init() {
 	commands = []command{
-		{"join", []string{"j"}, "KEY [NAME]", "join the channel whose key someone shared with you (/join NAME: go to a channel joined)", (*UI).cmdJoin},
+		{"join", []string{"j"}, "KEY [NAME]", "join the channel whose key someone shared with you", (*UI).cmdJoin},
 		{"new", []string{"create"}, "NAME", "create a channel and show the key to share", (*UI).cmdNew},
 		{"key", []string{"invite"}, "", "show this channel's key, to invite someone (keep it secret otherwise)", (*UI).cmdKey},
 		{"nick", nil, "NAME", "set your nickname (in every channel)", (*UI).cmdNick},
@@ -38,7 +38,7 @@ func init() {
 		{"part", []string{"leave", "close"}, "[--purge]", "leave this channel (--purge: delete its history)", (*UI).cmdPart},
 		{"names", []string{"who"}, "", "this channel's authors", (*UI).cmdNames},
 		{"peers", []string{"net"}, "", "who is connected for this channel, and how they were found", (*UI).cmdPeers},
-		{"connect", nil, "ADDR", "connect to a peer at ADDR (a multiaddr ending /p2p/ID, from their /peers) and sync every channel you share; it is remembered", (*UI).cmdConnect},
+		{"connect", nil, "ADDR", "connect to a peer (ADDR from their /peers)", (*UI).cmdConnect},
 		{"search", []string{"s", "find"}, "TEXT", "search this channel's history (case-insensitive); again: older matches", (*UI).cmdSearch},
 		{"block", []string{"ignore"}, "NICK [--purge]", "block an author here (--purge: delete theirs); no argument: list", (*UI).cmdBlock},
 		{"unblock", []string{"unignore"}, "NICK", "lift a block in this channel", (*UI).cmdUnblock},

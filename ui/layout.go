@@ -175,6 +175,11 @@ func displayName(m *views.Message) string {
 	return cleanInline(d, 40)
 }
 
+// maxNoteLines caps the lines of one of the UI's notes: /help and /names
+// are longer than a message may show, but a note may quote peer text (a
+// topic), so it is capped too.
+const maxNoteLines = 400
+
 // layoutItem lays out one item at geometry g.
 func layoutItem(it *item, g geometry) []row {
 	if it.isNote() && len(it.raw) > 0 {
@@ -198,7 +203,7 @@ func layoutItem(it *item, g geometry) []row {
 		if it.isError {
 			mark, st = "!!", stError
 		}
-		return g.wrap(stamp{t: it.at}, span{text: mark, st: st}, []span{{text: it.note, st: st}})
+		return g.wrapN(stamp{t: it.at}, span{text: mark, st: st}, []span{{text: it.note, st: st}}, maxNoteLines)
 	}
 	m := &it.msg
 	name := displayName(m)
@@ -286,6 +291,11 @@ func editedSpans(m *views.Message) []span {
 // wrap lays out body after the head: the text is cleaned (untrusted),
 // split at the author's line breaks, and word-wrapped to the text column.
 func (g geometry) wrap(ts stamp, nick span, body []span) []row {
+	return g.wrapN(ts, nick, body, maxShownLines)
+}
+
+// wrapN is wrap showing at most limit lines of the body (0: all).
+func (g geometry) wrapN(ts stamp, nick span, body []span, limit int) []row {
 	// Clean each span and split it into lines; lines of the whole body are
 	// then the concatenation across spans.
 	type piece struct {
@@ -306,9 +316,9 @@ func (g geometry) wrap(ts stamp, nick span, body []span) []row {
 		}
 	}
 	hidden := 0
-	if len(lines) > maxShownLines {
-		hidden = len(lines) - maxShownLines
-		lines = lines[:maxShownLines]
+	if limit > 0 && len(lines) > limit {
+		hidden = len(lines) - limit
+		lines = lines[:limit]
 	}
 	tw := g.textWidth()
 	var rows []row
