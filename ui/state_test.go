@@ -63,6 +63,12 @@ func TestPartThroughControlSocket(t *testing.T) {
 	}
 	b.changed()
 	h.waitFor("#outside listed", func(s string) bool { return strings.Contains(sidebar(s), "outside") })
+	// A nickname set from outside (kchat nick) is the UI's at once.
+	if err := b.SetNick(context.Background(), "zed"); err != nil {
+		t.Fatal(err)
+	}
+	b.changed()
+	h.waitFor("[zed] in the input line", func(s string) bool { return strings.Contains(inputLine(s), "[zed]") })
 }
 
 // inputLine is the last screen line (the input line).
