@@ -43,6 +43,8 @@ const (
 	redialMax       = 5 * time.Minute
 	spreadRetry     = time.Minute // a channel a peer refused is tried again after this
 	peerbookSaveGap = 2 * time.Second
+	rememberGap     = 250 * time.Millisecond
+	keepGap         = time.Second // how often a live remembered peer is checked
 )
 
 // rememberedPeer is one peer in peers.json.
@@ -245,8 +247,13 @@ func (nw *network) rememberLoop() {
 	defer nw.wg.Done()
 	sub := nw.rep.Subscribe()
 	defer sub.Close()
-	save := time.NewTimer(peerbookSaveGap)
+	save := time.NewTicker(peerbookSaveGap)
 	defer save.Stop()
+	// The replicator signals on every batch: the sessions are looked at
+	// at most every rememberGap.
+	tick := time.NewTicker(rememberGap)
+	defer tick.Stop()
+	changed := true
 	tried := map[sessKey]time.Time{} // spread attempts
 	for {
 		select {
@@ -259,9 +266,15 @@ func (nw *network) rememberLoop() {
 			if err := nw.book.save(); err != nil {
 				nw.n.log.Warn("remembered peers", "err", err)
 			}
-			save.Reset(peerbookSaveGap)
 			continue
 		case <-sub.C():
+			changed = true
+			continue
+		case <-tick.C:
+			if !changed {
+				continue
+			}
+			changed = false
 		}
 		joined := nw.joinedSet()
 		now := time.Now()
@@ -364,8 +377,8 @@ const maxRedialed = 32
 // remembered addresses and opens sessions for every channel shared with it,
 // backing off from redialMin to redialMax between failed attempts.
 func (nw *network) keepRemembered(p peer.ID) {
-	sub := nw.rep.Subscribe()
-	defer sub.Close()
+	check := time.NewTicker(keepGap)
+	defer check.Stop()
 	backoff := redialMin
 	for {
 		joined := nw.joinedSet()
@@ -386,7 +399,7 @@ func (nw *network) keepRemembered(p peer.ID) {
 			select {
 			case <-nw.ctx.Done():
 				return
-			case <-sub.C():
+			case <-check.C:
 			}
 			continue
 		}
