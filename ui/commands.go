@@ -363,7 +363,7 @@ func (u *UI) cmdPart(args string) {
 	if ci == nil {
 		return
 	}
-	id, name := ci.id, ci.ch.Name
+	id, name, key := ci.id, ci.ch.Name, ci.ch.Key
 	u.do(func(ctx context.Context) func() {
 		var err error
 		if purge {
@@ -384,7 +384,8 @@ func (u *UI) cmdPart(args string) {
 			if purge {
 				u.note("You left #%s and its history was deleted from this device.", cleanInline(name, 64))
 			} else {
-				u.note("You left #%s. Its history stays on this device; /join with its key to come back.", cleanInline(name, 64))
+				u.note("You left #%s. Its history stays on this device; to come back: /join with its key,", cleanInline(name, 64))
+				u.cur().addRaw(u.now(), key.WithName(name), key.String())
 			}
 		}
 	})

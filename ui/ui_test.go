@@ -110,6 +110,7 @@ func TestWelcomeNewAndJoin(t *testing.T) {
 	// /part leaves.
 	h.typeLine("/part")
 	h.waitText("You left #friends")
+	h.waitText("│" + k.String()) // the key to come back with
 	chans, _ = b.st.Channels()
 	if len(chans) != 1 {
 		t.Fatalf("after part: %+v", chans)
