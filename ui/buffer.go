@@ -432,6 +432,44 @@ func (b *buffer) olderMention(hidden func(feed.AuthorID) bool) (int, bool) {
 	return 0, false
 }
 
+// newerMention is the scroll that shows the next newer loaded message
+// mentioning the user than the view shows now (0, the newest, when there
+// is none); ok is false at the bottom already.
+func (b *buffer) newerMention(hidden func(feed.AuthorID) bool) (int, bool) {
+	g, h := b.lastGeo, b.lastRows
+	if g.width == 0 || h == 0 || b.scroll == 0 {
+		return 0, false
+	}
+	if hidden == nil {
+		hidden = func(feed.AuthorID) bool { return false }
+	}
+	var visible []int
+	for i, it := range b.items {
+		if it.isNote() || !hidden(it.msg.Author) {
+			visible = append(visible, i)
+		}
+	}
+	best := 0
+	below := 0
+	for k := len(visible) - 1; k >= 0; k-- {
+		it := b.items[visible[k]]
+		n := len(b.itemRows(it, g))
+		if !it.isNote() && it.msg.Mention {
+			target := max(below+n-h/2, 0)
+			if target >= b.scroll {
+				break // this one and older ones are not newer
+			}
+			best = target
+		}
+		var prev *item
+		if k > 0 {
+			prev = b.items[visible[k-1]]
+		}
+		below += n + len(b.rulesAbove(it, prev, g.width))
+	}
+	return best, true
+}
+
 func (b *buffer) view(width, height int, hidden func(feed.AuthorID) bool) []row {
 	if width < 1 || height < 1 {
 		return nil

@@ -40,6 +40,7 @@ func init() {
 		{"", digitKeys(), "Alt+1..9, Alt+0", "channel 1..9, 10", nil},
 		{"next-active", []keySpec{alt('a')}, "Alt+A", "next channel with mentions, else with unread messages", func(u *UI) { u.switchTo(u.chans.nextActive()) }},
 		{"older-mention", []keySpec{alt('m')}, "Alt+M", "scroll to the previous message that mentions you (again: earlier)", (*UI).olderMention},
+		{"newer-mention", []keySpec{alt('n')}, "Alt+N", "scroll to the next newer message that mentions you (at the last: the newest)", (*UI).newerMention},
 		{"page-up", []keySpec{k(tcell.KeyPgUp)}, "PgUp", "scroll up a page (older history loads as you go)", func(u *UI) { u.cur().scrollUp(u.cur().page()) }},
 		{"page-down", []keySpec{k(tcell.KeyPgDn)}, "PgDn", "scroll down a page", func(u *UI) { u.scrollDown(u.cur().page()) }},
 		{"scroll-top", []keySpec{ctlK(tcell.KeyHome), altK(tcell.KeyHome)}, "Ctrl+Home, Alt+Home", "scroll to the oldest loaded message (again: older)", (*UI).scrollTop},
@@ -188,6 +189,21 @@ func (u *UI) olderMention() {
 			return
 		}
 		u.note("No earlier mention of you is loaded here (PgUp loads older messages).")
+		return
+	}
+	b.scroll = s
+}
+
+// newerMention scrolls forward to the next message that mentions the
+// user; past the newest mention, back to the newest messages.
+func (u *UI) newerMention() {
+	b := u.cur()
+	s, ok := b.newerMention(u.hidden)
+	if !ok {
+		return
+	}
+	if s == 0 {
+		u.scrollBottom()
 		return
 	}
 	b.scroll = s

@@ -702,6 +702,14 @@ func TestJumpToMentions(t *testing.T) {
 	if s := h.screen(); !strings.Contains(s, "the first question") {
 		t.Fatalf("the view moved:\n%s", s)
 	}
+	// Alt+N goes the other way: the newer mention, then the newest lines.
+	h.key(tcell.KeyRune, 'n', tcell.ModAlt)
+	s = h.waitText("the second question")
+	if strings.Contains(s, "the first question") || strings.Contains(s, "line 149") {
+		t.Fatalf("Alt+N did not go to the newer mention:\n%s", s)
+	}
+	h.key(tcell.KeyRune, 'n', tcell.ModAlt)
+	h.waitText("line 149")
 	h.key(tcell.KeyEnd, 0, tcell.ModAlt)
 	h.waitText("line 149")
 	h.key(tcell.KeyRune, 'm', tcell.ModAlt)
