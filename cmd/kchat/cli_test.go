@@ -631,3 +631,29 @@ func TestFollowLetsSendThrough(t *testing.T) {
 		t.Fatal("control socket left behind")
 	}
 }
+
+// TestPlainWords: commands say what they did and what is wrong in plain
+// words (issue 15: empty nickname, a search without text, silent part and
+// nick, no channels, "1 messages").
+func TestPlainWords(t *testing.T) {
+	dir := t.TempDir()
+	if r := kchat(t, dir, "", "channels"); r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "no channel joined yet") {
+		t.Fatalf("channels with none: %+v", r)
+	}
+	if r := kchat(t, dir, "", "nick", ""); r.code == 0 || !strings.Contains(r.stderr, "empty nickname: give one") {
+		t.Fatalf("empty nick: %+v", r)
+	}
+	if out := mustOK(t, kchat(t, dir, "", "nick", "ann")).stdout; out != "you are now known as ann\n" {
+		t.Fatalf("nick: %q", out)
+	}
+	key := strings.TrimSpace(mustOK(t, kchat(t, dir, "", "new", "general")).stdout)
+	if out := mustOK(t, kchat(t, dir, "", "channels")).stdout; out != "general\t1 message\n" {
+		t.Fatalf("channels: %q", out) // the nick entry
+	}
+	if r := kchat(t, dir, "", "search", "general"); r.code == 0 || !strings.Contains(r.stderr, "search general for what?") {
+		t.Fatalf("search without text: %+v", r)
+	}
+	if out := mustOK(t, kchat(t, dir, "", "part", "general")).stdout; out != "left general; its history stays here; to come back: kchat join "+key+"\n" {
+		t.Fatalf("part: %q", out)
+	}
+}

@@ -46,7 +46,14 @@ func (a *app) nickCmd() *cobra.Command {
 					}
 					return errors.New("no nickname set: kchat nick NAME sets one")
 				}
-				return n.SetNick(ctx, args[0])
+				if strings.TrimSpace(args[0]) == "" {
+					return errors.New("empty nickname: give one, e.g. kchat nick ann")
+				}
+				if err := n.SetNick(ctx, args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "you are now known as %s\n", printable(strings.TrimSpace(args[0])))
+				return nil
 			})
 		},
 	}
@@ -138,9 +145,17 @@ func (a *app) partCmd() *cobra.Command {
 					return err
 				}
 				if purge {
-					return n.PurgeChannel(ctx, c.ID())
+					if err := n.PurgeChannel(ctx, c.ID()); err != nil {
+						return err
+					}
+					fmt.Fprintf(a.stdout, "left %s and deleted its history from this device\n", c.Name)
+					return nil
 				}
-				return n.Part(ctx, c.ID())
+				if err := n.Part(ctx, c.ID()); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "left %s; its history stays here; to come back: kchat join %s\n", c.Name, c.Key.WithName(c.Name))
+				return nil
 			})
 		},
 	}
@@ -286,7 +301,7 @@ func (a *app) membersCmd() *cobra.Command {
 					if m.Role != "" {
 						flags = append(flags, m.Role)
 					}
-					fmt.Fprintf(w, "%s\t%s\t%d messages\t%d bytes\tlast %s", m.Author, printable(m.Display), m.Messages, m.Bytes, last)
+					fmt.Fprintf(w, "%s\t%s\t%s\t%d bytes\tlast %s", m.Author, printable(m.Display), messages(m.Messages), m.Bytes, last)
 					if len(flags) > 0 {
 						fmt.Fprintf(w, "\t%s", strings.Join(flags, " "))
 					}
@@ -315,15 +330,19 @@ func (a *app) channelsCmd() *cobra.Command {
 				if err := a.waitIndexed(ctx, n); err != nil {
 					return err
 				}
+				if len(chans) == 0 {
+					// On stderr: stdout stays one line per channel.
+					fmt.Fprintln(a.stderr, "kchat: no channel joined yet: kchat new NAME creates one, kchat join KEY [NAME] joins one")
+				}
 				for _, c := range chans {
 					count, err := n.Views().Count(c.ID())
 					if err != nil {
 						return err
 					}
 					if keys {
-						fmt.Fprintf(a.stdout, "%s\t%d messages\t%s\n", c.Name, count, c.Key.WithName(c.Name))
+						fmt.Fprintf(a.stdout, "%s\t%s\t%s\n", c.Name, messages(count), c.Key.WithName(c.Name))
 					} else {
-						fmt.Fprintf(a.stdout, "%s\t%d messages\n", c.Name, count)
+						fmt.Fprintf(a.stdout, "%s\t%s\n", c.Name, messages(count))
 					}
 					forks, err := n.Store().Forks(c.ID())
 					if err != nil {
@@ -660,7 +679,15 @@ func (a *app) searchCmd() *cobra.Command {
 		Long: `Search CHANNEL's history, newest first, for messages whose text contains TEXT
 (the words joined by spaces), ignoring case, and print the newest --limit of
 them, oldest first. Edited messages are searched as edited; deleted ones never.`,
-		Args: cobra.MinimumNArgs(2),
+		Args: func(_ *cobra.Command, args []string) error {
+			switch len(args) {
+			case 0:
+				return errors.New("search what? kchat search CHANNEL TEXT, e.g. kchat search general lunch")
+			case 1:
+				return fmt.Errorf("search %s for what? give the text to look for: kchat search %s TEXT", args[0], args[0])
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if limit < 1 {
 				return errors.New("--limit must be at least 1")
@@ -849,3 +876,11 @@ func (a *app) printMessage(w io.Writer, m views.Message, asJSON bool) {
 // removed with their tails, bidi controls and invisible characters are
 // removed, other controls are shown as visible symbols, line breaks as ⏎.
 func printable(s string) string { return termtext.Inline(s) }
+
+// messages says a count of messages: "1 message", "3 messages".
+func messages(n int) string {
+	if n == 1 {
+		return "1 message"
+	}
+	return strconv.Itoa(n) + " messages"
+}
