@@ -347,6 +347,23 @@ func TestSendReplyEditDelete(t *testing.T) {
 		got[2].ReplyTo == nil || got[2].ReplyTo.Seq != 1 || got[2].Text != "answer" {
 		t.Fatalf("messages after reply, edit and delete: %+v", got)
 	}
+
+	// WHO as everywhere: a nick or an id prefix; without :SEQ, the latest.
+	mustOK(t, kchat(t, dir, "", "send", "general", "--reply-to", "ann:1", "by nick"))
+	mustOK(t, kchat(t, dir, "", "send", "general", "--reply-to", me[:8], "to the latest"))
+	out = mustOK(t, kchat(t, dir, "", "read", "general", "--json", "--limit", "2")).stdout
+	var last []jsonMessage
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var m jsonMessage
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatal(err)
+		}
+		last = append(last, m)
+	}
+	if len(last) != 2 || last[0].ReplyTo == nil || last[0].ReplyTo.Seq != 1 ||
+		last[1].ReplyTo == nil || last[1].ReplyTo.Seq != last[0].Seq {
+		t.Fatalf("replies by nick and to the latest: %+v", last)
+	}
 }
 
 // openWithChannel opens a node on dir (offline) with a new channel "general".

@@ -384,8 +384,10 @@ func (a *app) sendCmd() *cobra.Command {
 spaces. With --stdin, every line of standard input is one message; each stored
 message is acknowledged on stdout as "ok SEQ" once it is on disk.
 
---reply-to AUTHOR:SEQ answers a message; --edit SEQ replaces the text of your
-message SEQ; --delete SEQ withdraws it (authors and seqs are in read --json).`,
+--reply-to WHO:SEQ answers a message (WHO: a nick as shown, an author id or
+8+ hex of one), --reply-to WHO answers WHO's latest; --edit SEQ replaces the
+text of your message SEQ; --delete SEQ withdraws it (authors and seqs are in
+read --json).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			editing, deleting := cmd.Flags().Changed("edit"), cmd.Flags().Changed("delete")
@@ -447,21 +449,31 @@ message SEQ; --delete SEQ withdraws it (authors and seqs are in read --json).`,
 	}
 	cmd.Flags().BoolVar(&fromStdin, "stdin", false, "send each line of standard input as a message")
 	cmd.Flags().BoolVar(&emote, "me", false, "send as an action (/me)")
-	cmd.Flags().StringVar(&replyTo, "reply-to", "", "answer message `AUTHOR:SEQ` (AUTHOR: the 64-hex id)")
+	cmd.Flags().StringVar(&replyTo, "reply-to", "", "answer message `WHO[:SEQ]` (WHO: a nick as shown, an id or 8+ hex of one; no SEQ: their latest)")
 	cmd.Flags().Uint64Var(&edit, "edit", 0, "replace the text of your message `SEQ` with TEXT")
 	cmd.Flags().Uint64Var(&del, "delete", 0, "withdraw your message `SEQ`")
 	return cmd
 }
 
-// messageRef parses AUTHOR:SEQ and checks that the message is held in c.
+// messageRef parses [WHO][:SEQ] and checks that the message is held in c.
+// WHO is an author as everywhere (a nick as shown, a 64-hex id, or 8+ hex of
+// one); without :SEQ it is WHO's latest message in c.
 func messageRef(n *node.Node, c feed.Channel, s string) (*feed.Ref, error) {
-	as, ss, ok := strings.Cut(s, ":")
-	if !ok {
-		return nil, fmt.Errorf("--reply-to %q: want AUTHOR:SEQ", s)
+	as, ss := s, ""
+	if i := strings.LastIndex(s, ":"); i >= 0 {
+		if _, err := strconv.ParseUint(s[i+1:], 10, 64); err == nil {
+			as, ss = s[:i], s[i+1:]
+		}
 	}
-	au, err := feed.ParseAuthorID(as)
+	if as == "" {
+		return nil, fmt.Errorf("--reply-to %q: want WHO or WHO:SEQ (WHO: a nick, an id or 8+ hex of one)", s)
+	}
+	au, err := n.ResolveAuthor(c.ID(), as)
 	if err != nil {
 		return nil, fmt.Errorf("--reply-to: %w", err)
+	}
+	if ss == "" {
+		return latestBy(n, c, au)
 	}
 	seq, err := strconv.ParseUint(ss, 10, 64)
 	if err != nil {
@@ -475,6 +487,26 @@ func messageRef(n *node.Node, c feed.Channel, s string) (*feed.Ref, error) {
 		return nil, fmt.Errorf("--reply-to: message %d of %s is a %s, not a message", seq, au.Short(), p.Kind)
 	}
 	return feed.NewRef(au, seq), nil
+}
+
+// latestLook is how many of a channel's newest messages --reply-to WHO
+// looks through for WHO's latest.
+const latestLook = 1000
+
+// latestBy is a reference to author au's latest message (text or emote,
+// not deleted) among the newest latestLook of channel c.
+func latestBy(n *node.Node, c feed.Channel, au feed.AuthorID) (*feed.Ref, error) {
+	ms, err := n.Views().Last(c.ID(), latestLook)
+	if err != nil {
+		return nil, fmt.Errorf("--reply-to: %w", err)
+	}
+	for i := len(ms) - 1; i >= 0; i-- {
+		m := ms[i]
+		if m.Author == au && !m.Deleted && (m.Kind == feed.KindText || m.Kind == feed.KindEmote) {
+			return feed.NewRef(au, m.Seq), nil
+		}
+	}
+	return nil, fmt.Errorf("--reply-to: %s has no message among the last %d of %s: give WHO:SEQ (seq as in read --json)", au.Short(), latestLook, c.Name)
 }
 
 // ownMessage checks that the local user's message seq in c can be changed.
