@@ -39,17 +39,18 @@ type NetOptions struct {
 // channels, replication syncs with each of them. It owns the goroutines that
 // connect found peers; all stop on close.
 type network struct {
-	n        *Node
-	disc     *discovery.Node
-	rep      *replicate.Replicator
-	peers    []string
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	dials    chan struct{} // bounds concurrent session attempts
-	found    chan struct{} // foundLoop -> meshLoop: new peers in the book
-	book     *peerBook     // remembered peers (peerbook.go)
-	redialOn bool          // NetOptions.Redial
+	n           *Node
+	disc        *discovery.Node
+	rep         *replicate.Replicator
+	peers       []string
+	ctx         context.Context
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	dials       chan struct{} // bounds concurrent session attempts
+	found       chan struct{} // foundLoop -> meshLoop: new peers in the book
+	book        *peerBook     // remembered peers (peerbook.go)
+	redialOn    bool          // NetOptions.Redial
+	noDiscovery bool          // neither DHT nor mDNS: only addresses given or remembered
 
 	mu      sync.Mutex
 	manual  map[feed.DiscoveryID]context.CancelFunc // stops a channel's manual-peer loops
@@ -85,6 +86,7 @@ func startNetwork(ctx context.Context, n *Node, o NetOptions) (*network, error) 
 		manual: map[feed.DiscoveryID]context.CancelFunc{}, keeping: map[peer.ID]bool{}, dialing: map[feed.DiscoveryID]map[peer.ID]bool{}}
 	nw.rep = replicate.New(disc.Host(), n.store, replicate.Config{Logger: n.log})
 	nw.redialOn = o.Redial
+	nw.noDiscovery = o.NoDHT && o.NoMDNS
 	if nw.book, err = loadPeerBook(n.dir); err != nil {
 		// A damaged file costs the remembered peers, not the node.
 		n.log.Warn("remembered peers", "err", err)
@@ -337,6 +339,7 @@ func (nw *network) connectAddr(ctx context.Context, d feed.DiscoveryID, addr str
 	if err := nw.connect(ctx, d, ai.ID); err != nil {
 		return ai.ID, fmt.Errorf("sync with %s: %w", ai.ID, err)
 	}
+	nw.book.seen(ai.ID, d, nw.listenAddrs(ai.ID), time.Now()) // remembered at once, also by a short-lived `kchat sync`
 	return ai.ID, nil
 }
 
@@ -425,6 +428,10 @@ func (n *Node) NetChanged() *replicate.Subscription {
 	return n.net.rep.Subscribe()
 }
 
+// ErrNoWayToPeers: Sync was given no address, no remembered peer of the
+// channel answered, and discovery is off: nothing could ever be found.
+var ErrNoWayToPeers = errors.New("no way to find a peer of this channel: no --peer given, no remembered peer answered, and discovery is off (--no-dht --no-mdns): give --peer MADDR (from `kchat peers` on the other side)")
+
 // SyncSummary is what `kchat sync` reports.
 type SyncSummary struct {
 	Peers    int
@@ -454,6 +461,13 @@ func (n *Node) Sync(ctx context.Context, ch feed.DiscoveryID, addrs []string) (S
 			return sum(), err
 		}
 		ids = append(ids, id)
+	}
+	if len(addrs) == 0 {
+		// The remembered peers of the channel first (peers.json).
+		ids = n.net.syncRemembered(ctx, ch)
+		if len(ids) == 0 && n.net.noDiscovery {
+			return sum(), ErrNoWayToPeers
+		}
 	}
 	if err := n.net.rep.WaitSynced(ctx, ch, ids...); err != nil {
 		return sum(), fmt.Errorf("not caught up: %w", err)

@@ -422,11 +422,15 @@ func (nw *network) keepRemembered(p peer.ID) {
 // redial dials p at its remembered addresses and opens a session in each
 // channel of shared.
 func (nw *network) redial(p peer.ID, shared []feed.DiscoveryID) error {
+	return nw.redialCtx(nw.ctx, p, shared)
+}
+
+func (nw *network) redialCtx(ctx context.Context, p peer.ID, shared []feed.DiscoveryID) error {
 	addrs := nw.book.addrs(p)
 	if len(addrs) == 0 {
 		return errors.New("no address known")
 	}
-	ctx, cancel := context.WithTimeout(nw.ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	var errs []error
 	dialled := false
@@ -453,6 +457,42 @@ func (nw *network) redial(p peer.ID, shared []feed.DiscoveryID) error {
 		return errors.Join(errs...)
 	}
 	return nil
+}
+
+// syncRemembered dials the remembered peers of channel d (the MeshOut most
+// recently seen, at once, for at most 10 s) and returns those it has a
+// session with now.
+func (nw *network) syncRemembered(ctx context.Context, d feed.DiscoveryID) []peer.ID {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var ids []peer.ID
+	tried := 0
+	for _, rp := range nw.book.forChannels(map[feed.DiscoveryID]bool{d: true}) {
+		p, err := peer.Decode(rp.ID)
+		if err != nil || p == nw.disc.Host().ID() {
+			continue
+		}
+		if tried++; tried > MeshOut {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !nw.hasSession(d, p) {
+				if err := nw.redialCtx(ctx, p, []feed.DiscoveryID{d}); err != nil {
+					nw.n.log.Info("remembered peer did not answer", "peer", p, "err", err)
+					return
+				}
+			}
+			mu.Lock()
+			ids = append(ids, p)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return ids
 }
 
 // ConnectResult says what Connect reached.

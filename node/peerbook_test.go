@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -126,4 +127,39 @@ func TestSyncOneChannelResumesAll(t *testing.T) {
 		ms, err := a.Views().Last(random.ID(), 5)
 		return err == nil && slices.ContainsFunc(ms, func(m views.Message) bool { return m.Text == "b in random" })
 	})
+}
+
+// TestSyncWithoutPeers: a sync with no address and no discovery uses the
+// remembered peers, and with none says so at once instead of waiting for
+// its timeout.
+func TestSyncWithoutPeers(t *testing.T) {
+	ctx := context.Background()
+	a := openLoop(t, t.TempDir(), false)
+	defer a.Close()
+	general, err := a.Create(ctx, "general")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirB := t.TempDir()
+	b := openLoop(t, dirB, false)
+	if _, err := b.Join(ctx, general.Key, "general"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := b.Sync(ctx, general.ID(), nil); !errors.Is(err, node.ErrNoWayToPeers) || time.Since(start) > 5*time.Second {
+		t.Fatalf("sync with no way to peers: %v after %v", err, time.Since(start))
+	}
+	if _, err := b.Sync(ctx, general.ID(), a.Addrs()[:1]); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	if _, err := a.Send(ctx, general.ID(), feed.Payload{Kind: feed.KindText, Text: "while b was away"}); err != nil {
+		t.Fatal(err)
+	}
+	b = openLoop(t, dirB, false)
+	defer b.Close()
+	sum, err := b.Sync(ctx, general.ID(), nil) // a is remembered
+	if err != nil || sum.Received == 0 {
+		t.Fatalf("sync with the remembered peer: %+v %v", sum, err)
+	}
 }
