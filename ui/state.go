@@ -99,11 +99,8 @@ func (u *UI) snapshot() savedState {
 	if ci := u.chans.current(); ci != nil {
 		st.Last = idString(ci.id)
 	}
-	drafts := u.allDrafts()
-	for id, d := range drafts {
-		if d != "" && (id == feed.DiscoveryID{} || u.chans.get(id) != nil) {
-			st.Drafts[idString(id)] = d
-		}
+	for id, d := range u.allDrafts() {
+		st.Drafts[idString(id)] = d
 	}
 	return st
 }
@@ -112,7 +109,8 @@ func (u *UI) snapshot() savedState {
 func (u *UI) allDrafts() map[feed.DiscoveryID]string {
 	out := make(map[feed.DiscoveryID]string, len(u.drafts)+1)
 	for id, d := range u.drafts {
-		if d != "" {
+		// A channel left (from here or another terminal) keeps no draft.
+		if d != "" && (id == feed.DiscoveryID{} || u.chans.get(id) != nil) {
 			out[id] = d
 		}
 	}
@@ -168,4 +166,10 @@ func (u *UI) applySaved(st savedState) {
 			u.drafts[id] = d
 		}
 	}
+	// The input line holds the draft of the window shown (the status
+	// window until a channel is entered).
+	if d := u.drafts[u.draftFor]; d != "" && u.ed.empty() {
+		u.ed.set(d)
+	}
+	delete(u.drafts, u.draftFor)
 }
