@@ -674,3 +674,44 @@ func TestPlainWords(t *testing.T) {
 		t.Fatalf("part: %q", out)
 	}
 }
+
+// TestSeedSaysWhatHappens: after its banner, kchat seed prints a line as a
+// peer connects in a channel and when it is in step.
+func TestSeedSaysWhatHappens(t *testing.T) {
+	dir := t.TempDir()
+	mustOK(t, kchat(t, dir, "", "new", "general"))
+	key := strings.TrimSpace(mustOK(t, kchat(t, dir, "", "channels", "--keys")).stdout)
+	key = key[strings.LastIndex(key, "\t")+1:]
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb testutil.SyncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--data", dir, "seed", "--no-dht", "--no-mdns", "--no-nat", "--listen", "/ip4/127.0.0.1/tcp/0"},
+			strings.NewReader(""), &out, &errb, nil)
+	}()
+	var addr string
+	testutil.Eventually(t, 10*time.Second, "the seed's address", func() bool {
+		for _, l := range strings.Split(out.String(), "\n") {
+			if strings.HasPrefix(l, "/ip4/127.0.0.1/") {
+				addr = l
+				return true
+			}
+		}
+		return false
+	})
+	other := t.TempDir()
+	mustOK(t, kchat(t, other, "", "join", key))
+	mustOK(t, kchat(t, other, "", "sync", "general", "--no-dht", "--no-mdns", "--no-nat",
+		"--listen", "/ip4/127.0.0.1/tcp/0", "--peer", addr, "--timeout", "20s"))
+	testutil.Eventually(t, 10*time.Second, "a line for the peer", func() bool {
+		return strings.Contains(out.String(), "general: peer ") && strings.Contains(out.String(), " connected (it dialled us")
+	})
+	testutil.Eventually(t, 10*time.Second, "a line for the peer leaving", func() bool {
+		return strings.Contains(out.String(), " gone\n")
+	})
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("seed exited %d: %s", code, errb.String())
+	}
+}
