@@ -2,6 +2,7 @@ package views
 
 import (
 	"testing"
+	"time"
 
 	"github.com/kchat-p2p/kchat/feed"
 )
@@ -38,14 +39,16 @@ func TestReplyToMeIsMention(t *testing.T) {
 	if err := e.v.MarkRead(e.d); err != nil {
 		t.Fatal(err)
 	}
-	e.say(bob, t0.Add(1), feed.Payload{Kind: feed.KindText, Text: "yes", Ref: feed.NewRef(e.me.ID(), 0)}, text("unrelated"))
+	e.say(bob, t0.Add(time.Second), feed.Payload{Kind: feed.KindText, Text: "yes", Ref: feed.NewRef(e.me.ID(), 0)}, text("unrelated"))
 	e.wait()
-	ms, err := e.v.Last(e.d, 2)
-	if err != nil || len(ms) != 2 {
+	ms, err := e.v.Last(e.d, 10)
+	if err != nil || len(ms) != 3 {
 		t.Fatal(ms, err)
 	}
-	if !ms[0].Mention || ms[1].Mention {
-		t.Fatalf("mentions %v %v", ms[0].Mention, ms[1].Mention)
+	for _, m := range ms {
+		if want := m.Text == "yes"; m.Mention != want {
+			t.Errorf("%q: mention %v, want %v", m.Text, m.Mention, want)
+		}
 	}
 	u, err := e.v.Unread(e.d)
 	if err != nil || u.Messages != 2 || u.Mentions != 1 {
