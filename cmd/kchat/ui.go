@@ -23,7 +23,7 @@ func (a *app) runUI(cmd *cobra.Command, _ []string) error {
 	}
 	if _, err := os.Stat(node.ControlSocket(a.dataDir)); err == nil {
 		if code, err := node.RunRemote(cmd.Context(), a.dataDir, []string{"id"}, nil, discard{}, discard{}); err == nil && code == 0 {
-			return fmt.Errorf("kchat is already running on %s (one UI or seed per data dir; use another --data)", a.dataDir)
+			return fmt.Errorf("kchat is already running on %s (a UI, a seed or a read --follow: one per data dir; stop it or use another --data)", a.dataDir)
 		}
 	}
 	kb, err := loadKeys(filepath.Join(a.dataDir, "keys"))
