@@ -28,7 +28,7 @@ func TestNickChangeReplySuffix(t *testing.T) {
 
 	short := "ben~" + ben.ID().String()[:4]
 	h.typeLine("/r " + short + " green or black?")
-	h.waitText("green or black?")
+	h.waitText("│ ↪ " + full + ": tea anyone? green or black?") // sent and indexed, not just typed
 	ms, err := b.v.Last(ch.ID(), 1)
 	if err != nil || len(ms) != 1 || ms[0].ReplyTo == nil || ms[0].ReplyTo.Author != ben.ID() {
 		t.Fatalf("reply %+v %v", ms, err)
