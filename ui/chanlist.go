@@ -149,3 +149,26 @@ func (l *chanList) byName(name string) int {
 	}
 	return -1
 }
+
+// move puts channel id at index i, the others keeping their order; the
+// current channel stays current.
+func (l *chanList) move(id feed.DiscoveryID, i int) {
+	from := l.index(id)
+	if from < 0 || i < 0 || i >= len(l.chans) || i == from {
+		return
+	}
+	var cur feed.DiscoveryID
+	if c := l.current(); c != nil {
+		cur = c.id
+	}
+	ci := l.chans[from]
+	l.chans = append(l.chans[:from], l.chans[from+1:]...)
+	l.chans = append(l.chans[:i], append([]*chanInfo{ci}, l.chans[i:]...)...)
+	l.order = l.order[:0]
+	for _, c := range l.chans {
+		l.order = append(l.order, c.id)
+	}
+	if c := l.index(cur); c >= 0 {
+		l.cur = c
+	}
+}

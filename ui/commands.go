@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -37,6 +38,7 @@ func init() {
 		{"delete", []string{"del", "undo"}, "", "withdraw your latest message here (peers that have it keep its bytes)", (*UI).cmdDelete},
 		{"part", []string{"leave", "close"}, "[--purge]", "leave this channel (--purge: delete its history)", (*UI).cmdPart},
 		{"names", []string{"who"}, "", "this channel's authors", (*UI).cmdNames},
+		{"move", nil, "N", "give this channel number N (Alt+N); the others keep their order", (*UI).cmdMove},
 		{"peers", []string{"net"}, "", "who is connected for this channel, and how they were found", (*UI).cmdPeers},
 		{"connect", nil, "ADDR", "connect to a peer (ADDR from their /peers)", (*UI).cmdConnect},
 		{"search", []string{"s", "find"}, "TEXT", "search this channel's history (case-insensitive); again: older matches", (*UI).cmdSearch},
@@ -389,6 +391,21 @@ func (u *UI) cmdPart(args string) {
 			}
 		}
 	})
+}
+
+func (u *UI) cmdMove(args string) {
+	ci := u.needChannel()
+	if ci == nil {
+		return
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(args))
+	if err != nil || n < 1 || n > len(u.chans.chans) {
+		u.fail("Usage: /move N, N from 1 to %d", len(u.chans.chans))
+		return
+	}
+	u.chans.move(ci.id, n-1)
+	u.saveSoon()
+	u.note("#%s is now channel %d.", cleanInline(ci.ch.Name, 64), n)
 }
 
 // cutFlag removes the word flag from args; it reports whether it was there

@@ -219,3 +219,31 @@ func TestConnectCommand(t *testing.T) {
 	h.typeLine("/connect /ip4/127.0.0.1/tcp/4001/p2p/12D3KooWtest")
 	h.waitText("Connected; syncing #general, #random")
 }
+
+// TestMoveChannel: /move N renumbers the current channel; the order is kept
+// across a restart.
+func TestMoveChannel(t *testing.T) {
+	b := newTestBackend(t)
+	b.channel("general")
+	b.channel("random")
+	b.channel("zeta")
+	state := filepath.Join(t.TempDir(), "ui-state")
+	h := start(t, b, 100, 24, WithStateFile(state))
+	h.waitText("#general")
+	h.key(tcell.KeyRune, '3', tcell.ModAlt)
+	h.waitFor("#zeta current", func(s string) bool { return strings.Contains(statusLine(s), "#zeta") })
+	h.typeLine("/move 1")
+	h.waitText("#zeta is now channel 1")
+	h.waitFor("renumbered", func(s string) bool {
+		sb := sidebar(s)
+		return strings.Contains(sb, "1 zeta") && strings.Contains(sb, "2 general") && strings.Contains(sb, "3 random")
+	})
+	h.typeLine("/move 9")
+	h.waitText("Usage: /move N, N from 1 to 3")
+	h.close()
+	h2 := start(t, b, 100, 24, WithStateFile(state))
+	h2.waitFor("order kept", func(s string) bool {
+		sb := sidebar(s)
+		return strings.Contains(sb, "1 zeta") && strings.Contains(sb, "2 general") && strings.Contains(sb, "3 random")
+	})
+}
