@@ -18,6 +18,7 @@ import (
 type buffer struct {
 	ch     feed.DiscoveryID
 	status bool // the status window (no channel)
+	full   bool // long messages shown whole (/expand)
 
 	items   []*item
 	loaded  bool // the first page has arrived
@@ -478,6 +479,7 @@ func (b *buffer) view(width, height int, hidden func(feed.AuthorID) bool) []row 
 		hidden = func(feed.AuthorID) bool { return false }
 	}
 	g := newGeometry(width, b.widest)
+	g.full = b.full
 	if g != b.lastGeo {
 		b.lastGeo = g
 		b.invalidate()

@@ -38,6 +38,7 @@ func init() {
 		{"delete", []string{"del", "undo"}, "", "withdraw your latest message here (peers that have it keep its bytes)", (*UI).cmdDelete},
 		{"part", []string{"leave", "close"}, "[--purge]", "leave this channel (--purge: delete its history)", (*UI).cmdPart},
 		{"names", []string{"who"}, "", "this channel's authors", (*UI).cmdNames},
+		{"expand", nil, "", "show long messages here whole (again: fold them)", (*UI).cmdExpand},
 		{"move", nil, "N", "give this channel number N (Alt+N); the others keep their order", (*UI).cmdMove},
 		{"peers", []string{"net"}, "", "who is connected for this channel, and how they were found", (*UI).cmdPeers},
 		{"connect", nil, "ADDR", "connect to a peer (ADDR from their /peers)", (*UI).cmdConnect},
@@ -391,6 +392,16 @@ func (u *UI) cmdPart(args string) {
 			}
 		}
 	})
+}
+
+func (u *UI) cmdExpand(string) {
+	b := u.cur()
+	b.full = !b.full
+	if b.full {
+		u.note("Long messages here are shown whole; /expand again folds them.")
+	} else {
+		u.note("Long messages here are folded after %d lines again.", maxShownLines)
+	}
 }
 
 func (u *UI) cmdMove(args string) {

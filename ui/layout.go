@@ -93,7 +93,8 @@ func (it *item) when() time.Time {
 type geometry struct {
 	width    int
 	showTime bool
-	nickW    int // width of the right-aligned nickname column
+	nickW    int  // width of the right-aligned nickname column
+	full     bool // long messages whole, not folded at maxShownLines (/expand)
 }
 
 const (
@@ -291,6 +292,9 @@ func editedSpans(m *views.Message) []span {
 // wrap lays out body after the head: the text is cleaned (untrusted),
 // split at the author's line breaks, and word-wrapped to the text column.
 func (g geometry) wrap(ts stamp, nick span, body []span) []row {
+	if g.full {
+		return g.wrapN(ts, nick, body, 0)
+	}
 	return g.wrapN(ts, nick, body, maxShownLines)
 }
 
@@ -347,7 +351,7 @@ func (g geometry) wrapN(ts stamp, nick span, body []span, limit int) []row {
 		}
 	}
 	if hidden > 0 {
-		r := append(g.cont(), span{text: "… " + plural(hidden, "more line", "more lines") + " not shown", st: stNote})
+		r := append(g.cont(), span{text: "… " + plural(hidden, "more line", "more lines") + " not shown (/expand shows them)", st: stNote})
 		rows = append(rows, r)
 	}
 	return rows

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -246,4 +247,20 @@ func TestMoveChannel(t *testing.T) {
 		sb := sidebar(s)
 		return strings.Contains(sb, "1 zeta") && strings.Contains(sb, "2 general") && strings.Contains(sb, "3 random")
 	})
+}
+
+// TestExpandLongMessage: a long message is folded; /expand shows it whole.
+func TestExpandLongMessage(t *testing.T) {
+	b, ch, h := startIn(t, 100, 30)
+	peer := newPeer(t)
+	var lines []string
+	for i := 0; i < 80; i++ {
+		lines = append(lines, fmt.Sprintf("row %02d", i))
+	}
+	b.post(peer, ch, text(strings.Join(lines, "\n")))
+	h.waitText("30 more lines not shown (/expand shows them)")
+	h.typeLine("/expand")
+	h.waitText("shown whole")
+	h.pressUntil(tcell.KeyPgUp, "row 79")
+	h.pressUntil(tcell.KeyPgUp, "row 60")
 }
