@@ -433,6 +433,48 @@ func (b *buffer) olderMention(hidden func(feed.AuthorID) bool) (int, bool) {
 	return 0, false
 }
 
+// scrollTo returns the scroll that shows the message at cursor c in the
+// middle of the view; ok is false if it is not loaded (or hidden).
+func (b *buffer) scrollTo(c views.Cursor, hidden func(feed.AuthorID) bool) (int, bool) {
+	g, h := b.lastGeo, b.lastRows
+	if g.width == 0 || h == 0 {
+		return 0, false
+	}
+	if hidden == nil {
+		hidden = func(feed.AuthorID) bool { return false }
+	}
+	var visible []int
+	for i, it := range b.items {
+		if it.isNote() || !hidden(it.msg.Author) {
+			visible = append(visible, i)
+		}
+	}
+	below := 0
+	for k := len(visible) - 1; k >= 0; k-- {
+		it := b.items[visible[k]]
+		n := len(b.itemRows(it, g))
+		if !it.isNote() && it.msg.Cursor == c {
+			return max(below+n-h/2, 0), true
+		}
+		var prev *item
+		if k > 0 {
+			prev = b.items[visible[k-1]]
+		}
+		below += n + len(b.rulesAbove(it, prev, g.width))
+	}
+	return 0, false
+}
+
+// has reports whether the message at cursor c is loaded.
+func (b *buffer) has(c views.Cursor) bool {
+	for _, it := range b.items {
+		if !it.isNote() && it.msg.Cursor == c {
+			return true
+		}
+	}
+	return false
+}
+
 // newerMention is the scroll that shows the next newer loaded message
 // mentioning the user than the view shows now (0, the newest, when there
 // is none); ok is false at the bottom already.

@@ -15,6 +15,7 @@ type chanInfo struct {
 	search struct {
 		query string
 		next  views.Cursor // where the last /search of query stopped ("" at the start)
+		found []views.Cursor // the matches shown last, for /goto N
 	}
 }
 

@@ -43,6 +43,7 @@ func init() {
 		{"peers", []string{"net"}, "", "who is connected for this channel, and how they were found", (*UI).cmdPeers},
 		{"connect", nil, "ADDR", "connect to a peer (ADDR from their /peers)", (*UI).cmdConnect},
 		{"search", []string{"s", "find"}, "TEXT", "search this channel's history (case-insensitive); again: older matches", (*UI).cmdSearch},
+		{"goto", []string{"g"}, "N", "scroll to match N of the last /search, in its place", (*UI).cmdGoto},
 		{"block", []string{"ignore"}, "NICK [--purge]", "block an author here (--purge: delete theirs); no argument: list", (*UI).cmdBlock},
 		{"unblock", []string{"unignore"}, "NICK", "lift a block in this channel", (*UI).cmdUnblock},
 		{"help", []string{"h", "?"}, "", "commands and keys", func(u *UI, _ string) { u.help() }},
@@ -394,6 +395,75 @@ func (u *UI) cmdPart(args string) {
 	})
 }
 
+// gotoLimit bounds how far back /goto loads history to reach a match.
+const gotoLimit = 20000
+
+func (u *UI) cmdGoto(args string) {
+	ci := u.needChannel()
+	if ci == nil {
+		return
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(args))
+	if err != nil || n < 1 || n > len(ci.search.found) {
+		if len(ci.search.found) == 0 {
+			u.fail("No search results here: /search TEXT first, then /goto N.")
+			return
+		}
+		u.fail("Usage: /goto N, N from 1 to %d (the numbers of the last /search)", len(ci.search.found))
+		return
+	}
+	c := ci.search.found[n-1]
+	b := u.cur()
+	if b.has(c) {
+		u.showAt(b, c)
+		return
+	}
+	if !b.loaded || b.loading {
+		u.fail("The channel is still loading; try again.")
+		return
+	}
+	b.loading = true
+	id, from, page := ci.id, b.oldest(), u.page
+	u.do(func(ctx context.Context) func() {
+		var older []views.Message
+		full, found := true, false
+		for len(older) < gotoLimit && !found && full {
+			ms, err := u.b.Views().Before(id, from, page)
+			if err != nil {
+				return func() {
+					b.loading = false
+					u.fail("Cannot read older messages: %v", err)
+				}
+			}
+			full = len(ms) >= page
+			if len(ms) > 0 {
+				from = ms[0].Cursor
+			}
+			for i := range ms {
+				found = found || ms[i].Cursor == c
+			}
+			older = append(ms, older...)
+		}
+		return func() {
+			b.prependOlder(older, full)
+			if !found {
+				u.fail("Match %d is more than %d messages back; PgUp goes on loading.", n, gotoLimit)
+				return
+			}
+			u.showAt(b, c)
+		}
+	})
+}
+
+// showAt scrolls b to the message at c (loaded), once it is laid out.
+func (u *UI) showAt(b *buffer, c views.Cursor) {
+	if s, ok := b.scrollTo(c, u.hidden); ok {
+		b.scroll = s
+		return
+	}
+	u.fail("That message is hidden (its author is blocked).")
+}
+
 func (u *UI) cmdExpand(string) {
 	b := u.cur()
 	b.full = !b.full
@@ -739,13 +809,18 @@ func (u *UI) cmdSearch(args string) {
 				return
 			}
 			ci.search.query, ci.search.next = q, next
+			ci.search.found = ci.search.found[:0]
 			var b strings.Builder
-			fmt.Fprintf(&b, "%d match(es) for %q in #%s", len(found), cleanInline(q, 64), cleanInline(name, 64))
+			fmt.Fprintf(&b, "%s for %q in #%s", plural(len(found), "match", "matches"), cleanInline(q, 64), cleanInline(name, 64))
 			if from != "" {
 				b.WriteString(" (older)")
 			}
-			for _, m := range found {
-				fmt.Fprintf(&b, "\n  %s %s: %s", m.Time.Local().Format("2006-01-02 15:04"), cleanInline(m.Display, 40), cleanInline(m.Text, 200))
+			for i, m := range found {
+				ci.search.found = append(ci.search.found, m.Cursor)
+				fmt.Fprintf(&b, "\n  [%d] %s %s: %s", i+1, m.Time.Local().Format("2006-01-02 15:04"), cleanInline(m.Display, 40), cleanInline(m.Text, 200))
+			}
+			if len(found) > 0 {
+				b.WriteString("\n  /goto N shows match N where it was written (End comes back)")
 			}
 			if next != "" {
 				b.WriteString("\n  /search again for older matches")

@@ -264,3 +264,29 @@ func TestExpandLongMessage(t *testing.T) {
 	h.pressUntil(tcell.KeyPgUp, "row 79")
 	h.pressUntil(tcell.KeyPgUp, "row 60")
 }
+
+// TestGotoSearchMatch: /goto N scrolls to a match of /search in its place,
+// loading the older history it is in.
+func TestGotoSearchMatch(t *testing.T) {
+	b := newTestBackend(t)
+	ch := b.channel("general")
+	peer := newPeer(t)
+	ps := make([]feed.Payload, 600)
+	for i := range ps {
+		ps[i] = text(fmt.Sprintf("filler %03d", i))
+	}
+	ps[40] = text("the lost teapot")
+	b.replicate(peer, ch, time.Now().Add(-time.Hour), ps...)
+	b.catchUp()
+	h := start(t, b, 100, 24, WithPageSize(100))
+	h.waitText("filler 599")
+	h.typeLine("/search teapot")
+	h.waitText(`1 match for "teapot"`)
+	h.typeLine("/goto 1")
+	s := h.waitText("filler 041")
+	if !strings.Contains(s, "│ the lost teapot") || !strings.Contains(s, "filler 039") {
+		t.Fatalf("not in context:\n%s", s)
+	}
+	h.typeLine("/goto 2")
+	h.waitText("Usage: /goto N, N from 1 to 1")
+}

@@ -483,14 +483,14 @@ func TestSearchCommand(t *testing.T) {
 	h := start(t, b, 100, 30)
 	h.waitText("#general")
 	h.typeLine("/search teapot")
-	s := h.waitText(`4 match(es) for "teapot"`)
+	s := h.waitText(`4 matches for "teapot"`)
 	for _, want := range []string{"Teapot 3", "Teapot 13", "Teapot 23", "Teapot 33"} {
 		if !strings.Contains(s, want) {
 			t.Fatalf("%q not in results:\n%s", want, s)
 		}
 	}
 	h.typeLine("/search no such words")
-	h.waitText(`0 match(es) for "no such words"`)
+	h.waitText(`0 matches for "no such words"`)
 }
 
 // TestClockSkewMarked: a peer whose clock is hours ahead gets one note
