@@ -14,7 +14,7 @@ type chanInfo struct {
 	net    NetStatus
 	search struct {
 		query string
-		next  views.Cursor // where the last /search of query stopped ("" at the start)
+		next  views.Cursor   // where the last /search of query stopped ("" at the start)
 		found []views.Cursor // the matches shown last, for /goto N
 	}
 }
