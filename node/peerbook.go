@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kchat-p2p/kchat/feed"
+	"github.com/kchat-p2p/kchat/replicate"
 	lpnet "github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
@@ -495,6 +496,20 @@ func (nw *network) syncRemembered(ctx context.Context, d feed.DiscoveryID) []pee
 	return ids
 }
 
+// probe opens a session with p for d, p not known to hold d: a refusal
+// (p has not joined d) leaves no trace in the discovery book, unlike
+// connect; a protocol violation is handled as there.
+func (nw *network) probe(ctx context.Context, d feed.DiscoveryID, p peer.ID) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err := nw.rep.Connect(ctx, p, d)
+	if err != nil && nw.rep.Banned(p, d) {
+		nw.disc.Book().MarkDropped(d, p, err.Error())
+		nw.disc.Book().HoldOff(d, p, replicate.DefaultLimits().BanDuration)
+	}
+	return err
+}
+
 // ConnectResult says what Connect reached.
 type ConnectResult struct {
 	Peer     string   // the peer id
@@ -530,7 +545,7 @@ func (n *Node) Connect(ctx context.Context, addr string) (ConnectResult, error) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := nw.connect(ctx, c.ID(), ai.ID); err != nil {
+			if err := nw.probe(ctx, c.ID(), ai.ID); err != nil {
 				return
 			}
 			nw.book.seen(ai.ID, c.ID(), nw.listenAddrs(ai.ID), time.Now())

@@ -163,3 +163,34 @@ func TestSyncWithoutPeers(t *testing.T) {
 		t.Fatalf("sync with the remembered peer: %+v %v", sum, err)
 	}
 }
+
+// TestConnectOnlySharedChannels: Connect syncs the channels both hold and
+// leaves no trace of the peer in a channel it does not hold.
+func TestConnectOnlySharedChannels(t *testing.T) {
+	ctx := context.Background()
+	a := openLoop(t, t.TempDir(), false)
+	defer a.Close()
+	general, err := a.Create(ctx, "general")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := openLoop(t, t.TempDir(), false)
+	defer b.Close()
+	if _, err := b.Join(ctx, general.Key, "general"); err != nil {
+		t.Fatal(err)
+	}
+	mine, err := b.Create(ctx, "mine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.Connect(ctx, a.Addrs()[0])
+	if err != nil || !slices.Equal(res.Channels, []string{"general"}) {
+		t.Fatalf("connect: %+v %v", res, err)
+	}
+	if ps := b.Peers(mine.ID()); len(ps) != 0 {
+		t.Fatalf("peers of a channel the peer does not hold: %+v", ps)
+	}
+	if _, err := b.Connect(ctx, "/ip4/127.0.0.1/tcp/1"); err == nil {
+		t.Fatal("an address without /p2p/ accepted")
+	}
+}
