@@ -62,6 +62,10 @@ type UI struct {
 	drafts    map[feed.DiscoveryID]string // unsent text of the channels not shown
 	draftFor  feed.DiscoveryID            // the channel whose draft is in the input line (zero: the status window)
 	quitAsked bool                        // Ctrl+C was pressed with a draft: again quits
+
+	showNames bool             // the names pane (F2) is on
+	names     []Member         // the current channel's members, for the pane
+	namesFor  feed.DiscoveryID // the channel names is of
 }
 
 // Option configures a UI.
@@ -364,6 +368,7 @@ func (u *UI) switchTo(i int) {
 // last-read line, and marks it read.
 func (u *UI) enter(ci *chanInfo) {
 	u.swapDraft(ci.id)
+	u.refreshNamesPane()
 	b := u.buffer(ci.id)
 	id := ci.id
 	needPage := !b.loaded || b.stale
@@ -530,6 +535,14 @@ func (u *UI) onUpdate(up *update) {
 	if bell {
 		u.bells++
 		u.screen.Beep()
+	}
+	if cur != nil && u.showNames {
+		for _, cu := range up.per {
+			if cu.id == cur.id && (cu.count > 0 || cu.nicks) {
+				u.refreshNamesPane() // a new author or nickname
+				break
+			}
+		}
 	}
 	u.updateTitle()
 }

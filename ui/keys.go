@@ -84,6 +84,7 @@ func init() {
 		{"yank", []keySpec{k(tcell.KeyCtrlY)}, "Ctrl+Y", "paste what was last deleted", func(u *UI) { u.ed.yank() }},
 		{"redraw", []keySpec{k(tcell.KeyCtrlL)}, "Ctrl+L", "redraw the screen", func(u *UI) { u.app.Sync() }},
 		{"help", []keySpec{k(tcell.KeyF1)}, "F1", "help", func(u *UI) { u.help() }},
+		{"names-pane", []keySpec{k(tcell.KeyF2)}, "F2", "show or hide the channel's people at the right", (*UI).toggleNames},
 		{"quit", []keySpec{k(tcell.KeyCtrlC)}, "Ctrl+C", "quit (same as /quit); with unsent text it asks first", (*UI).interrupt},
 	}
 }

@@ -290,3 +290,39 @@ func TestGotoSearchMatch(t *testing.T) {
 	h.typeLine("/goto 2")
 	h.waitText("Usage: /goto N, N from 1 to 1")
 }
+
+// TestNamesPane: F2 shows the channel's people at the right (nicknames, not
+// ids), follows a new author, and hides again.
+func TestNamesPane(t *testing.T) {
+	b, ch, h := startIn(t, 100, 24)
+	bob := newPeer(t)
+	b.post(bob, ch, nick("bob"), text("hello"))
+	h.waitText("hello")
+	right := func(s string) string {
+		var out []string
+		for _, l := range strings.Split(s, "\n") {
+			if i := strings.LastIndex(l, "│"); i >= 0 && len(l)-i < 60 {
+				out = append(out, strings.TrimSpace(l[i+len("│"):]))
+			}
+		}
+		return strings.Join(out, "\n")
+	}
+	h.key(tcell.KeyF2, 0, tcell.ModNone)
+	h.waitFor("bob in the names pane", func(s string) bool {
+		r := right(s)
+		return strings.Contains(r, "1 person") && strings.Contains(r, "bob")
+	})
+	carol := newPeer(t)
+	b.post(carol, ch, nick("carol"), text("hi all"))
+	h.waitFor("carol added", func(s string) bool {
+		r := right(s)
+		return strings.Contains(r, "2 people") && strings.Contains(r, "carol")
+	})
+	var on bool
+	h.onUI(func() { on = h.u.namesShownFor(ch.ID()) })
+	if !on {
+		t.Fatal("pane not for #general")
+	}
+	h.key(tcell.KeyF2, 0, tcell.ModNone)
+	h.waitFor("pane hidden", func(s string) bool { return !strings.Contains(right(s), "2 people") })
+}
