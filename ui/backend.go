@@ -90,6 +90,9 @@ type Member struct {
 	Messages int
 	Blocked  bool
 	Forked   bool // signed two entries at one seq: their later entries are refused
+	// LastArrival is when the author's newest entry reached this device
+	// (zero if unknown): the names pane marks who was heard from recently.
+	LastArrival time.Time
 }
 
 // Reader is the part of the views' API the UI reads through.

@@ -237,7 +237,7 @@ func (b *testBackend) Members(ch feed.DiscoveryID) ([]Member, error) {
 	}
 	var out []Member
 	for _, m := range ms {
-		um := Member{Author: m.Author, Nick: m.Nick, Display: m.Display, Messages: m.Messages, Blocked: b.st.IsBlocked(ch, m.Author)}
+		um := Member{Author: m.Author, Nick: m.Nick, Display: m.Display, Messages: m.Messages, Blocked: b.st.IsBlocked(ch, m.Author), LastArrival: m.LastArrival}
 		for _, f := range forks {
 			um.Forked = um.Forked || f.Author == m.Author
 		}

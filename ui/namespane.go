@@ -2,8 +2,10 @@ package ui
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/gdamore/tcell/v2"
 
@@ -13,7 +15,8 @@ import (
 // The names pane (F2): the current channel's authors, at the right of the
 // messages, as in weechat's nicklist and cabal-cli's user pane. It lists
 // people (nicknames as shown, with a ~suffix where two collide), never
-// network ids; the local user is marked, blocked authors are left out.
+// network ids; the local user is marked, blocked authors are left out, and
+// a dot marks who was heard from in the last 15 minutes.
 
 // namesMinWidth: below this many columns for messages and names together,
 // the names pane is not drawn (the toggle stays on).
@@ -21,11 +24,11 @@ const namesMinWidth = 60
 
 // namesWidth is the names pane's width within w columns.
 func (u *UI) namesWidth(w int) int {
-	n := 8
+	n := 11 // "12, 3 active"
 	for _, m := range u.names {
-		n = max(n, textWidth(cleanInline(m.Display, 0)))
+		n = max(n, textWidth(cleanInline(m.Display, 0))+2) // "● name"
 	}
-	return min(n+3, 22, w/4)
+	return min(n+3, 24, w/4)
 }
 
 // toggleNames shows or hides the names pane.
@@ -81,8 +84,15 @@ func (u *UI) drawNames(scr tcell.Screen, r rect) {
 			shown = append(shown, m)
 		}
 	}
-	w := r.w - 2
-	drawText(scr, r.x+2, r.y, w, plural(len(shown), "person", "people"), sepSt)
+	w := r.w - 4
+	now := u.now()
+	active := 0
+	for _, m := range shown {
+		if u.heardRecently(m, now) {
+			active++
+		}
+	}
+	drawText(scr, r.x+2, r.y, r.w-2, fmt.Sprintf("%d, %d active", len(shown), active), sepSt)
 	for i, m := range shown {
 		y := r.y + 1 + i
 		if y >= r.y+r.h {
@@ -96,8 +106,20 @@ func (u *UI) drawNames(scr tcell.Screen, r rect) {
 		if m.Author == u.self {
 			st = styleOf(span{st: stOwnNick, color: nickColor(m.Author)})
 		}
-		drawText(scr, r.x+2, y, w, truncateWidth(name, w), st)
+		if u.heardRecently(m, now) {
+			drawText(scr, r.x+2, y, 1, "●", tcell.StyleDefault.Foreground(tcell.ColorGreen))
+		}
+		drawText(scr, r.x+4, y, w, truncateWidth(name, w), st)
 	}
+}
+
+// activeWindow: an author whose newest entry arrived within it is shown as
+// active in the names pane (kchat cannot tell who is online: peers are
+// devices, not authors, so "active" means "heard from recently").
+const activeWindow = 15 * time.Minute
+
+func (u *UI) heardRecently(m Member, now time.Time) bool {
+	return m.Author == u.self || !m.LastArrival.IsZero() && now.Sub(m.LastArrival) < activeWindow
 }
 
 // namesShownFor reports whether the pane lists channel id now (tests).

@@ -310,13 +310,13 @@ func TestNamesPane(t *testing.T) {
 	h.key(tcell.KeyF2, 0, tcell.ModNone)
 	h.waitFor("bob in the names pane", func(s string) bool {
 		r := right(s)
-		return strings.Contains(r, "1 person") && strings.Contains(r, "bob")
+		return strings.Contains(r, "1, 1 active") && strings.Contains(r, "● bob")
 	})
 	carol := newPeer(t)
 	b.post(carol, ch, nick("carol"), text("hi all"))
 	h.waitFor("carol added", func(s string) bool {
 		r := right(s)
-		return strings.Contains(r, "2 people") && strings.Contains(r, "carol")
+		return strings.Contains(r, "2, 2 active") && strings.Contains(r, "● carol")
 	})
 	var on bool
 	h.onUI(func() { on = h.u.namesShownFor(ch.ID()) })
@@ -324,5 +324,5 @@ func TestNamesPane(t *testing.T) {
 		t.Fatal("pane not for #general")
 	}
 	h.key(tcell.KeyF2, 0, tcell.ModNone)
-	h.waitFor("pane hidden", func(s string) bool { return !strings.Contains(right(s), "2 people") })
+	h.waitFor("pane hidden", func(s string) bool { return !strings.Contains(right(s), "2, 2 active") })
 }

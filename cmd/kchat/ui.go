@@ -213,7 +213,8 @@ func (b *uiBackend) Members(ch feed.DiscoveryID) ([]ui.Member, error) {
 	}
 	out := make([]ui.Member, len(ms))
 	for i, m := range ms {
-		out[i] = ui.Member{Author: m.Author, Nick: m.Nick, Display: m.Display, Messages: m.Messages, Blocked: m.Blocked, Forked: m.Forked}
+		out[i] = ui.Member{Author: m.Author, Nick: m.Nick, Display: m.Display, Messages: m.Messages, Blocked: m.Blocked, Forked: m.Forked,
+			LastArrival: m.LastArrival}
 	}
 	return out, nil
 }
