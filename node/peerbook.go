@@ -326,7 +326,7 @@ func (nw *network) spread(d feed.DiscoveryID, p peer.ID) {
 			return
 		}
 		defer func() { <-nw.dials }()
-		nw.connect(lpnet.WithNoDial(nw.ctx, "kchat spread"), d, p)
+		nw.probe(lpnet.WithNoDial(nw.ctx, "kchat spread"), d, p) // it may have left d since
 	}()
 }
 
