@@ -124,6 +124,7 @@ func (n *Node) Block(ctx context.Context, ch feed.DiscoveryID, a feed.AuthorID, 
 	if err := n.store.Block(ch, a); err != nil {
 		return err
 	}
+	defer n.changed.Notify()
 	if !purge {
 		return nil
 	}
@@ -142,7 +143,11 @@ func (n *Node) Unblock(ch feed.DiscoveryID, a feed.AuthorID) error {
 	if _, err := n.store.Channel(ch); err != nil {
 		return err
 	}
-	return n.store.Unblock(ch, a)
+	if err := n.store.Unblock(ch, a); err != nil {
+		return err
+	}
+	n.changed.Notify()
+	return nil
 }
 
 // PurgeChannel leaves channel ch and deletes everything stored of it: its
@@ -158,6 +163,7 @@ func (n *Node) PurgeChannel(ctx context.Context, ch feed.DiscoveryID) error {
 	if n.net != nil {
 		n.net.leave(ch)
 	}
+	defer n.changed.Notify()
 	if err := n.store.PurgeChannel(ctx, ch); err != nil {
 		return err
 	}

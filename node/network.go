@@ -26,24 +26,35 @@ type NetOptions struct {
 	NoDHT     bool
 	NoNAT     bool
 	Seed      bool // DHT server + relay service
+	// Redial: redial the remembered peers (peers.json in the data dir:
+	// the peers this node had sync sessions with, at the addresses they
+	// listen on) with backoff whenever none of their sessions is live, so
+	// that nodes find each other again after a restart without discovery.
+	// For long-running nodes (UI, seed); off, only the connections that
+	// discovery, --peer and Connect make are used.
+	Redial bool
 }
 
 // network is the node's libp2p side: discovery finds peers of joined
 // channels, replication syncs with each of them. It owns the goroutines that
 // connect found peers; all stop on close.
 type network struct {
-	n      *Node
-	disc   *discovery.Node
-	rep    *replicate.Replicator
-	peers  []string
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	dials  chan struct{} // bounds concurrent session attempts
-	found  chan struct{} // foundLoop -> meshLoop: new peers in the book
+	n           *Node
+	disc        *discovery.Node
+	rep         *replicate.Replicator
+	peers       []string
+	ctx         context.Context
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	dials       chan struct{} // bounds concurrent session attempts
+	found       chan struct{} // foundLoop -> meshLoop: new peers in the book
+	book        *peerBook     // remembered peers (peerbook.go)
+	redialOn    bool          // NetOptions.Redial
+	noDiscovery bool          // neither DHT nor mDNS: only addresses given or remembered
 
 	mu          sync.Mutex
 	manual      map[feed.DiscoveryID]context.CancelFunc    // stops a channel's manual-peer loops
+	keeping     map[peer.ID]bool                           // remembered peers with a keepRemembered loop
 	dialing     map[feed.DiscoveryID]map[peer.ID]bool      // mesh dials in progress
 	busy        map[feed.DiscoveryID]map[peer.ID]time.Time // peers that declined a mesh session, until
 	rotateEvery time.Duration
@@ -83,7 +94,7 @@ func startNetwork(ctx context.Context, n *Node, o NetOptions) (*network, error) 
 	nctx, cancel := context.WithCancel(context.Background())
 	nw := &network{n: n, disc: disc, peers: o.Peers, ctx: nctx, cancel: cancel, dials: make(chan struct{}, 16),
 		found:  make(chan struct{}, 1),
-		manual: map[feed.DiscoveryID]context.CancelFunc{}, dialing: map[feed.DiscoveryID]map[peer.ID]bool{},
+		manual: map[feed.DiscoveryID]context.CancelFunc{}, keeping: map[peer.ID]bool{}, dialing: map[feed.DiscoveryID]map[peer.ID]bool{},
 		busy: map[feed.DiscoveryID]map[peer.ID]time.Time{}, rotateEvery: meshRotate}
 	meshIn := 0 // replicate.DefaultMeshIn
 	if o.Seed {
@@ -92,6 +103,12 @@ func startNetwork(ctx context.Context, n *Node, o NetOptions) (*network, error) 
 		meshIn = 4 * replicate.DefaultMeshIn
 	}
 	nw.rep = replicate.New(disc.Host(), n.store, replicate.Config{Logger: n.log, MeshIn: meshIn})
+	nw.redialOn = o.Redial
+	nw.noDiscovery = o.NoDHT && o.NoMDNS
+	if nw.book, err = loadPeerBook(n.dir); err != nil {
+		// A damaged file costs the remembered peers, not the node.
+		n.log.Warn("remembered peers", "err", err)
+	}
 	chans, err := n.store.Channels()
 	if err != nil {
 		nw.close()
@@ -100,9 +117,11 @@ func startNetwork(ctx context.Context, n *Node, o NetOptions) (*network, error) 
 	for _, c := range chans {
 		nw.join(c)
 	}
-	nw.wg.Add(2)
+	nw.wg.Add(3)
 	go nw.foundLoop()
 	go nw.meshLoop()
+	go nw.rememberLoop()
+	nw.redialRemembered()
 	return nw, nil
 }
 
@@ -349,6 +368,19 @@ func (nw *network) rotate(d feed.DiscoveryID) {
 	nw.rep.Disconnect(oldest.Peer, d, errRotated)
 }
 
+// heldOff reports whether p declined a mesh session of d (busy), or the
+// mesh rotated away from it, recently.
+func (nw *network) heldOff(d feed.DiscoveryID, p peer.ID) bool {
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	until, ok := nw.busy[d][p]
+	if ok && !time.Now().Before(until) {
+		delete(nw.busy[d], p)
+		return false
+	}
+	return ok
+}
+
 // fill dials found peers of d without a session, in random order, until
 // the mesh is full.
 func (nw *network) fill(d feed.DiscoveryID) {
@@ -359,19 +391,9 @@ func (nw *network) fill(d feed.DiscoveryID) {
 	for _, s := range nw.rep.Sessions(d) {
 		in[s.Peer] = true
 	}
-	now := time.Now()
-	nw.mu.Lock()
-	for p, until := range nw.busy[d] {
-		if now.Before(until) {
-			in[p] = true
-		} else {
-			delete(nw.busy[d], p)
-		}
-	}
-	nw.mu.Unlock()
 	var cands []peer.ID
 	for _, p := range nw.disc.Book().Peers(d) {
-		if p.Connected && !in[p.ID] && !nw.rep.Banned(p.ID, d) {
+		if p.Connected && !in[p.ID] && !nw.rep.Banned(p.ID, d) && !nw.heldOff(d, p.ID) {
 			cands = append(cands, p.ID)
 		}
 	}
@@ -430,6 +452,7 @@ func (nw *network) connectAddr(ctx context.Context, d feed.DiscoveryID, addr str
 	if err := nw.connect(ctx, d, ai.ID); err != nil {
 		return ai.ID, fmt.Errorf("sync with %s: %w", ai.ID, err)
 	}
+	nw.book.seen(ai.ID, d, nw.listenAddrs(ai.ID), time.Now()) // remembered at once, also by a short-lived `kchat sync`
 	return ai.ID, nil
 }
 
@@ -518,6 +541,10 @@ func (n *Node) NetChanged() *replicate.Subscription {
 	return n.net.rep.Subscribe()
 }
 
+// ErrNoWayToPeers: Sync was given no address, no remembered peer of the
+// channel answered, and discovery is off: nothing could ever be found.
+var ErrNoWayToPeers = errors.New("no way to find a peer of this channel: no --peer given, no remembered peer answered, and discovery is off (--no-dht --no-mdns): give --peer MADDR (from `kchat peers` on the other side)")
+
 // SyncSummary is what `kchat sync` reports.
 type SyncSummary struct {
 	Peers    int
@@ -547,6 +574,13 @@ func (n *Node) Sync(ctx context.Context, ch feed.DiscoveryID, addrs []string) (S
 			return sum(), err
 		}
 		ids = append(ids, id)
+	}
+	if len(addrs) == 0 {
+		// The remembered peers of the channel first (peers.json).
+		ids = n.net.syncRemembered(ctx, ch)
+		if len(ids) == 0 && n.net.noDiscovery {
+			return sum(), ErrNoWayToPeers
+		}
 	}
 	if err := n.net.rep.WaitSynced(ctx, ch, ids...); err != nil {
 		return sum(), fmt.Errorf("not caught up: %w", err)

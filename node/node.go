@@ -20,6 +20,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/kchat-p2p/kchat/feed"
+	"github.com/kchat-p2p/kchat/internal/notify"
 	"github.com/kchat-p2p/kchat/internal/perm"
 	"github.com/kchat-p2p/kchat/internal/storage"
 	"github.com/kchat-p2p/kchat/views"
@@ -67,6 +68,11 @@ type Node struct {
 	modInit    bool
 	modQuiet   atomic.Pointer[map[feed.AuthorID]bool] // authors moderation hides, any channel
 	closed     sync.Once
+
+	// changed signals a change of the local state (joined channels, their
+	// names, the nickname, the block lists), whatever made it: the UI, or
+	// a headless command through the control socket.
+	changed notify.Signal
 
 	stopBG context.CancelFunc // stops the node's own goroutines (trimmer)
 	bg     sync.WaitGroup
@@ -197,6 +203,14 @@ func (n *Node) Store() *feed.Store { return n.store }
 // Views is the read API of the views.
 func (n *Node) Views() *views.Views { return n.views }
 
+// Changed subscribes to changes of the node's local state: a channel
+// joined, left or purged, the nickname set, an author blocked or
+// unblocked, whatever made the change (this process's UI or a headless
+// command served over the control socket). The signal coalesces, like
+// views.Subscription: read the state again when it fires. Close the
+// subscription when done.
+func (n *Node) Changed() *notify.Subscription { return n.changed.Subscribe() }
+
 // Channels lists joined channels.
 func (n *Node) Channels() ([]feed.Channel, error) { return n.store.Channels() }
 
@@ -270,6 +284,7 @@ func (n *Node) join(ctx context.Context, k feed.ChannelKey, name string, admins 
 	if err := n.store.Join(c); err != nil {
 		return c, err
 	}
+	defer n.changed.Notify()
 	if nick := n.Nick(); nick != "" {
 		if _, err := n.Send(ctx, c.ID(), feed.Payload{Kind: feed.KindNick, Text: nick}); err != nil {
 			return c, err
@@ -289,6 +304,7 @@ func (n *Node) Part(ctx context.Context, ch feed.DiscoveryID) error {
 	if err := n.store.Part(ch); err != nil {
 		return err
 	}
+	defer n.changed.Notify()
 	if n.net != nil {
 		n.net.leave(ch)
 	}
@@ -334,6 +350,7 @@ func (n *Node) SetNick(ctx context.Context, nick string) error {
 			return fmt.Errorf("announce nick in %s: %w", c.Name, err)
 		}
 	}
+	defer n.changed.Notify() // also when saving fails: the entries are sent
 	tmp := n.nickPath() + ".tmp"
 	if err := os.WriteFile(tmp, []byte(nick+"\n"), 0o600); err != nil {
 		return fmt.Errorf("save nick: %w", err)

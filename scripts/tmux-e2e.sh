@@ -6,6 +6,10 @@
 #   ann: /nick ann, /new lobby (the UI shows the key), /peers (shows her address)
 #   ben: starts with --peer ANN_ADDR, /nick ben, /join KEY
 #   each types a line; both screens must show both lines.
+#   A part through the control socket (kchat --data ANN part) leaves ann's
+#   sidebar within 2 s. Ctrl+C with a draft asks and keeps it; ben quits,
+#   restarts on a new port with no --peer: the nodes find each other again
+#   (remembered peers) within 20 s both ways, and ben's draft is back.
 #
 # The final screens are written to docs/ui-session.txt (OUT=... to change).
 # KCHAT=/path/to/kchat uses that binary instead of building ./cmd/kchat.
@@ -50,6 +54,32 @@ wait_for() {
 			return 1
 		fi
 		sleep 0.2
+	done
+}
+
+# wait_gone WINDOW REGEX: poll the screen until it no longer matches.
+wait_gone() {
+	local win=$1 re=$2 deadline=$((SECONDS + TIMEOUT))
+	while screen "$win" | grep -Eq -- "$re"; do
+		if ((SECONDS > deadline)); then
+			echo "FAIL: /$re/ still in window $win after ${TIMEOUT}s:" >&2
+			screen "$win" >&2
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
+# wait_exited WINDOW: poll until kchat in WINDOW has exited with status 0.
+wait_exited() {
+	local deadline=$((SECONDS + TIMEOUT))
+	while ! screen "$1" | grep -q '^KCHAT EXITED 0'; do
+		if ((SECONDS > deadline)); then
+			echo "FAIL: kchat in window $1 did not quit:" >&2
+			screen "$1" >&2
+			return 1
+		fi
+		sleep 0.1
 	done
 }
 
@@ -109,6 +139,37 @@ if [ $ok = 1 ]; then
 		wait_for ben 'hello from ann, edited \(edited\)' &&
 		wait_for ben '↪ ann: hello from ann, edited nice to meet you' && ok=1
 fi
+echo "== a channel joined and left through the control socket follows in ann's UI"
+if [ $ok = 1 ]; then
+	ok=0
+	"$KCHAT" --data "$WORK/ann" new zzz >/dev/null
+	wait_for ann '^ *[0-9] zzz ' &&
+		"$KCHAT" --data "$WORK/ann" part zzz &&
+		TIMEOUT=2 wait_gone ann '^ *[0-9] zzz ' && ok=1
+fi
+
+echo "== Ctrl+C with a draft asks and keeps it; ben restarts on a new port"
+if [ $ok = 1 ]; then
+	ok=0
+	tm send-keys -t "e2e:ben" -l -- "my unsent draft"
+	tm send-keys -t "e2e:ben" C-c
+	wait_for ben 'Ctrl\+C again quits' && wait_for ben 'my unsent draft' && ok=1
+fi
+if [ $ok = 1 ]; then
+	ok=0
+	tm send-keys -t "e2e:ben" C-c
+	wait_exited ben &&
+		start ben2 "$WORK/ben" && # no --peer; tcp/0: another port
+		wait_for ben2 'my unsent draft' &&
+		TIMEOUT=20 wait_for ben2 '1 peer' && TIMEOUT=20 wait_for ann '1 peer' && ok=1
+fi
+if [ $ok = 1 ]; then
+	ok=0
+	tm send-keys -t "e2e:ben2" Enter # sends the draft
+	say ann "welcome back ben"
+	TIMEOUT=20 wait_for ann 'my unsent draft' && TIMEOUT=20 wait_for ben2 'welcome back ben' && ok=1
+fi
+
 # The status bars should show the peer once connected (not required).
 TIMEOUT=10 wait_for ann '1 peer' >/dev/null 2>&1 || true
 TIMEOUT=10 wait_for ben '1 peer' >/dev/null 2>&1 || true
@@ -118,18 +179,20 @@ mkdir -p "$(dirname "$OUT")"
 	echo "# kchat UI session, captured by scripts/tmux-e2e.sh (tmux capture-pane, ${W}x${H})."
 	echo "# Two kchat UIs on loopback: ann created #lobby with /new, ben joined with /join KEY"
 	echo "# (started with --peer ANN_ADDR, no mDNS/DHT/NAT); each typed one line; ben replied"
-	echo "# to ann with /reply and ann edited her line with /edit."
+	echo "# to ann with /reply and ann edited her line with /edit. Then ben pressed Ctrl+C with a"
+	echo "# draft typed (asked, kept), quit, and came back on another port with no --peer: the"
+	echo "# nodes found each other again and ben sent the draft kept from before."
 	echo
 	echo "## ann"
 	screen ann
 	echo
-	echo "## ben"
-	screen ben
+	echo "## ben (restarted on a new port, no --peer)"
+	screen ben2
 } >"$OUT"
 echo "== screens written to $OUT"
 
 if [ $ok = 1 ]; then
-	echo "PASS: both screens show both lines, the reply and the edit"
+	echo "PASS: both screens show both lines, the reply and the edit; the part, the draft and the restart"
 else
 	echo "FAIL: the lines did not reach both screens" >&2
 	exit 1

@@ -2,8 +2,11 @@ package ui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,6 +57,15 @@ type UI struct {
 	bells       int    // bells rung (tests)
 
 	root *rootView
+
+	statePath string                      // WithStateFile ("" : nothing kept)
+	drafts    map[feed.DiscoveryID]string // unsent text of the channels not shown
+	draftFor  feed.DiscoveryID            // the channel whose draft is in the input line (zero: the status window)
+	quitAsked bool                        // Ctrl+C was pressed with a draft: again quits
+
+	showNames bool             // the names pane (F2) is on
+	names     []Member         // the current channel's members, for the pane
+	namesFor  feed.DiscoveryID // the channel names is of
 }
 
 // Option configures a UI.
@@ -119,6 +131,7 @@ func New(b Backend, screen tcell.Screen, opts ...Option) *UI {
 
 		skewWarned: map[feed.AuthorID]bool{},
 		forkNoted:  map[forkKey]bool{},
+		drafts:     map[feed.DiscoveryID]string{},
 		status:     &buffer{status: true, loaded: true, atStart: true},
 		blocked:    map[feed.AuthorID]bool{},
 		chans:      chanList{cur: -1},
@@ -141,6 +154,7 @@ func New(b Backend, screen tcell.Screen, opts ...Option) *UI {
 		return nil
 	})
 	u.pump = newPump(b, u.post, u.now)
+	u.pump.statePath = u.statePath
 	u.pump.onUpdate = u.onUpdate
 	u.pump.onNet = u.onNet
 	u.pump.onMod = u.onMod
@@ -167,11 +181,40 @@ func (u *UI) Run(ctx context.Context) error {
 	close(u.stopped)
 	cancel()
 	<-pumpDone
+	// The tview loop and the pump have ended: the state is this
+	// goroutine's to read. Drafts and the channel shown are kept.
+	if u.started && u.statePath != "" {
+		if serr := saveState(u.statePath, u.snapshot()); serr != nil {
+			u.log.Warn("ui state", "err", serr)
+			err = errors.Join(err, serr)
+		}
+	}
 	return err
 }
 
 // quit ends Run; safe on the UI goroutine (it does not wait).
 func (u *UI) quit() { u.cancel() }
+
+// interrupt is Ctrl+C: it quits, unless there is unsent text: then it
+// asks first (a second Ctrl+C quits; the drafts are kept for next time,
+// with WithStateFile), so that a draft is never lost to a stray Ctrl+C.
+func (u *UI) interrupt() {
+	drafts := u.allDrafts()
+	if len(drafts) == 0 || u.quitAsked {
+		u.quit()
+		return
+	}
+	where := "the input line"
+	if _, ok := drafts[u.draftFor]; !ok {
+		where = "another channel"
+	}
+	kept := "it is lost"
+	if u.statePath != "" {
+		kept = "it is kept for next time"
+	}
+	u.quitAsked = true
+	u.note("You have unsent text in %s. Ctrl+C again quits (%s); any other key goes on.", where, kept)
+}
 
 // post runs f on the UI goroutine and redraws. It gives up if the tview
 // loop has ended.
@@ -236,7 +279,16 @@ func (u *UI) onStart(st initial) func() {
 		if st.err != nil {
 			u.fail("Cannot list channels: %v", st.err)
 		}
+		if st.stateErr != nil {
+			u.fail("%v (starting without saved drafts and channel order)", st.stateErr)
+		}
+		u.applySaved(st.saved)
 		u.setChannels(st.chans)
+		if id, ok := parseID(st.saved.Last); ok {
+			if i := u.chans.index(id); i >= 0 {
+				u.chans.cur = i // start in the channel used last
+			}
+		}
 		for id, info := range st.infos {
 			if ci := u.chans.get(id); ci != nil {
 				ci.unread, ci.topic, ci.net = info.unread, info.topic, info.net
@@ -282,7 +334,14 @@ func (u *UI) welcome() {
 
 // setChannels replaces the channel list.
 func (u *UI) setChannels(chs []feed.Channel) {
+	before := slices.Clone(u.chans.order)
 	u.chans.set(chs)
+	if !slices.Equal(before, u.chans.order) {
+		u.saveSoon()
+	}
+	if u.chans.current() == nil {
+		u.swapDraft(feed.DiscoveryID{})
+	}
 	keep := map[feed.DiscoveryID]bool{}
 	for _, c := range u.chans.chans {
 		keep[c.id] = true
@@ -304,15 +363,18 @@ func (u *UI) switchTo(i int) {
 	u.comp.reset()
 	u.enter(u.chans.chans[i])
 	u.updateTitle()
+	u.saveSoon()
 }
 
 // enter opens the channel: loads its newest page if needed, freezes the
 // last-read line, and marks it read.
 func (u *UI) enter(ci *chanInfo) {
+	u.swapDraft(ci.id)
 	if ci.priv != nil {
 		u.enterPrivate(ci)
 		return
 	}
+	u.refreshNamesPane()
 	b := u.buffer(ci.id)
 	id := ci.id
 	needPage := !b.loaded || b.stale
@@ -407,6 +469,17 @@ func (u *UI) loadOlder(b *buffer) {
 
 // onUpdate applies new arrivals.
 func (u *UI) onUpdate(up *update) {
+	if st := up.state; st != nil {
+		if st.nick != "" {
+			u.nick = st.nick
+		}
+		if !maps.Equal(st.blocked, u.blocked) {
+			u.blocked = st.blocked
+			for _, b := range u.bufs {
+				b.invalidate()
+			}
+		}
+	}
 	if up.chans != nil {
 		had := u.chans.current()
 		u.setChannels(up.chans)
@@ -469,6 +542,14 @@ func (u *UI) onUpdate(up *update) {
 	if bell {
 		u.bells++
 		u.screen.Beep()
+	}
+	if cur != nil && u.showNames {
+		for _, cu := range up.per {
+			if cu.id == cur.id && (cu.count > 0 || cu.nicks) {
+				u.refreshNamesPane() // a new author or nickname
+				break
+			}
+		}
 	}
 	u.updateTitle()
 }

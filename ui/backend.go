@@ -53,9 +53,18 @@ type Backend interface {
 	// Addrs lists the multiaddrs (with /p2p/ID) others can dial to reach
 	// this node with --peer; empty when the network is off.
 	Addrs() []string
+	// Connect dials the peer at addr (a multiaddr ending in /p2p/ID) and
+	// syncs every joined channel it shares; it returns their names. The
+	// peer is remembered (redialled after a restart).
+	Connect(ctx context.Context, addr string) ([]string, error)
 	// NetChanged signals (coalescing, like views.Subscription) that Status
 	// or Peers may have changed. It may be nil if nothing ever changes.
 	NetChanged() <-chan struct{}
+	// StateChanged signals (coalescing) that the local state may have
+	// changed whatever made the change (this UI or a headless command run
+	// through the node's control socket): the joined channels, the
+	// nickname, the block lists. It may be nil if nothing else changes them.
+	StateChanged() <-chan struct{}
 	// Block blocks author a in channel ch: their feed is no longer stored
 	// or forwarded, and the UI hides them; with purge, what was stored of it
 	// is deleted. Unblock lifts the block. The list is the node's to keep
@@ -82,6 +91,9 @@ type Member struct {
 	Blocked  bool
 	Forked   bool   // signed two entries at one seq: their later entries are refused
 	Role     string // moderation role for the local user: "admin", "mod" or ""
+	// LastArrival is when the author's newest entry reached this device
+	// (zero if unknown): the names pane marks who was heard from recently.
+	LastArrival time.Time
 }
 
 // Reader is the part of the views' API the UI reads through.

@@ -36,6 +36,7 @@ type testBackend struct {
 	status map[feed.DiscoveryID]NetStatus
 	peers  map[feed.DiscoveryID][]PeerInfo
 	netc   chan struct{}
+	statec chan struct{}
 
 	diskFull atomic.Bool // the store's write check fails (a full disk)
 }
@@ -70,7 +71,7 @@ func newTestBackend(t *testing.T) *testBackend {
 	})
 	*b = testBackend{t: t, db: db, st: st, v: v, id: id, r: &countingReader{Views: v},
 		status: map[feed.DiscoveryID]NetStatus{},
-		peers:  map[feed.DiscoveryID][]PeerInfo{}, netc: make(chan struct{}, 1)}
+		peers:  map[feed.DiscoveryID][]PeerInfo{}, netc: make(chan struct{}, 1), statec: make(chan struct{}, 1)}
 	return b
 }
 
@@ -89,8 +90,32 @@ func (b *testBackend) Self() feed.AuthorID               { return b.id.ID() }
 func (b *testBackend) Channels() ([]feed.Channel, error) { return b.st.Channels() }
 func (b *testBackend) Views() Reader                     { return b.r }
 func (b *testBackend) NetChanged() <-chan struct{}       { return b.netc }
+func (b *testBackend) StateChanged() <-chan struct{}     { return b.statec }
+
+// changed signals StateChanged, as the node does after a change made
+// through its control socket.
+func (b *testBackend) changed() {
+	select {
+	case b.statec <- struct{}{}:
+	default:
+	}
+}
 func (b *testBackend) Addrs() []string {
 	return []string{"/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWtest"}
+}
+
+// Connect "connects" to addr: every joined channel, or an error for an
+// address that does not end in /p2p/ID (as libp2p would refuse it).
+func (b *testBackend) Connect(ctx context.Context, addr string) ([]string, error) {
+	if !strings.Contains(addr, "/p2p/") {
+		return nil, fmt.Errorf("peer address %q: expected a multiaddr ending in /p2p/PEERID", addr)
+	}
+	chans, err := b.st.Channels()
+	var names []string
+	for _, c := range chans {
+		names = append(names, c.Name)
+	}
+	return names, err
 }
 
 func (b *testBackend) Send(ctx context.Context, ch feed.DiscoveryID, p feed.Payload) error {
@@ -212,7 +237,7 @@ func (b *testBackend) Members(ch feed.DiscoveryID) ([]Member, error) {
 	}
 	var out []Member
 	for _, m := range ms {
-		um := Member{Author: m.Author, Nick: m.Nick, Display: m.Display, Messages: m.Messages, Blocked: b.st.IsBlocked(ch, m.Author)}
+		um := Member{Author: m.Author, Nick: m.Nick, Display: m.Display, Messages: m.Messages, Blocked: b.st.IsBlocked(ch, m.Author), LastArrival: m.LastArrival}
 		for _, f := range forks {
 			um.Forked = um.Forked || f.Author == m.Author
 		}
@@ -423,6 +448,13 @@ func (h *harness) typeLine(s string) {
 		h.key(tcell.KeyRune, r, tcell.ModNone)
 	}
 	h.key(tcell.KeyEnter, '\r', tcell.ModNone)
+}
+
+// typeText types s without Enter.
+func (h *harness) typeText(s string) {
+	for _, r := range s {
+		h.key(tcell.KeyRune, r, tcell.ModNone)
+	}
 }
 
 func (h *harness) resize(w, hh int) {

@@ -18,6 +18,7 @@ import (
 type buffer struct {
 	ch     feed.DiscoveryID
 	status bool // the status window (no channel)
+	full   bool // long messages shown whole (/expand)
 
 	items   []*item
 	loaded  bool // the first page has arrived
@@ -291,6 +292,13 @@ func (b *buffer) refreshDisplay(names map[feed.AuthorID]string) {
 			it.msg.Display = d
 			b.noteWidest(&it.msg)
 		}
+		if r := it.msg.ReplyTo; r != nil {
+			if d, ok := names[r.Author]; ok && d != r.Display {
+				rc := *r // the Reply may be shared with another copy of the message
+				rc.Display = d
+				it.msg.ReplyTo = &rc
+			}
+		}
 	}
 	b.invalidate()
 }
@@ -306,6 +314,15 @@ func (b *buffer) authors() []feed.AuthorID {
 		}
 		seen[it.msg.Author] = true
 		out = append(out, it.msg.Author)
+	}
+	// Authors quoted by replies, whose names are shown too.
+	for i := len(b.items) - 1; i >= 0; i-- {
+		it := b.items[i]
+		if it.isNote() || it.msg.ReplyTo == nil || seen[it.msg.ReplyTo.Author] {
+			continue
+		}
+		seen[it.msg.ReplyTo.Author] = true
+		out = append(out, it.msg.ReplyTo.Author)
 	}
 	return out
 }
@@ -418,6 +435,86 @@ func (b *buffer) olderMention(hidden func(feed.AuthorID) bool) (int, bool) {
 	return 0, false
 }
 
+// scrollTo returns the scroll that shows the message at cursor c in the
+// middle of the view; ok is false if it is not loaded (or hidden).
+func (b *buffer) scrollTo(c views.Cursor, hidden func(feed.AuthorID) bool) (int, bool) {
+	g, h := b.lastGeo, b.lastRows
+	if g.width == 0 || h == 0 {
+		return 0, false
+	}
+	if hidden == nil {
+		hidden = func(feed.AuthorID) bool { return false }
+	}
+	var visible []int
+	for i, it := range b.items {
+		if it.isNote() || !hidden(it.msg.Author) {
+			visible = append(visible, i)
+		}
+	}
+	below := 0
+	for k := len(visible) - 1; k >= 0; k-- {
+		it := b.items[visible[k]]
+		n := len(b.itemRows(it, g))
+		if !it.isNote() && it.msg.Cursor == c {
+			return max(below+n-h/2, 0), true
+		}
+		var prev *item
+		if k > 0 {
+			prev = b.items[visible[k-1]]
+		}
+		below += n + len(b.rulesAbove(it, prev, g.width))
+	}
+	return 0, false
+}
+
+// has reports whether the message at cursor c is loaded.
+func (b *buffer) has(c views.Cursor) bool {
+	for _, it := range b.items {
+		if !it.isNote() && it.msg.Cursor == c {
+			return true
+		}
+	}
+	return false
+}
+
+// newerMention is the scroll that shows the next newer loaded message
+// mentioning the user than the view shows now (0, the newest, when there
+// is none); ok is false at the bottom already.
+func (b *buffer) newerMention(hidden func(feed.AuthorID) bool) (int, bool) {
+	g, h := b.lastGeo, b.lastRows
+	if g.width == 0 || h == 0 || b.scroll == 0 {
+		return 0, false
+	}
+	if hidden == nil {
+		hidden = func(feed.AuthorID) bool { return false }
+	}
+	var visible []int
+	for i, it := range b.items {
+		if it.isNote() || !hidden(it.msg.Author) {
+			visible = append(visible, i)
+		}
+	}
+	best := 0
+	below := 0
+	for k := len(visible) - 1; k >= 0; k-- {
+		it := b.items[visible[k]]
+		n := len(b.itemRows(it, g))
+		if !it.isNote() && it.msg.Mention {
+			target := max(below+n-h/2, 0)
+			if target >= b.scroll {
+				break // this one and older ones are not newer
+			}
+			best = target
+		}
+		var prev *item
+		if k > 0 {
+			prev = b.items[visible[k-1]]
+		}
+		below += n + len(b.rulesAbove(it, prev, g.width))
+	}
+	return best, true
+}
+
 func (b *buffer) view(width, height int, hidden func(feed.AuthorID) bool) []row {
 	if width < 1 || height < 1 {
 		return nil
@@ -426,6 +523,7 @@ func (b *buffer) view(width, height int, hidden func(feed.AuthorID) bool) []row 
 		hidden = func(feed.AuthorID) bool { return false }
 	}
 	g := newGeometry(width, b.widest)
+	g.full = b.full
 	if g != b.lastGeo {
 		b.lastGeo = g
 		b.invalidate()

@@ -15,7 +15,8 @@ type chanInfo struct {
 	priv   *privConv // a private conversation, not a channel (private.go)
 	search struct {
 		query string
-		next  views.Cursor // where the last /search of query stopped ("" at the start)
+		next  views.Cursor   // where the last /search of query stopped ("" at the start)
+		found []views.Cursor // the matches shown last, for /goto N
 	}
 }
 
@@ -24,12 +25,41 @@ type chanInfo struct {
 type chanList struct {
 	chans []*chanInfo
 	cur   int
+	// order is the user's order of the channels: the order they were
+	// joined in (the store lists them by name). A channel joined is added
+	// at the end, so that the numbers of the others (Alt+N) never move.
+	order []feed.DiscoveryID
 }
 
-// set replaces the list (ordered by name, as the store lists them), keeping
-// what is known about channels that stay and the current channel if it
-// stays. It returns the channels that are new.
+// set replaces the list, keeping what is known about channels that stay
+// and the current channel if it stays. Channels keep their place in
+// order; new ones (in the order given: by name, as the store lists them)
+// come after them, and channels no longer joined leave order. It returns
+// the channels that are new.
 func (l *chanList) set(chs []feed.Channel) (added []*chanInfo) {
+	byID := make(map[feed.DiscoveryID]feed.Channel, len(chs))
+	for _, c := range chs {
+		byID[c.ID()] = c
+	}
+	seen := make(map[feed.DiscoveryID]bool, len(chs))
+	var order []feed.DiscoveryID
+	var sorted []feed.Channel
+	for _, id := range l.order {
+		if c, ok := byID[id]; ok && !seen[id] {
+			seen[id] = true
+			order = append(order, id)
+			sorted = append(sorted, c)
+		}
+	}
+	for _, c := range chs {
+		if !seen[c.ID()] {
+			seen[c.ID()] = true
+			order = append(order, c.ID())
+			sorted = append(sorted, c)
+		}
+	}
+	l.order, chs = order, sorted
+
 	old := map[feed.DiscoveryID]*chanInfo{}
 	for _, c := range l.chans {
 		old[c.id] = c
@@ -127,4 +157,27 @@ func (l *chanList) byName(name string) int {
 		}
 	}
 	return -1
+}
+
+// move puts channel id at index i, the others keeping their order; the
+// current channel stays current.
+func (l *chanList) move(id feed.DiscoveryID, i int) {
+	from := l.index(id)
+	if from < 0 || i < 0 || i >= len(l.chans) || i == from {
+		return
+	}
+	var cur feed.DiscoveryID
+	if c := l.current(); c != nil {
+		cur = c.id
+	}
+	ci := l.chans[from]
+	l.chans = append(l.chans[:from], l.chans[from+1:]...)
+	l.chans = append(l.chans[:i], append([]*chanInfo{ci}, l.chans[i:]...)...)
+	l.order = l.order[:0]
+	for _, c := range l.chans {
+		l.order = append(l.order, c.id)
+	}
+	if c := l.index(cur); c >= 0 {
+		l.cur = c
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -37,8 +38,12 @@ func init() {
 		{"delete", []string{"del", "undo"}, "", "withdraw your latest message here (peers that have it keep its bytes)", (*UI).cmdDelete},
 		{"part", []string{"leave", "close"}, "[--purge]", "leave this channel (--purge: delete its history)", (*UI).cmdPart},
 		{"names", []string{"who"}, "", "this channel's authors", (*UI).cmdNames},
+		{"expand", nil, "", "show long messages here whole (again: fold them)", (*UI).cmdExpand},
+		{"move", nil, "N", "give this channel number N (Alt+N); the others keep their order", (*UI).cmdMove},
 		{"peers", []string{"net"}, "", "who is connected for this channel, and how they were found", (*UI).cmdPeers},
+		{"connect", nil, "ADDR", "connect to a peer (ADDR from their /peers)", (*UI).cmdConnect},
 		{"search", []string{"s", "find"}, "TEXT", "search this channel's history (case-insensitive); again: older matches", (*UI).cmdSearch},
+		{"goto", []string{"g"}, "N", "scroll to match N of the last /search, in its place", (*UI).cmdGoto},
 		{"block", []string{"ignore"}, "NICK [--purge]", "block an author here (--purge: delete theirs); no argument: list", (*UI).cmdBlock},
 		{"unblock", []string{"unignore"}, "NICK", "lift a block in this channel", (*UI).cmdUnblock},
 		{"msg", []string{"query", "m"}, "NICK [TEXT]", "private message, sealed for NICK; no TEXT: open the conversation", (*UI).cmdMsg},
@@ -116,6 +121,16 @@ func (u *UI) cmdJoin(args string) {
 		u.fail("Usage: /join KEY [NAME]  (KEY looks like kchat://…; someone in the channel gets it with /key)")
 		return
 	}
+	if !feed.LooksLikeKey(fs[0]) && len(fs) == 1 {
+		// IRC habit: /join #general goes to a channel already joined.
+		name := strings.TrimPrefix(fs[0], "#")
+		if i := u.chans.byName(name); i >= 0 {
+			u.switchTo(i)
+			return
+		}
+		u.fail("You have no channel #%s. /join KEY [NAME] joins one: KEY looks like kchat://…, and someone in the channel gets it with /key.", cleanInline(name, 64))
+		return
+	}
 	key, hint, err := feed.ParseChannelKey(fs[0])
 	if err != nil {
 		u.fail("%v", err)
@@ -129,13 +144,19 @@ func (u *UI) cmdJoin(args string) {
 	}
 	name := hint
 	if len(fs) == 2 {
-		name = fs[1]
+		name = strings.TrimPrefix(fs[1], "#")
 	}
 	if name == "" {
 		name = "chan-" + id.Short()
 	}
-	if u.chans.byName(name) >= 0 && len(fs) < 2 {
-		name = name + "-" + id.Short()[:4]
+	alt := name + "-" + id.Short()[:4]
+	renamed := ""
+	if u.chans.byName(name) >= 0 {
+		if len(fs) == 2 {
+			u.fail("You already have a channel named #%s: give this one another name, e.g. /join KEY %s", cleanInline(name, 64), cleanInline(alt, 64))
+			return
+		}
+		renamed, name = name, alt
 	}
 	if err := feed.ValidateChannelName(name); err != nil {
 		u.fail("%v", err)
@@ -143,6 +164,10 @@ func (u *UI) cmdJoin(args string) {
 	}
 	u.joined(func(ctx context.Context) (feed.Channel, error) { return u.joinKey(ctx, fs[0], key, name) },
 		func(c feed.Channel) {
+			if renamed != "" {
+				u.note("You already have a channel named #%s, so this one is #%s here (/join KEY NAME picks the name).",
+					cleanInline(renamed, 64), cleanInline(c.Name, 64))
+			}
 			u.note("Joined #%s. Looking for peers; the status bar shows when someone is reachable and how far syncing is.", cleanInline(c.Name, 64))
 		})
 }
@@ -353,7 +378,7 @@ func (u *UI) cmdPart(args string) {
 	if ci == nil {
 		return
 	}
-	id, name := ci.id, ci.ch.Name
+	id, name, key := ci.id, ci.ch.Name, ci.ch.Key
 	u.do(func(ctx context.Context) func() {
 		var err error
 		if purge {
@@ -374,10 +399,105 @@ func (u *UI) cmdPart(args string) {
 			if purge {
 				u.note("You left #%s and its history was deleted from this device.", cleanInline(name, 64))
 			} else {
-				u.note("You left #%s. Its history stays on this device; /join with its key to come back.", cleanInline(name, 64))
+				u.note("You left #%s. Its history stays on this device; to come back: /join with its key,", cleanInline(name, 64))
+				u.cur().addRaw(u.now(), key.WithName(name), key.String())
 			}
 		}
 	})
+}
+
+// gotoLimit bounds how far back /goto loads history to reach a match.
+const gotoLimit = 20000
+
+func (u *UI) cmdGoto(args string) {
+	ci := u.needChannel()
+	if ci == nil {
+		return
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(args))
+	if err != nil || n < 1 || n > len(ci.search.found) {
+		if len(ci.search.found) == 0 {
+			u.fail("No search results here: /search TEXT first, then /goto N.")
+			return
+		}
+		u.fail("Usage: /goto N, N from 1 to %d (the numbers of the last /search)", len(ci.search.found))
+		return
+	}
+	c := ci.search.found[n-1]
+	b := u.cur()
+	if b.has(c) {
+		u.showAt(b, c)
+		return
+	}
+	if !b.loaded || b.loading {
+		u.fail("The channel is still loading; try again.")
+		return
+	}
+	b.loading = true
+	id, from, page := ci.id, b.oldest(), u.page
+	u.do(func(ctx context.Context) func() {
+		var older []views.Message
+		full, found := true, false
+		for len(older) < gotoLimit && !found && full {
+			ms, err := u.b.Views().Before(id, from, page)
+			if err != nil {
+				return func() {
+					b.loading = false
+					u.fail("Cannot read older messages: %v", err)
+				}
+			}
+			full = len(ms) >= page
+			if len(ms) > 0 {
+				from = ms[0].Cursor
+			}
+			for i := range ms {
+				found = found || ms[i].Cursor == c
+			}
+			older = append(ms, older...)
+		}
+		return func() {
+			b.prependOlder(older, full)
+			if !found {
+				u.fail("Match %d is more than %d messages back; PgUp goes on loading.", n, gotoLimit)
+				return
+			}
+			u.showAt(b, c)
+		}
+	})
+}
+
+// showAt scrolls b to the message at c (loaded), once it is laid out.
+func (u *UI) showAt(b *buffer, c views.Cursor) {
+	if s, ok := b.scrollTo(c, u.hidden); ok {
+		b.scroll = s
+		return
+	}
+	u.fail("That message is hidden (its author is blocked).")
+}
+
+func (u *UI) cmdExpand(string) {
+	b := u.cur()
+	b.full = !b.full
+	if b.full {
+		u.note("Long messages here are shown whole; /expand again folds them.")
+	} else {
+		u.note("Long messages here are folded after %d lines again.", maxShownLines)
+	}
+}
+
+func (u *UI) cmdMove(args string) {
+	ci := u.needChannel()
+	if ci == nil {
+		return
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(args))
+	if err != nil || n < 1 || n > len(u.chans.chans) {
+		u.fail("Usage: /move N, N from 1 to %d", len(u.chans.chans))
+		return
+	}
+	u.chans.move(ci.id, n-1)
+	u.saveSoon()
+	u.note("#%s is now channel %d.", cleanInline(ci.ch.Name, 64), n)
 }
 
 // cutFlag removes the word flag from args; it reports whether it was there
@@ -479,10 +599,33 @@ func (u *UI) cmdPeers(string) {
 				u.note("This node is not listening (network off).")
 				return
 			}
-			u.note("This node listens on (others can start kchat with --peer ADDR):")
+			u.note("This node listens on (others type /connect ADDR, or start kchat with --peer ADDR):")
 			for _, a := range addrs {
 				u.cur().addRaw(u.now(), cleanInline(a, 0))
 			}
+		}
+	})
+}
+
+func (u *UI) cmdConnect(args string) {
+	addr := strings.TrimSpace(args)
+	if addr == "" || strings.ContainsAny(addr, " \t") {
+		u.fail("Usage: /connect ADDR  (ADDR is what /peers shows on the other side: /ip4/…/tcp/…/p2p/12D3Koo…)")
+		return
+	}
+	u.note("Connecting to %s…", cleanInline(addr, 120))
+	u.do(func(ctx context.Context) func() {
+		chans, err := u.b.Connect(ctx, addr)
+		return func() {
+			if err != nil {
+				u.fail("Could not connect: %v", err)
+				return
+			}
+			var names []string
+			for _, c := range chans {
+				names = append(names, "#"+cleanInline(c, 64))
+			}
+			u.note("Connected; syncing %s. The peer is remembered and redialled when kchat starts again.", strings.Join(names, ", "))
 		}
 	})
 }
@@ -513,7 +656,7 @@ func (u *UI) resolveAuthor(arg string, among map[feed.AuthorID]bool) (feed.Autho
 	for a := range cands {
 		match := len(arg) >= 4 && strings.HasPrefix(a.String(), la)
 		for _, n := range names[a] {
-			if n != "" && n == arg {
+			if n != "" && (n == arg || views.NickSuffixMatch(arg, n, a)) {
 				match = true
 			}
 		}
@@ -680,13 +823,18 @@ func (u *UI) cmdSearch(args string) {
 				return
 			}
 			ci.search.query, ci.search.next = q, next
+			ci.search.found = ci.search.found[:0]
 			var b strings.Builder
-			fmt.Fprintf(&b, "%d match(es) for %q in #%s", len(found), cleanInline(q, 64), cleanInline(name, 64))
+			fmt.Fprintf(&b, "%s for %q in #%s", plural(len(found), "match", "matches"), cleanInline(q, 64), cleanInline(name, 64))
 			if from != "" {
 				b.WriteString(" (older)")
 			}
-			for _, m := range found {
-				fmt.Fprintf(&b, "\n  %s %s: %s", m.Time.Local().Format("2006-01-02 15:04"), cleanInline(m.Display, 40), cleanInline(m.Text, 200))
+			for i, m := range found {
+				ci.search.found = append(ci.search.found, m.Cursor)
+				fmt.Fprintf(&b, "\n  [%d] %s %s: %s", i+1, m.Time.Local().Format("2006-01-02 15:04"), cleanInline(m.Display, 40), cleanInline(m.Text, 200))
+			}
+			if len(found) > 0 {
+				b.WriteString("\n  /goto N shows match N where it was written (End comes back)")
 			}
 			if next != "" {
 				b.WriteString("\n  /search again for older matches")

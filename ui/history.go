@@ -49,3 +49,9 @@ func (h *history) down(cur string) (string, bool) {
 	}
 	return h.lines[h.pos], true
 }
+
+// reset stops browsing (the input line now holds another channel's draft).
+func (h *history) reset() {
+	h.pos = len(h.lines)
+	h.draft = ""
+}

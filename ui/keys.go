@@ -40,6 +40,7 @@ func init() {
 		{"", digitKeys(), "Alt+1..9, Alt+0", "channel 1..9, 10", nil},
 		{"next-active", []keySpec{alt('a')}, "Alt+A", "next channel with mentions, else with unread messages", func(u *UI) { u.switchTo(u.chans.nextActive()) }},
 		{"older-mention", []keySpec{alt('m')}, "Alt+M", "scroll to the previous message that mentions you (again: earlier)", (*UI).olderMention},
+		{"newer-mention", []keySpec{alt('n')}, "Alt+N", "scroll to the next newer message that mentions you (at the last: the newest)", (*UI).newerMention},
 		{"page-up", []keySpec{k(tcell.KeyPgUp)}, "PgUp", "scroll up a page (older history loads as you go)", func(u *UI) { u.cur().scrollUp(u.cur().page()) }},
 		{"page-down", []keySpec{k(tcell.KeyPgDn)}, "PgDn", "scroll down a page", func(u *UI) { u.scrollDown(u.cur().page()) }},
 		{"scroll-top", []keySpec{ctlK(tcell.KeyHome), altK(tcell.KeyHome)}, "Ctrl+Home, Alt+Home", "scroll to the oldest loaded message (again: older)", (*UI).scrollTop},
@@ -83,7 +84,8 @@ func init() {
 		{"yank", []keySpec{k(tcell.KeyCtrlY)}, "Ctrl+Y", "paste what was last deleted", func(u *UI) { u.ed.yank() }},
 		{"redraw", []keySpec{k(tcell.KeyCtrlL)}, "Ctrl+L", "redraw the screen", func(u *UI) { u.app.Sync() }},
 		{"help", []keySpec{k(tcell.KeyF1)}, "F1", "help", func(u *UI) { u.help() }},
-		{"quit", []keySpec{k(tcell.KeyCtrlC)}, "Ctrl+C", "quit (same as /quit)", (*UI).quit},
+		{"names-pane", []keySpec{k(tcell.KeyF2)}, "F2", "show or hide the channel's people at the right", (*UI).toggleNames},
+		{"quit", []keySpec{k(tcell.KeyCtrlC)}, "Ctrl+C", "quit (same as /quit); with unsent text it asks first", (*UI).interrupt},
 	}
 }
 
@@ -119,6 +121,9 @@ func isCtrlKey(key tcell.Key) bool {
 
 // handleKey dispatches a key event (the UI goroutine).
 func (u *UI) handleKey(ev *tcell.EventKey) {
+	if ev.Key() != tcell.KeyCtrlC {
+		u.quitAsked = false
+	}
 	if ev.Key() != tcell.KeyTab {
 		u.comp.reset()
 	}
@@ -185,6 +190,21 @@ func (u *UI) olderMention() {
 			return
 		}
 		u.note("No earlier mention of you is loaded here (PgUp loads older messages).")
+		return
+	}
+	b.scroll = s
+}
+
+// newerMention scrolls forward to the next message that mentions the
+// user; past the newest mention, back to the newest messages.
+func (u *UI) newerMention() {
+	b := u.cur()
+	s, ok := b.newerMention(u.hidden)
+	if !ok {
+		return
+	}
+	if s == 0 {
+		u.scrollBottom()
 		return
 	}
 	b.scroll = s

@@ -93,7 +93,8 @@ func (it *item) when() time.Time {
 type geometry struct {
 	width    int
 	showTime bool
-	nickW    int // width of the right-aligned nickname column
+	nickW    int  // width of the right-aligned nickname column
+	full     bool // long messages whole, not folded at maxShownLines (/expand)
 }
 
 const (
@@ -175,6 +176,11 @@ func displayName(m *views.Message) string {
 	return cleanInline(d, 40)
 }
 
+// maxNoteLines caps the lines of one of the UI's notes: /help and /names
+// are longer than a message may show, but a note may quote peer text (a
+// topic), so it is capped too.
+const maxNoteLines = 400
+
 // layoutItem lays out one item at geometry g.
 func layoutItem(it *item, g geometry) []row {
 	if it.isNote() && len(it.raw) > 0 {
@@ -198,7 +204,7 @@ func layoutItem(it *item, g geometry) []row {
 		if it.isError {
 			mark, st = "!!", stError
 		}
-		return g.wrap(stamp{t: it.at}, span{text: mark, st: st}, []span{{text: it.note, st: st}})
+		return g.wrapN(stamp{t: it.at}, span{text: mark, st: st}, []span{{text: it.note, st: st}}, maxNoteLines)
 	}
 	m := &it.msg
 	name := displayName(m)
@@ -238,8 +244,12 @@ func layoutItem(it *item, g geometry) []row {
 				{text: "you are now known as ", st: stEvent},
 				{text: cleanInline(m.Text, 64), st: nick.st, color: nick.color}})
 		}
+		was := cleanInline(m.PrevNick, 40)
+		if was == "" {
+			was = m.Author.Short() // their first nickname
+		}
 		return g.wrap(msgStamp(m), span{text: "--", st: stEvent}, []span{
-			{text: m.Author.Short(), st: nick.st, color: nick.color},
+			{text: was, st: nick.st, color: nick.color},
 			{text: " is now known as ", st: stEvent},
 			{text: cleanInline(m.Text, 64), st: nick.st, color: nick.color}})
 	}
@@ -282,6 +292,14 @@ func editedSpans(m *views.Message) []span {
 // wrap lays out body after the head: the text is cleaned (untrusted),
 // split at the author's line breaks, and word-wrapped to the text column.
 func (g geometry) wrap(ts stamp, nick span, body []span) []row {
+	if g.full {
+		return g.wrapN(ts, nick, body, 0)
+	}
+	return g.wrapN(ts, nick, body, maxShownLines)
+}
+
+// wrapN is wrap showing at most limit lines of the body (0: all).
+func (g geometry) wrapN(ts stamp, nick span, body []span, limit int) []row {
 	// Clean each span and split it into lines; lines of the whole body are
 	// then the concatenation across spans.
 	type piece struct {
@@ -302,9 +320,9 @@ func (g geometry) wrap(ts stamp, nick span, body []span) []row {
 		}
 	}
 	hidden := 0
-	if len(lines) > maxShownLines {
-		hidden = len(lines) - maxShownLines
-		lines = lines[:maxShownLines]
+	if limit > 0 && len(lines) > limit {
+		hidden = len(lines) - limit
+		lines = lines[:limit]
 	}
 	tw := g.textWidth()
 	var rows []row
@@ -333,7 +351,7 @@ func (g geometry) wrap(ts stamp, nick span, body []span) []row {
 		}
 	}
 	if hidden > 0 {
-		r := append(g.cont(), span{text: "… " + plural(hidden, "more line", "more lines") + " not shown", st: stNote})
+		r := append(g.cont(), span{text: "… " + plural(hidden, "more line", "more lines") + " not shown (/expand shows them)", st: stNote})
 		rows = append(rows, r)
 	}
 	return rows

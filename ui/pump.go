@@ -31,6 +31,8 @@ type pump struct {
 	now   func() time.Time
 	priv  privState // private messages handed over (private.go)
 
+	statePath string // the UI's state file, read by initial
+
 	// Set by the UI before run; called on the UI goroutine.
 	onUpdate func(*update)
 	onNet    func(map[feed.DiscoveryID]NetStatus)
@@ -81,6 +83,7 @@ func (p *pump) run(ctx context.Context, start func(st initial) func()) {
 	sub := r.Subscribe()
 	defer sub.Close()
 	netc := p.b.NetChanged()
+	statec := p.b.StateChanged()
 
 	p.post(start(p.initial()))
 	p.postMod()
@@ -105,6 +108,9 @@ func (p *pump) run(ctx context.Context, start func(st initial) func()) {
 		case <-netc:
 			st := p.netStatus()
 			p.post(func() { p.onNet(st) })
+		case <-statec:
+			u := p.stateUpdate()
+			p.post(func() { p.onUpdate(u) })
 		}
 	}
 }
@@ -116,6 +122,9 @@ type initial struct {
 	blocked map[feed.AuthorID]bool
 	nick    string
 	err     error
+
+	saved    savedState // the UI's state file
+	stateErr error      // reading it failed
 }
 
 func (p *pump) initial() initial {
@@ -139,6 +148,7 @@ func (p *pump) initial() initial {
 			st.nick = r.Nick(id, p.b.Self())
 		}
 	}
+	st.saved, st.stateErr = loadState(p.statePath)
 	st.blocked = p.b.Blocked()
 	if n := p.b.Nick(); n != "" {
 		st.nick = n
@@ -169,6 +179,29 @@ type update struct {
 	chans []feed.Channel // non-nil when the joined channels changed
 	per   []chanUpdate
 	priv  *privUpdate // private messages (private.go)
+	// state is set when the node's local state changed (from the UI or
+	// through the control socket): the nickname and block lists as now.
+	state *localState
+}
+
+// localState is what the node keeps of the user besides channels.
+type localState struct {
+	nick    string
+	blocked map[feed.AuthorID]bool
+}
+
+// stateUpdate reads the node's local state after a StateChanged signal:
+// the joined channels (their arrivals too) and the nickname and blocks.
+func (p *pump) stateUpdate() *update {
+	u := p.arrivals()
+	if u == nil {
+		u = &update{}
+	}
+	u.state = &localState{nick: p.b.Nick(), blocked: p.b.Blocked()}
+	if u.state.blocked == nil {
+		u.state.blocked = map[feed.AuthorID]bool{}
+	}
+	return u
 }
 
 // arrivals reads what is new in every channel.

@@ -82,8 +82,9 @@ func TestWelcomeNewAndJoin(t *testing.T) {
 	h.waitText(k.String())
 	h.typeLine("/join kchat://nothex")
 	h.waitText("bad channel key")
-	// Switch channels with Alt+1 and Ctrl+N.
-	h.key(tcell.KeyRune, '2', tcell.ModAlt)
+	// Switch channels with Alt+1 and Ctrl+N. Channels are numbered in
+	// the order they were joined: #general 1, #friends 2.
+	h.key(tcell.KeyRune, '1', tcell.ModAlt)
 	h.waitFor("#general current", func(s string) bool {
 		ls := strings.Split(s, "\n")
 		return strings.Contains(ls[len(ls)-2], "#general")
@@ -94,14 +95,14 @@ func TestWelcomeNewAndJoin(t *testing.T) {
 		return strings.Contains(ls[len(ls)-2], "#friends")
 	})
 	// A click on the channel list opens that channel; Ctrl+L redraws.
-	h.scr.InjectMouse(2, 1, tcell.Button1, tcell.ModNone)
-	h.scr.InjectMouse(2, 1, tcell.ButtonNone, tcell.ModNone)
+	h.scr.InjectMouse(2, 0, tcell.Button1, tcell.ModNone)
+	h.scr.InjectMouse(2, 0, tcell.ButtonNone, tcell.ModNone)
 	h.waitFor("#general after click", func(s string) bool {
 		ls := strings.Split(s, "\n")
 		return strings.Contains(ls[len(ls)-2], "#general")
 	})
 	h.key(tcell.KeyCtrlL, 0, tcell.ModCtrl)
-	h.key(tcell.KeyRune, '1', tcell.ModAlt)
+	h.key(tcell.KeyRune, '2', tcell.ModAlt)
 	h.waitFor("#friends again", func(s string) bool {
 		ls := strings.Split(s, "\n")
 		return strings.Contains(ls[len(ls)-2], "#friends")
@@ -109,6 +110,7 @@ func TestWelcomeNewAndJoin(t *testing.T) {
 	// /part leaves.
 	h.typeLine("/part")
 	h.waitText("You left #friends")
+	h.waitText("│" + k.String()) // the key to come back with
 	chans, _ = b.st.Channels()
 	if len(chans) != 1 {
 		t.Fatalf("after part: %+v", chans)
@@ -481,14 +483,14 @@ func TestSearchCommand(t *testing.T) {
 	h := start(t, b, 100, 30)
 	h.waitText("#general")
 	h.typeLine("/search teapot")
-	s := h.waitText(`4 match(es) for "teapot"`)
+	s := h.waitText(`4 matches for "teapot"`)
 	for _, want := range []string{"Teapot 3", "Teapot 13", "Teapot 23", "Teapot 33"} {
 		if !strings.Contains(s, want) {
 			t.Fatalf("%q not in results:\n%s", want, s)
 		}
 	}
 	h.typeLine("/search no such words")
-	h.waitText(`0 match(es) for "no such words"`)
+	h.waitText(`0 matches for "no such words"`)
 }
 
 // TestClockSkewMarked: a peer whose clock is hours ahead gets one note
@@ -700,6 +702,14 @@ func TestJumpToMentions(t *testing.T) {
 	if s := h.screen(); !strings.Contains(s, "the first question") {
 		t.Fatalf("the view moved:\n%s", s)
 	}
+	// Alt+N goes the other way: the newer mention, then the newest lines.
+	h.key(tcell.KeyRune, 'n', tcell.ModAlt)
+	s = h.waitText("the second question")
+	if strings.Contains(s, "the first question") || strings.Contains(s, "line 149") {
+		t.Fatalf("Alt+N did not go to the newer mention:\n%s", s)
+	}
+	h.key(tcell.KeyRune, 'n', tcell.ModAlt)
+	h.waitText("line 149")
 	h.key(tcell.KeyEnd, 0, tcell.ModAlt)
 	h.waitText("line 149")
 	h.key(tcell.KeyRune, 'm', tcell.ModAlt)

@@ -93,7 +93,8 @@ type rootView struct {
 	*tview.Box
 	u                          *UI
 	listR, paneR, barR, inputR rect
-	drawnW, drawnH             int // size of the last draw (tests)
+	namesR                     rect // the names pane (F2), if shown
+	drawnW, drawnH             int  // size of the last draw (tests)
 }
 
 type rect struct{ x, y, w, h int }
@@ -104,7 +105,7 @@ func newRootView(u *UI) *rootView { return &rootView{Box: tview.NewBox(), u: u} 
 
 func (v *rootView) layout() {
 	x, y, w, h := v.GetRect()
-	v.listR, v.paneR, v.barR, v.inputR = rect{}, rect{}, rect{}, rect{}
+	v.listR, v.paneR, v.barR, v.inputR, v.namesR = rect{}, rect{}, rect{}, rect{}, rect{}
 	if w <= 0 || h <= 0 {
 		return
 	}
@@ -124,6 +125,11 @@ func (v *rootView) layout() {
 		v.listR = rect{x, y, lw, top}
 	}
 	v.paneR = rect{x + lw, y, w - lw, top}
+	if v.u.showNames && v.u.chans.current() != nil && w-lw >= namesMinWidth {
+		nw := v.u.namesWidth(w - lw)
+		v.paneR.w -= nw
+		v.namesR = rect{x + w - nw, y, nw, top}
+	}
 }
 
 func (v *rootView) Draw(scr tcell.Screen) {
@@ -132,6 +138,7 @@ func (v *rootView) Draw(scr tcell.Screen) {
 	u := v.u
 	u.drawPane(scr, v.paneR)
 	u.drawList(scr, v.listR)
+	u.drawNames(scr, v.namesR)
 	u.drawBar(scr, v.barR)
 	u.drawInput(scr, v.inputR)
 }

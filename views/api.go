@@ -33,11 +33,14 @@ type Message struct {
 	// the network): it sorts into the past, where it is easily missed.
 	Late    bool
 	Own     bool // written by the local user
-	Mention bool // mentions the local user's nickname (never true for Own or Deleted)
+	Mention bool // mentions the local user's nickname, or replies to their message (never true for Own or Deleted)
 	Cursor  Cursor
 	Edited  bool   // Text is the author's latest edit of the message
 	Deleted bool   // the author deleted the message (Text is "")
 	ReplyTo *Reply // the message this one replies to (nil if none)
+	// PrevNick, for a nick entry, is the nickname it replaced ("" for the
+	// author's first), for "ann is now known as annie".
+	PrevNick string
 }
 
 // Reply is the message another one replies to, as it is now.

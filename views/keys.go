@@ -32,6 +32,7 @@ import (
 //	users view:
 //	v n <D 32> <A 32>               -> latest nickname
 //	v N <D 32> <len 1> <lookalike key> <A 32> -> empty (who claims a nick: collisions)
+//	v w <D 32> <A 32> <seq 8>       -> the nickname A's nick entry seq replaced
 //
 //	unread view:
 //	v u <D 32>                      -> messages 8, mentions 8 (after the read marker)
@@ -66,6 +67,7 @@ const (
 	tagTopFeed = 'g'
 	tagNick    = 'n'
 	tagNickIdx = 'N'
+	tagNickWas = 'w'
 	tagUnread  = 'u'
 	tagSelf    = 's'
 	tagMarker  = 'R'

@@ -164,7 +164,7 @@ func (v *Views) DropAuthor(ctx context.Context, ch feed.DiscoveryID, a feed.Auth
 	// Whole per-author key ranges.
 	for _, p := range [][]byte{
 		feedKey(tagEdit, ch, a), feedKey(tagMsgFeed, ch, a), feedKey(tagTopFeed, ch, a),
-		feedKey(tagNick, ch, a), feedKey(tagMember, ch, a),
+		feedKey(tagNick, ch, a), feedKey(tagNickWas, ch, a), feedKey(tagMember, ch, a),
 	} {
 		if err := v.dropPrefix(ctx, p); err != nil {
 			return fmt.Errorf("drop author %s: %w", a.Short(), err)
@@ -305,10 +305,23 @@ var (
 // accepts.
 const MinIDPrefix = 8
 
+// NickSuffixMatch reports whether who is "NICK~HEX" naming author a whose
+// nickname is nick: HEX may be shorter than the suffix shown ("ben~0c96"
+// for "ben~0c96d2e1"), as long as it starts a's id.
+func NickSuffixMatch(who, nick string, a feed.AuthorID) bool {
+	n, suf, ok := strings.Cut(who, "~")
+	if !ok || nick == "" || n != nick || suf == "" {
+		return false
+	}
+	suf = strings.ToLower(suf)
+	return strings.Trim(suf, "0123456789abcdef") == "" && strings.HasPrefix(a.String(), suf)
+}
+
 // FindMember finds the author who means: a 64-hex author id (whether or not
 // among ms), a nickname as displayed (Display: nick, or nick~shortid where
 // shown), a nickname (Nick) that only one of ms has, or a prefix of at least
-// MinIDPrefix hex digits of one author's id. None is ErrNoSuchAuthor, more
+// MinIDPrefix hex digits of one author's id, or a nickname with a shorter
+// ~suffix (NickSuffixMatch). None is ErrNoSuchAuthor, more
 // than one ErrAmbiguousAuthor (the message lists them).
 func FindMember(ms []Member, who string) (feed.AuthorID, error) {
 	who = strings.TrimPrefix(strings.TrimSpace(who), "@")
@@ -324,7 +337,8 @@ func FindMember(ms []Member, who string) (feed.AuthorID, error) {
 	lw := strings.ToLower(who)
 	hexPrefix := len(who) >= MinIDPrefix && strings.Trim(lw, "0123456789abcdef") == ""
 	for _, m := range ms {
-		if (m.Nick != "" && m.Nick == who) || (hexPrefix && strings.HasPrefix(m.Author.String(), lw)) {
+		if (m.Nick != "" && m.Nick == who) || (hexPrefix && strings.HasPrefix(m.Author.String(), lw)) ||
+			NickSuffixMatch(who, m.Nick, m.Author) {
 			found = append(found, m)
 		}
 	}

@@ -261,7 +261,15 @@ func (p *page) add(key, row []byte) error {
 			}
 		}
 	}
-	m.Mention = !m.Own && !m.Deleted && (m.Kind == feed.KindText || m.Kind == feed.KindEmote) && mentions(m.Text, p.me)
+	// A reply to one of the user's messages is a mention too (IRC clients
+	// highlight "nick: ..." answers; a reply is the explicit form).
+	if m.Kind == feed.KindNick {
+		if m.PrevNick, err = previousNick(p.txn, p.ch, m.Author, m.Seq); err != nil {
+			return err
+		}
+	}
+	m.Mention = !m.Own && !m.Deleted && (m.Kind == feed.KindText || m.Kind == feed.KindEmote) &&
+		(mentions(m.Text, p.me) || m.ReplyTo != nil && m.ReplyTo.Author == p.v.self)
 	p.out = append(p.out, m)
 	return nil
 }

@@ -16,7 +16,8 @@ import (
 // local user's own) that arrived after the channel's read marker, and how
 // many of them mention the local user. A mention is the local user's latest
 // nickname in the channel, as known when the message was indexed, appearing
-// in the text as a whole word, case-insensitively.
+// in the text as a whole word, case-insensitively; or a reply to one of the
+// local user's messages.
 //
 // The read marker is local state (not derived from feeds, never dropped by a
 // rebuild): the arrival number up to which the user has read, and the cursor
@@ -79,7 +80,7 @@ func (u *unreadView) Map(txn *badger.Txn, b *Batch) error {
 			continue
 		}
 		cs.msgs++
-		if mentions(it.Text, cs.me) {
+		if mentions(it.Text, cs.me) || it.Ref != nil && it.Ref.author == u.self {
 			cs.ments++
 		}
 	}

@@ -1,6 +1,7 @@
 package views
 
 import (
+	"encoding/binary"
 	"errors"
 	"strings"
 	"sync"
@@ -18,9 +19,11 @@ import (
 // skeleton ("alice" and "аlice" with a Cyrillic a collide).
 type usersView struct{}
 
-func (usersView) Name() string       { return "users" }
-func (usersView) Version() uint32    { return 2 } // 2: claims indexed by lookalike key
-func (usersView) Prefixes() [][]byte { return [][]byte{prefix(tagNick), prefix(tagNickIdx)} }
+func (usersView) Name() string    { return "users" }
+func (usersView) Version() uint32 { return 3 } // 2: claims indexed by lookalike key; 3: previous nicknames
+func (usersView) Prefixes() [][]byte {
+	return [][]byte{prefix(tagNick), prefix(tagNickIdx), prefix(tagNickWas)}
+}
 
 // maxNick is the longest nickname (in bytes) the views accept; longer or
 // empty nick entries from other clients are ignored.
@@ -44,6 +47,11 @@ func (usersView) Map(txn *badger.Txn, b *Batch) error {
 			if err := txn.Delete(nickIdxKey(ch, old, a)); err != nil {
 				return err
 			}
+			// The nickname this entry replaces, for "ann is now known
+			// as annie".
+			if err := txn.Set(nickWasKey(ch, a, it.Entry.Seq), []byte(old)); err != nil {
+				return err
+			}
 		}
 		if err := txn.Set(nickIdxKey(ch, it.Text, a), nil); err != nil {
 			return err
@@ -53,6 +61,16 @@ func (usersView) Map(txn *badger.Txn, b *Batch) error {
 		}
 	}
 	return nil
+}
+
+func nickWasKey(ch feed.DiscoveryID, a feed.AuthorID, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(feedKey(tagNickWas, ch, a), seq)
+}
+
+// previousNick is the nickname that author a's nick entry seq replaced
+// ("" if it was their first).
+func previousNick(txn *badger.Txn, ch feed.DiscoveryID, a feed.AuthorID, seq uint64) (string, error) {
+	return getString(txn, nickWasKey(ch, a, seq))
 }
 
 func fold(nick string) string { return strings.ToLower(nick) }

@@ -347,6 +347,23 @@ func TestSendReplyEditDelete(t *testing.T) {
 		got[2].ReplyTo == nil || got[2].ReplyTo.Seq != 1 || got[2].Text != "answer" {
 		t.Fatalf("messages after reply, edit and delete: %+v", got)
 	}
+
+	// WHO as everywhere: a nick or an id prefix; without :SEQ, the latest.
+	mustOK(t, kchat(t, dir, "", "send", "general", "--reply-to", "ann:1", "by nick"))
+	mustOK(t, kchat(t, dir, "", "send", "general", "--reply-to", me[:8], "to the latest"))
+	out = mustOK(t, kchat(t, dir, "", "read", "general", "--json", "--limit", "2")).stdout
+	var last []jsonMessage
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var m jsonMessage
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatal(err)
+		}
+		last = append(last, m)
+	}
+	if len(last) != 2 || last[0].ReplyTo == nil || last[0].ReplyTo.Seq != 1 ||
+		last[1].ReplyTo == nil || last[1].ReplyTo.Seq != last[0].Seq {
+		t.Fatalf("replies by nick and to the latest: %+v", last)
+	}
 }
 
 // openWithChannel opens a node on dir (offline) with a new channel "general".
@@ -546,9 +563,11 @@ func TestPeersJSON(t *testing.T) {
 	}
 	check("a (was dialled)", aRows[0], node.PeerStatus{ID: peerID(b)}, "inbound", false, "")
 
-	// Without --json: the human output, unchanged.
+	// Without --json: the human output, with the node's own addresses
+	// first (what another node dials).
 	if out := mustOK(t, kchat(t, dirA, "", "peers")).stdout; !strings.Contains(out, "general: 1 peer(s)\n") ||
-		!strings.Contains(out, "lonely: 0 peer(s)\n") || strings.Contains(out, "{") {
+		!strings.Contains(out, "lonely: 0 peer(s)\n") || strings.Contains(out, "{") ||
+		!strings.HasPrefix(out, "this node: "+a.Addrs()[0]+"\n") {
 		t.Fatalf("peers without --json: %q", out)
 	}
 }
@@ -557,4 +576,142 @@ func TestPeersJSON(t *testing.T) {
 func peerID(n *node.Node) string {
 	addr := n.Addrs()[0]
 	return addr[strings.LastIndex(addr, "/p2p/")+len("/p2p/"):]
+}
+
+// TestJoinNameArg: `kchat join KEY NAME` as DESIGN.md says (also --name),
+// and a name clash names an alternative.
+func TestJoinNameArg(t *testing.T) {
+	dir := t.TempDir()
+	mustOK(t, kchat(t, dir, "", "new", "general"))
+	k2, _ := feed.NewChannelKey()
+	if out := mustOK(t, kchat(t, dir, "", "join", k2.String(), "random")).stdout; out != "joined random\n" {
+		t.Fatalf("join KEY NAME: %q", out)
+	}
+	k3, _ := feed.NewChannelKey()
+	if out := mustOK(t, kchat(t, dir, "", "join", "--name", "third", k3.String())).stdout; out != "joined third\n" {
+		t.Fatalf("join --name: %q", out)
+	}
+	k4, _ := feed.NewChannelKey()
+	if r := kchat(t, dir, "", "join", k4.String(), "a", "--name", "b"); r.code == 0 || !strings.Contains(r.stderr, "two names") {
+		t.Fatalf("two names: %+v", r)
+	}
+	// The key's hint names a channel held already: the error says what to type.
+	other, _ := feed.NewChannelKey()
+	r := kchat(t, dir, "", "join", other.WithName("general"))
+	alt := "general-" + other.DiscoveryID().Short()[:4]
+	if r.code == 0 || !strings.Contains(r.stderr, "another of your channels") || !strings.Contains(r.stderr, alt) {
+		t.Fatalf("clash: %+v", r)
+	}
+	r = kchat(t, dir, "", "join", other.String(), "random")
+	if r.code == 0 || !strings.Contains(r.stderr, "random-"+other.DiscoveryID().Short()[:4]) {
+		t.Fatalf("clash with NAME: %+v", r)
+	}
+	mustOK(t, kchat(t, dir, "", "join", other.String(), alt))
+}
+
+// TestFollowLetsSendThrough: `read --follow` on a data dir with no node
+// running serves the control socket, so `kchat send` in another terminal
+// works (through it) instead of failing on the store's lock; --limit 0
+// prints only new messages.
+func TestFollowLetsSendThrough(t *testing.T) {
+	dir := t.TempDir()
+	n, c := openWithChannel(t, dir)
+	if _, err := n.Send(context.Background(), c.ID(), feed.Payload{Kind: feed.KindText, Text: "old"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb testutil.SyncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--data", dir, "read", "general", "--follow", "--limit", "0"}, strings.NewReader(""), &out, &errb, nil)
+	}()
+	testutil.Eventually(t, 10*time.Second, "the control socket", func() bool {
+		_, err := os.Stat(node.ControlSocket(dir))
+		return err == nil
+	})
+	mustOK(t, kchat(t, dir, "", "send", "general", "from", "another", "pane"))
+	testutil.Eventually(t, 10*time.Second, "follow to print the message sent", func() bool {
+		return strings.Contains(out.String(), "from another pane")
+	})
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("read --follow exited %d: %s", code, errb.String())
+	}
+	if strings.Contains(out.String(), "old") {
+		t.Fatalf("--limit 0 printed history:\n%s", out.String())
+	}
+	if _, err := os.Stat(node.ControlSocket(dir)); err == nil {
+		t.Fatal("control socket left behind")
+	}
+}
+
+// TestPlainWords: commands say what they did and what is wrong in plain
+// words (issue 15: empty nickname, a search without text, silent part and
+// nick, no channels, "1 messages").
+func TestPlainWords(t *testing.T) {
+	dir := t.TempDir()
+	if r := kchat(t, dir, "", "channels"); r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "no channel joined yet") {
+		t.Fatalf("channels with none: %+v", r)
+	}
+	if r := kchat(t, dir, "", "nick", ""); r.code == 0 || !strings.Contains(r.stderr, "empty nickname: give one") {
+		t.Fatalf("empty nick: %+v", r)
+	}
+	if out := mustOK(t, kchat(t, dir, "", "nick", "ann")).stdout; out != "you are now known as ann\n" {
+		t.Fatalf("nick: %q", out)
+	}
+	key := strings.TrimSpace(mustOK(t, kchat(t, dir, "", "new", "general")).stdout)
+	if out := mustOK(t, kchat(t, dir, "", "channels")).stdout; out != "general\t1 message\n" {
+		t.Fatalf("channels: %q", out) // the nick entry
+	}
+	if r := kchat(t, dir, "", "search", "general"); r.code == 0 || !strings.Contains(r.stderr, "search general for what?") {
+		t.Fatalf("search without text: %+v", r)
+	}
+	if out := mustOK(t, kchat(t, dir, "", "part", "general")).stdout; out != "left general; its history stays here; to come back: kchat join "+key+"\n" {
+		t.Fatalf("part: %q", out)
+	}
+}
+
+// TestSeedSaysWhatHappens: after its banner, kchat seed prints a line as a
+// peer connects in a channel and when it is in step.
+func TestSeedSaysWhatHappens(t *testing.T) {
+	dir := t.TempDir()
+	mustOK(t, kchat(t, dir, "", "new", "general"))
+	key := strings.TrimSpace(mustOK(t, kchat(t, dir, "", "channels", "--keys")).stdout)
+	key = key[strings.LastIndex(key, "\t")+1:]
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb testutil.SyncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--data", dir, "seed", "--no-dht", "--no-mdns", "--no-nat", "--listen", "/ip4/127.0.0.1/tcp/0"},
+			strings.NewReader(""), &out, &errb, nil)
+	}()
+	var addr string
+	testutil.Eventually(t, 10*time.Second, "the seed's address", func() bool {
+		for _, l := range strings.Split(out.String(), "\n") {
+			if strings.HasPrefix(l, "/ip4/127.0.0.1/") {
+				addr = l
+				return true
+			}
+		}
+		return false
+	})
+	other := t.TempDir()
+	mustOK(t, kchat(t, other, "", "join", key))
+	mustOK(t, kchat(t, other, "", "sync", "general", "--no-dht", "--no-mdns", "--no-nat",
+		"--listen", "/ip4/127.0.0.1/tcp/0", "--peer", addr, "--timeout", "20s"))
+	testutil.Eventually(t, 10*time.Second, "a line for the peer", func() bool {
+		return strings.Contains(out.String(), "general: peer ") && strings.Contains(out.String(), " connected (it dialled us")
+	})
+	testutil.Eventually(t, 10*time.Second, "a line for the peer leaving", func() bool {
+		return strings.Contains(out.String(), " gone\n")
+	})
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("seed exited %d: %s", code, errb.String())
+	}
 }

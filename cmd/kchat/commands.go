@@ -46,7 +46,14 @@ func (a *app) nickCmd() *cobra.Command {
 					}
 					return errors.New("no nickname set: kchat nick NAME sets one")
 				}
-				return n.SetNick(ctx, args[0])
+				if strings.TrimSpace(args[0]) == "" {
+					return errors.New("empty nickname: give one, e.g. kchat nick ann")
+				}
+				if err := n.SetNick(ctx, args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "you are now known as %s\n", printable(strings.TrimSpace(args[0])))
+				return nil
 			})
 		},
 	}
@@ -79,14 +86,21 @@ func (a *app) newCmd() *cobra.Command {
 func (a *app) joinCmd() *cobra.Command {
 	var name string
 	cmd := &cobra.Command{
-		Use:   "join KEY",
-		Short: "Join a channel by its kchat:// key",
-		Args:  cobra.ExactArgs(1),
+		Use:   "join KEY [NAME]",
+		Short: "Join a channel by its kchat:// key, under NAME (default: the key's name hint)",
+		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			l, err := feed.ParseLink(args[0])
 			if err != nil {
 				return err
 			}
+			if len(args) == 2 {
+				if name != "" && name != args[1] {
+					return fmt.Errorf("two names given: %q and --name %q; give one", args[1], name)
+				}
+				name = args[1]
+			}
+			explicit := name != ""
 			if name == "" {
 				name = l.Name
 			}
@@ -98,6 +112,15 @@ func (a *app) joinCmd() *cobra.Command {
 			return a.withNode(cmd, false, func(ctx context.Context, n *node.Node) error {
 				l.Name = name
 				c, err := n.JoinLink(ctx, l)
+				if errors.Is(err, feed.ErrNameTaken) {
+					alt := name + "-" + l.Key.DiscoveryID().Short()[:4]
+					what := "the name"
+					if !explicit {
+						what = "the key's name hint"
+					}
+					return fmt.Errorf("%w: %s %q is another of your channels; join this one under another name, e.g. kchat join %s %s",
+						feed.ErrNameTaken, what, name, args[0], alt)
+				}
 				if err != nil {
 					return err
 				}
@@ -123,9 +146,17 @@ func (a *app) partCmd() *cobra.Command {
 					return err
 				}
 				if purge {
-					return n.PurgeChannel(ctx, c.ID())
+					if err := n.PurgeChannel(ctx, c.ID()); err != nil {
+						return err
+					}
+					fmt.Fprintf(a.stdout, "left %s and deleted its history from this device\n", c.Name)
+					return nil
 				}
-				return n.Part(ctx, c.ID())
+				if err := n.Part(ctx, c.ID()); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "left %s; its history stays here; to come back: kchat join %s\n", c.Name, c.Key.WithName(c.Name))
+				return nil
 			})
 		},
 	}
@@ -271,7 +302,7 @@ func (a *app) membersCmd() *cobra.Command {
 					if m.Role != "" {
 						flags = append(flags, m.Role)
 					}
-					fmt.Fprintf(w, "%s\t%s\t%d messages\t%d bytes\tlast %s", m.Author, printable(m.Display), m.Messages, m.Bytes, last)
+					fmt.Fprintf(w, "%s\t%s\t%s\t%d bytes\tlast %s", m.Author, printable(m.Display), messages(m.Messages), m.Bytes, last)
 					if len(flags) > 0 {
 						fmt.Fprintf(w, "\t%s", strings.Join(flags, " "))
 					}
@@ -300,15 +331,19 @@ func (a *app) channelsCmd() *cobra.Command {
 				if err := a.waitIndexed(ctx, n); err != nil {
 					return err
 				}
+				if len(chans) == 0 {
+					// On stderr: stdout stays one line per channel.
+					fmt.Fprintln(a.stderr, "kchat: no channel joined yet: kchat new NAME creates one, kchat join KEY [NAME] joins one")
+				}
 				for _, c := range chans {
 					count, err := n.Views().Count(c.ID())
 					if err != nil {
 						return err
 					}
 					if keys {
-						fmt.Fprintf(a.stdout, "%s\t%d messages\t%s\n", c.Name, count, c.Link())
+						fmt.Fprintf(a.stdout, "%s\t%s\t%s\n", c.Name, messages(count), c.Link())
 					} else {
-						fmt.Fprintf(a.stdout, "%s\t%d messages\n", c.Name, count)
+						fmt.Fprintf(a.stdout, "%s\t%s\n", c.Name, messages(count))
 					}
 					forks, err := n.Store().Forks(c.ID())
 					if err != nil {
@@ -350,8 +385,10 @@ func (a *app) sendCmd() *cobra.Command {
 spaces. With --stdin, every line of standard input is one message; each stored
 message is acknowledged on stdout as "ok SEQ" once it is on disk.
 
---reply-to AUTHOR:SEQ answers a message; --edit SEQ replaces the text of your
-message SEQ; --delete SEQ withdraws it (authors and seqs are in read --json).`,
+--reply-to WHO:SEQ answers a message (WHO: a nick as shown, an author id or
+8+ hex of one), --reply-to WHO answers WHO's latest; --edit SEQ replaces the
+text of your message SEQ; --delete SEQ withdraws it (authors and seqs are in
+read --json).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			editing, deleting := cmd.Flags().Changed("edit"), cmd.Flags().Changed("delete")
@@ -413,21 +450,31 @@ message SEQ; --delete SEQ withdraws it (authors and seqs are in read --json).`,
 	}
 	cmd.Flags().BoolVar(&fromStdin, "stdin", false, "send each line of standard input as a message")
 	cmd.Flags().BoolVar(&emote, "me", false, "send as an action (/me)")
-	cmd.Flags().StringVar(&replyTo, "reply-to", "", "answer message `AUTHOR:SEQ` (AUTHOR: the 64-hex id)")
+	cmd.Flags().StringVar(&replyTo, "reply-to", "", "answer message `WHO[:SEQ]` (WHO: a nick as shown, an id or 8+ hex of one; no SEQ: their latest)")
 	cmd.Flags().Uint64Var(&edit, "edit", 0, "replace the text of your message `SEQ` with TEXT")
 	cmd.Flags().Uint64Var(&del, "delete", 0, "withdraw your message `SEQ`")
 	return cmd
 }
 
-// messageRef parses AUTHOR:SEQ and checks that the message is held in c.
+// messageRef parses [WHO][:SEQ] and checks that the message is held in c.
+// WHO is an author as everywhere (a nick as shown, a 64-hex id, or 8+ hex of
+// one); without :SEQ it is WHO's latest message in c.
 func messageRef(n *node.Node, c feed.Channel, s string) (*feed.Ref, error) {
-	as, ss, ok := strings.Cut(s, ":")
-	if !ok {
-		return nil, fmt.Errorf("--reply-to %q: want AUTHOR:SEQ", s)
+	as, ss := s, ""
+	if i := strings.LastIndex(s, ":"); i >= 0 {
+		if _, err := strconv.ParseUint(s[i+1:], 10, 64); err == nil {
+			as, ss = s[:i], s[i+1:]
+		}
 	}
-	au, err := feed.ParseAuthorID(as)
+	if as == "" {
+		return nil, fmt.Errorf("--reply-to %q: want WHO or WHO:SEQ (WHO: a nick, an id or 8+ hex of one)", s)
+	}
+	au, err := n.ResolveAuthor(c.ID(), as)
 	if err != nil {
 		return nil, fmt.Errorf("--reply-to: %w", err)
+	}
+	if ss == "" {
+		return latestBy(n, c, au)
 	}
 	seq, err := strconv.ParseUint(ss, 10, 64)
 	if err != nil {
@@ -441,6 +488,26 @@ func messageRef(n *node.Node, c feed.Channel, s string) (*feed.Ref, error) {
 		return nil, fmt.Errorf("--reply-to: message %d of %s is a %s, not a message", seq, au.Short(), p.Kind)
 	}
 	return feed.NewRef(au, seq), nil
+}
+
+// latestLook is how many of a channel's newest messages --reply-to WHO
+// looks through for WHO's latest.
+const latestLook = 1000
+
+// latestBy is a reference to author au's latest message (text or emote,
+// not deleted) among the newest latestLook of channel c.
+func latestBy(n *node.Node, c feed.Channel, au feed.AuthorID) (*feed.Ref, error) {
+	ms, err := n.Views().Last(c.ID(), latestLook)
+	if err != nil {
+		return nil, fmt.Errorf("--reply-to: %w", err)
+	}
+	for i := len(ms) - 1; i >= 0; i-- {
+		m := ms[i]
+		if m.Author == au && !m.Deleted && (m.Kind == feed.KindText || m.Kind == feed.KindEmote) {
+			return feed.NewRef(au, m.Seq), nil
+		}
+	}
+	return nil, fmt.Errorf("--reply-to: %s has no message among the last %d of %s: give WHO:SEQ (seq as in read --json)", au.Short(), latestLook, c.Name)
 }
 
 // ownMessage checks that the local user's message seq in c can be changed.
@@ -585,8 +652,8 @@ func (a *app) readCmd() *cobra.Command {
 		Short: "Print the last messages of a channel, oldest first",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if limit < 1 {
-				return errors.New("--limit must be at least 1")
+			if limit < 1 && !(follow && limit == 0) {
+				return errors.New("--limit must be at least 1 (or 0 with --follow: only new messages)")
 			}
 			return a.withNode(cmd, false, func(ctx context.Context, n *node.Node) error {
 				c, err := n.Resolve(args[0])
@@ -596,15 +663,29 @@ func (a *app) readCmd() *cobra.Command {
 				if follow && n.ReadOnly() {
 					return fmt.Errorf("cannot follow: %w", node.ErrReadOnly)
 				}
+				if follow && a.served == nil {
+					// This process holds the store (no node ran here):
+					// it serves the control socket while it follows, so
+					// that `kchat send` in another terminal goes through
+					// it instead of failing on the store's lock.
+					srv, err := a.serve(ctx, n)
+					if err != nil {
+						return err
+					}
+					defer srv.Close()
+				}
 				if err := a.waitIndexed(ctx, n); err != nil {
 					return err
 				}
 				// Taken before Last: whatever is indexed in between is
 				// printed by follow (which skips what Last showed).
 				indexed := n.Views().Indexed()
-				msgs, hidden, err := lastVisible(n, c, limit, all)
-				if err != nil {
-					return err
+				var msgs []views.Message
+				var hidden []bool
+				if limit > 0 {
+					if msgs, hidden, err = lastVisible(n, c, limit, all); err != nil {
+						return err
+					}
 				}
 				w := bufio.NewWriter(a.stdout)
 				for i, m := range msgs {
@@ -617,9 +698,9 @@ func (a *app) readCmd() *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().IntVarP(&limit, "limit", "n", 50, "how many messages")
+	cmd.Flags().IntVarP(&limit, "limit", "n", 50, "how many messages (0 with --follow: only new ones)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per message per line")
-	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new messages as they arrive")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new messages as they arrive (and, with no kchat running on the data dir, let other kchat commands run through this one)")
 	cmd.Flags().BoolVar(&all, "all", false, "include messages hidden or blocked by moderation or a block (--json marks them \"hidden\": true)")
 	return cmd
 }
@@ -633,7 +714,15 @@ func (a *app) searchCmd() *cobra.Command {
 		Long: `Search CHANNEL's history, newest first, for messages whose text contains TEXT
 (the words joined by spaces), ignoring case, and print the newest --limit of
 them, oldest first. Edited messages are searched as edited; deleted ones never.`,
-		Args: cobra.MinimumNArgs(2),
+		Args: func(_ *cobra.Command, args []string) error {
+			switch len(args) {
+			case 0:
+				return errors.New("search what? kchat search CHANNEL TEXT, e.g. kchat search general lunch")
+			case 1:
+				return fmt.Errorf("search %s for what? give the text to look for: kchat search %s TEXT", args[0], args[0])
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if limit < 1 {
 				return errors.New("--limit must be at least 1")
@@ -820,7 +909,11 @@ func (a *app) printMessageHidden(w io.Writer, m views.Message, asJSON, hidden bo
 	case feed.KindTopic:
 		fmt.Fprintf(w, "%s -- %s set the topic: %s\n", ts, nick, text)
 	case feed.KindNick:
-		fmt.Fprintf(w, "%s -- %s is now known as %s\n", ts, printable(m.Author.Short()), text)
+		was := m.PrevNick
+		if was == "" {
+			was = m.Author.Short() // their first nickname
+		}
+		fmt.Fprintf(w, "%s -- %s is now known as %s\n", ts, printable(was), text)
 	default:
 		fmt.Fprintf(w, "%s <%s> %s\n", ts, nick, text)
 	}
@@ -831,3 +924,11 @@ func (a *app) printMessageHidden(w io.Writer, m views.Message, asJSON, hidden bo
 // removed with their tails, bidi controls and invisible characters are
 // removed, other controls are shown as visible symbols, line breaks as ⏎.
 func printable(s string) string { return termtext.Inline(s) }
+
+// messages says a count of messages: "1 message", "3 messages".
+func messages(n int) string {
+	if n == 1 {
+		return "1 message"
+	}
+	return strconv.Itoa(n) + " messages"
+}

@@ -64,6 +64,7 @@ and relays for peers behind NATs. Prints its multiaddrs (give one to others as
 				return errors.New("a node is already running on this data dir")
 			}
 			a.net.Seed = true
+			a.net.Redial = true // a restarted seed finds its peers again
 			ctx := cmd.Context()
 			log, err := a.logger()
 			if err != nil {
@@ -90,10 +91,66 @@ and relays for peers behind NATs. Prints its multiaddrs (give one to others as
 			for _, c := range chans {
 				fmt.Fprintf(a.stdout, "replicating %s\n", c.Name)
 			}
-			<-ctx.Done()
+			a.seedLog(ctx, n)
 			fmt.Fprintln(a.stdout, "shutting down")
 			return nil
 		},
+	}
+}
+
+// seedLog prints, until ctx ends, one line per change of a peer's session
+// in a channel: connected, in step, gone. (No addresses: the seed's own
+// are the only multiaddrs it prints.)
+func (a *app) seedLog(ctx context.Context, n *node.Node) {
+	sub := n.NetChanged()
+	if sub == nil {
+		<-ctx.Done()
+		return
+	}
+	defer sub.Close()
+	type key struct{ ch, peer string }
+	type state struct{ synced bool }
+	known := map[key]state{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sub.C():
+		}
+		chans, err := n.Channels()
+		if err != nil {
+			continue
+		}
+		now := map[key]state{}
+		for _, c := range chans {
+			for _, p := range n.Peers(c.ID()) {
+				if !p.Syncing {
+					continue
+				}
+				k, st := key{c.Name, p.ID}, state{synced: p.Synced}
+				now[k] = st
+				old, had := known[k]
+				switch {
+				case !had:
+					how := "it dialled us"
+					if p.Outbound {
+						how = "we dialled it"
+					}
+					fmt.Fprintf(a.stdout, "%s: peer %s connected (%s, found by %s)\n", printable(c.Name), p.ID, how, p.Source)
+					if st.synced {
+						fmt.Fprintf(a.stdout, "%s: peer %s in step\n", printable(c.Name), p.ID)
+					}
+				case st.synced && !old.synced:
+					fmt.Fprintf(a.stdout, "%s: peer %s in step (%d received, %d sent so far)\n", printable(c.Name), p.ID, p.Received, p.Sent)
+				}
+			}
+		}
+		for k := range known {
+			if _, ok := now[k]; !ok {
+				fmt.Fprintf(a.stdout, "%s: peer %s gone\n", printable(k.ch), k.peer)
+			}
+		}
+		known = now
 	}
 }
 
@@ -126,6 +183,17 @@ session for this channel) and outbound (this node opened that session).`,
 				chans, err := n.Channels()
 				if err != nil {
 					return err
+				}
+				if !asJSON {
+					// Where others reach this node (kchat --peer ADDR,
+					// or /connect ADDR in the UI).
+					addrs := n.Addrs()
+					if len(addrs) == 0 {
+						fmt.Fprintln(a.stdout, "this node: not listening")
+					}
+					for _, addr := range addrs {
+						fmt.Fprintf(a.stdout, "this node: %s\n", addr)
+					}
 				}
 				for _, c := range chans {
 					if len(args) == 1 && c.Name != args[0] {

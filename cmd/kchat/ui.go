@@ -23,7 +23,7 @@ func (a *app) runUI(cmd *cobra.Command, _ []string) error {
 	}
 	if _, err := os.Stat(node.ControlSocket(a.dataDir)); err == nil {
 		if code, err := node.RunRemote(cmd.Context(), a.dataDir, []string{"id"}, nil, discard{}, discard{}); err == nil && code == 0 {
-			return fmt.Errorf("kchat is already running on %s (one UI or seed per data dir; use another --data)", a.dataDir)
+			return fmt.Errorf("kchat is already running on %s (a UI, a seed or a read --follow: one per data dir; stop it or use another --data)", a.dataDir)
 		}
 	}
 	kb, err := loadKeys(filepath.Join(a.dataDir, "keys"))
@@ -36,6 +36,7 @@ func (a *app) runUI(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
+	a.net.Redial = true // peers seen before are redialled, wherever discovery is off
 	n, err := node.Open(ctx, node.Options{DataDir: a.dataDir, Logger: log, Net: &a.net})
 	if err != nil {
 		return err
@@ -46,7 +47,8 @@ func (a *app) runUI(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	defer srv.Close()
-	opts := []ui.Option{ui.WithLogger(log), ui.WithKeyBindings(kb)}
+	opts := []ui.Option{ui.WithLogger(log), ui.WithKeyBindings(kb),
+		ui.WithStateFile(filepath.Join(a.dataDir, "ui-state.json"))}
 	if a.notifyCmd != "" {
 		notify, err := notifier(a.notifyCmd)
 		if err != nil {
@@ -115,7 +117,8 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 // uiBackend adapts the node to the UI's Backend interface.
 type uiBackend struct {
 	*node.Node
-	netc chan struct{}
+	netc   chan struct{}
+	statec <-chan struct{}
 }
 
 // newUIBackend starts the goroutine (stopped by ctx) that turns the node's
@@ -123,6 +126,9 @@ type uiBackend struct {
 // into the UI's coalescing NetChanged signal.
 func newUIBackend(ctx context.Context, n *node.Node) *uiBackend {
 	b := &uiBackend{Node: n, netc: make(chan struct{}, 1)}
+	state := n.Changed()
+	context.AfterFunc(ctx, state.Close)
+	b.statec = state.C()
 	var changed <-chan struct{}
 	if sub := n.NetChanged(); sub != nil {
 		changed = sub.C()
@@ -188,6 +194,17 @@ func (b *uiBackend) Peers(ch feed.DiscoveryID) []ui.PeerInfo {
 
 func (b *uiBackend) NetChanged() <-chan struct{} { return b.netc }
 
+// Connect dials a peer and syncs every channel shared with it.
+func (b *uiBackend) Connect(ctx context.Context, addr string) ([]string, error) {
+	res, err := b.Node.Connect(ctx, addr)
+	return res.Channels, err
+}
+
+// StateChanged is the node's Changed signal: joins, parts, nick changes
+// and blocks, also those made by `kchat join` etc. through the control
+// socket while the UI runs.
+func (b *uiBackend) StateChanged() <-chan struct{} { return b.statec }
+
 // Members adapts the node's members to the UI's.
 func (b *uiBackend) Members(ch feed.DiscoveryID) ([]ui.Member, error) {
 	ms, err := b.Node.Members(ch)
@@ -196,7 +213,8 @@ func (b *uiBackend) Members(ch feed.DiscoveryID) ([]ui.Member, error) {
 	}
 	out := make([]ui.Member, len(ms))
 	for i, m := range ms {
-		out[i] = ui.Member{Author: m.Author, Nick: m.Nick, Display: m.Display, Messages: m.Messages, Blocked: m.Blocked, Forked: m.Forked, Role: m.Role}
+		out[i] = ui.Member{Author: m.Author, Nick: m.Nick, Display: m.Display, Messages: m.Messages, Blocked: m.Blocked, Forked: m.Forked,
+			Role: m.Role, LastArrival: m.LastArrival}
 	}
 	return out, nil
 }
