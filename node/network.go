@@ -405,7 +405,7 @@ func (nw *network) fill(d feed.DiscoveryID) {
 
 // connectMesh opens a mesh session; a peer that declines it (busy) is
 // left alone for the time it asks.
-func (nw *network) connectMesh(ctx context.Context, d feed.DiscoveryID, p peer.ID) {
+func (nw *network) connectMesh(ctx context.Context, d feed.DiscoveryID, p peer.ID) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	err := nw.rep.ConnectMesh(ctx, p, d)
@@ -422,6 +422,7 @@ func (nw *network) connectMesh(ctx context.Context, d feed.DiscoveryID, p peer.I
 	case err != nil:
 		nw.sessionFailed(d, p, err)
 	}
+	return err
 }
 
 func (nw *network) connect(ctx context.Context, d feed.DiscoveryID, p peer.ID) error {

@@ -369,15 +369,17 @@ const maxRedialed = 32
 
 // keepRemembered keeps p, a remembered peer, connected: while p has a
 // session in a channel shared with it, it waits; otherwise it dials p's
-// remembered addresses and opens sessions for every channel shared with it,
-// backing off from redialMin to redialMax between failed attempts.
+// remembered addresses and opens mesh sessions for the channels shared with
+// it whose mesh has room (a full mesh does not need p; a busy p or one the
+// mesh rotated away from is left alone), backing off from redialMin to
+// redialMax between failed attempts.
 func (nw *network) keepRemembered(p peer.ID) {
 	check := time.NewTicker(keepGap)
 	defer check.Stop()
 	backoff := redialMin
 	for {
 		joined := nw.joinedSet()
-		var shared []feed.DiscoveryID
+		var shared, needy []feed.DiscoveryID
 		live := false
 		for d := range joined {
 			if !nw.book.shares(p, d) {
@@ -385,11 +387,14 @@ func (nw *network) keepRemembered(p peer.ID) {
 			}
 			shared = append(shared, d)
 			live = live || nw.hasSession(d, p)
+			if nw.outbound(d) < MeshOut && !nw.heldOff(d, p) {
+				needy = append(needy, d)
+			}
 		}
 		if len(shared) == 0 {
 			return // every channel shared with p was left
 		}
-		if live {
+		if live || len(needy) == 0 {
 			backoff = redialMin
 			select {
 			case <-nw.ctx.Done():
@@ -398,7 +403,7 @@ func (nw *network) keepRemembered(p peer.ID) {
 			}
 			continue
 		}
-		if err := nw.redial(p, shared); err != nil {
+		if err := nw.redialCtx(nw.ctx, p, needy, true); err != nil {
 			nw.n.log.Debug("remembered peer", "peer", p, "err", err, "retry in", backoff)
 		} else {
 			backoff = redialMin
@@ -414,13 +419,10 @@ func (nw *network) keepRemembered(p peer.ID) {
 	}
 }
 
-// redial dials p at its remembered addresses and opens a session in each
-// channel of shared.
-func (nw *network) redial(p peer.ID, shared []feed.DiscoveryID) error {
-	return nw.redialCtx(nw.ctx, p, shared)
-}
-
-func (nw *network) redialCtx(ctx context.Context, p peer.ID, shared []feed.DiscoveryID) error {
+// redialCtx dials p at its remembered addresses and opens a session in each
+// channel of shared: mesh sessions (bounded, declinable) when the node
+// redials on its own, sessions the user asked for otherwise (kchat sync).
+func (nw *network) redialCtx(ctx context.Context, p peer.ID, shared []feed.DiscoveryID, mesh bool) error {
 	addrs := nw.book.addrs(p)
 	if len(addrs) == 0 {
 		return errors.New("no address known")
@@ -442,7 +444,11 @@ func (nw *network) redialCtx(ctx context.Context, p peer.ID, shared []feed.Disco
 	}
 	ok := 0
 	for _, d := range shared {
-		if err := nw.connect(ctx, d, p); err == nil {
+		connect := nw.connect
+		if mesh {
+			connect = nw.connectMesh
+		}
+		if err := connect(ctx, d, p); err == nil {
 			ok++
 		} else {
 			errs = append(errs, err)
@@ -476,7 +482,7 @@ func (nw *network) syncRemembered(ctx context.Context, d feed.DiscoveryID) []pee
 		go func() {
 			defer wg.Done()
 			if !nw.hasSession(d, p) {
-				if err := nw.redialCtx(ctx, p, []feed.DiscoveryID{d}); err != nil {
+				if err := nw.redialCtx(ctx, p, []feed.DiscoveryID{d}, false); err != nil {
 					nw.n.log.Info("remembered peer did not answer", "peer", p, "err", err)
 					return
 				}

@@ -378,7 +378,7 @@ func (u *UI) cmdPart(args string) {
 	if ci == nil {
 		return
 	}
-	id, name, key := ci.id, ci.ch.Name, ci.ch.Key
+	id, name, key, link := ci.id, ci.ch.Name, ci.ch.Key, ci.ch.Link().String()
 	u.do(func(ctx context.Context) func() {
 		var err error
 		if purge {
@@ -400,7 +400,7 @@ func (u *UI) cmdPart(args string) {
 				u.note("You left #%s and its history was deleted from this device.", cleanInline(name, 64))
 			} else {
 				u.note("You left #%s. Its history stays on this device; to come back: /join with its key,", cleanInline(name, 64))
-				u.cur().addRaw(u.now(), key.WithName(name), key.String())
+				u.cur().addRaw(u.now(), link, key.WithName(name), key.String())
 			}
 		}
 	})

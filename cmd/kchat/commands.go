@@ -155,7 +155,7 @@ func (a *app) partCmd() *cobra.Command {
 				if err := n.Part(ctx, c.ID()); err != nil {
 					return err
 				}
-				fmt.Fprintf(a.stdout, "left %s; its history stays here; to come back: kchat join %s\n", c.Name, c.Key.WithName(c.Name))
+				fmt.Fprintf(a.stdout, "left %s; its history stays here; to come back: kchat join %s\n", c.Name, c.Link())
 				return nil
 			})
 		},
