@@ -56,7 +56,7 @@ type network struct {
 	manual      map[feed.DiscoveryID]context.CancelFunc    // stops a channel's manual-peer loops
 	keeping     map[peer.ID]bool                           // remembered peers with a keepRemembered loop
 	dialing     map[feed.DiscoveryID]map[peer.ID]bool      // mesh dials in progress
-	busy        map[feed.DiscoveryID]map[peer.ID]time.Time // peers that declined a mesh session, until
+	busy        map[feed.DiscoveryID]map[peer.ID]time.Time // peers the mesh rotated away from, until
 	rotateEvery time.Duration
 }
 
@@ -73,6 +73,14 @@ const MeshOut = 6
 // that a channel's mesh does not freeze into cliques, and a peer that
 // stays quiet or partial is not one of a node's few links for good.
 var meshRotate = 10 * time.Minute
+
+// shedEvery and shedAge: how often a node looks for inbound mesh sessions
+// beyond its bound, and how long an initiator's first session lives before
+// it may be shed (replicate.ShedMesh).
+const (
+	shedEvery = 10 * time.Second
+	shedAge   = 30 * time.Second
+)
 
 // errRotated ends a mesh session the mesh replaces.
 var errRotated = errors.New("mesh rotation")
@@ -287,6 +295,8 @@ func (nw *network) meshLoop() {
 	defer tick.Stop()
 	rotate := time.NewTimer(jitter(nw.rotateEvery))
 	defer rotate.Stop()
+	shed := time.NewTicker(shedEvery)
+	defer shed.Stop()
 	changed := false
 	for {
 		select {
@@ -297,6 +307,13 @@ func (nw *network) meshLoop() {
 			continue
 		case <-nw.found:
 			changed = true
+			continue
+		case <-shed.C:
+			if chans, err := nw.n.store.Channels(); err == nil {
+				for _, c := range chans {
+					nw.rep.ShedMesh(c.ID(), shedAge)
+				}
+			}
 			continue
 		case <-rotate.C:
 			rotate.Reset(jitter(nw.rotateEvery))
@@ -368,9 +385,12 @@ func (nw *network) rotate(d feed.DiscoveryID) {
 	nw.rep.Disconnect(oldest.Peer, d, errRotated)
 }
 
-// heldOff reports whether p declined a mesh session of d (busy), or the
-// mesh rotated away from it, recently.
+// heldOff reports whether p declined or shed a mesh session of d (busy),
+// or the mesh rotated away from it, recently.
 func (nw *network) heldOff(d feed.DiscoveryID, p peer.ID) bool {
+	if nw.rep.Busy(p, d) {
+		return true
+	}
 	nw.mu.Lock()
 	defer nw.mu.Unlock()
 	until, ok := nw.busy[d][p]
@@ -412,12 +432,7 @@ func (nw *network) connectMesh(ctx context.Context, d feed.DiscoveryID, p peer.I
 	var busy *replicate.BusyError
 	switch {
 	case errors.As(err, &busy):
-		nw.mu.Lock()
-		if nw.busy[d] == nil {
-			nw.busy[d] = map[peer.ID]time.Time{}
-		}
-		nw.busy[d][p] = time.Now().Add(busy.Retry)
-		nw.mu.Unlock()
+		// The replicator holds p off for the time it asked (rep.Busy).
 		nw.n.log.Debug("mesh session declined", "peer", p, "channel", d.Short(), "retry", busy.Retry)
 	case err != nil:
 		nw.sessionFailed(d, p, err)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kchat-p2p/kchat/internal/testutil"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 )
 
@@ -43,6 +44,9 @@ func TestBusyDeclinesExtraMeshSessions(t *testing.T) {
 	if !errors.As(err, &busy) || !errors.Is(err, ErrBusy) || busy.Retry <= 0 {
 		t.Fatalf("second mesh session from a peer with other sessions: got %v, want a BusyError", err)
 	}
+	if !b.r.Busy(hub.h.ID(), ch) {
+		t.Fatal("b does not hold off the busy hub")
+	}
 	if b.r.Banned(hub.h.ID(), ch) || hub.r.Banned(b.h.ID(), ch) ||
 		b.r.Stats().Violations != 0 || hub.r.Stats().Violations != 0 {
 		t.Fatal("a declined mesh session counted as a violation")
@@ -64,5 +68,43 @@ func TestBusyDeclinesExtraMeshSessions(t *testing.T) {
 	b.waitSynced(ch, hub)
 	if h, _ := b.st.Head(ch, hub.id.ID()); h.Len != 3 {
 		t.Fatalf("b holds %d of the hub's 3 entries", h.Len)
+	}
+}
+
+// TestShedFirstSessionsOverTheBound: first mesh sessions (mesh = 1) are
+// never declined, so a node can end up over its bound; ShedMesh ends the
+// excess (the oldest first) with a busy frame: the initiator holds the
+// peer off, with no violation, and the newer session stays.
+func TestShedFirstSessionsOverTheBound(t *testing.T) {
+	c := newChannel(t, "general")
+	ch := c.ID()
+	hub := newNode(t, Limits{}, c)
+	hub.r.Close()
+	hub.r = New(hub.h, hub.st, Config{Logger: testLogger(), MeshIn: 1})
+	t.Cleanup(func() { hub.r.Close() })
+	a, b := newNode(t, Limits{}, c), newNode(t, Limits{}, c)
+	if err := a.connectMesh(hub, ch); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.connectMesh(hub, ch); err != nil {
+		t.Fatalf("a first mesh session was declined: %v", err)
+	}
+	if n := hub.r.ShedMesh(ch, time.Hour); n != 0 {
+		t.Fatalf("shed %d sessions younger than the minimum age", n)
+	}
+	if n := hub.r.ShedMesh(ch, 0); n != 1 {
+		t.Fatalf("shed %d sessions, want the 1 over the bound", n)
+	}
+	testutil.Eventually(t, 10*time.Second, "a's session with the hub to end with busy", func() bool {
+		return a.r.Busy(hub.h.ID(), ch) && len(a.r.Sessions(ch)) == 0
+	})
+	if a.r.Stats().Violations != 0 || hub.r.Stats().Violations != 0 || a.r.Banned(hub.h.ID(), ch) {
+		t.Fatal("shedding counted as a violation")
+	}
+	if ss := b.r.Sessions(ch); len(ss) != 1 || b.r.Busy(hub.h.ID(), ch) {
+		t.Fatalf("the newer session was shed too: %+v", ss)
+	}
+	if n := hub.r.ShedMesh(ch, 0); n != 0 {
+		t.Fatalf("shed %d more at the bound", n)
 	}
 }

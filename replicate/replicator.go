@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -136,6 +137,7 @@ type Replicator struct {
 	bans      map[sessKey]time.Time // a zero channel: the peer for every channel
 	ended     map[sessKey]error     // why the last session of a key ended
 	strangers map[peer.ID]*strangerCount
+	busy      map[sessKey]time.Time // peers that declined or shed a mesh session, until
 
 	sig notify.Signal // status changes
 }
@@ -159,6 +161,7 @@ func New(h host.Host, st *feed.Store, cfg Config) *Replicator {
 		ctx:    ctx, stop: stop,
 		sessions: map[sessKey]*session{}, dialing: map[sessKey]*dial{}, pending: map[sessKey]int{},
 		bans: map[sessKey]time.Time{}, ended: map[sessKey]error{}, strangers: map[peer.ID]*strangerCount{},
+		busy: map[sessKey]time.Time{},
 	}
 	r.protos = []protocol.ID{ProtocolID, ProtocolV1}
 	if cfg.MaxVersion == 1 {
@@ -283,7 +286,8 @@ func (r *Replicator) connect(ctx context.Context, key sessKey, meshN uint64) err
 	sess, err := r.handshake(ctx, s, c, true, meshN)
 	if err != nil {
 		err = r.failed(key, s, err)
-		if errors.Is(err, ErrBusy) {
+		if be := (*BusyError)(nil); errors.As(err, &be) {
+			r.holdBusy(key, be.Retry)
 			return err
 		}
 		var v *violation
@@ -483,6 +487,70 @@ func (r *Replicator) waitLive(ctx context.Context, key sessKey) bool {
 			return false
 		}
 	}
+}
+
+// holdBusy records that the peer of key declined or shed a mesh session.
+func (r *Replicator) holdBusy(key sessKey, d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	for k, until := range r.busy {
+		if !now.Before(until) {
+			delete(r.busy, k)
+		}
+	}
+	r.busy[key] = now.Add(d)
+}
+
+// Busy reports whether p declined or shed a mesh session of ch and asked
+// not to be asked again yet.
+func (r *Replicator) Busy(p peer.ID, ch feed.DiscoveryID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	until, ok := r.busy[sessKey{p, ch}]
+	return ok && time.Now().Before(until)
+}
+
+// errShed ends a mesh session this node shed (it sent busy).
+var errShed = errors.New("shed: more inbound mesh sessions than the bound")
+
+// ShedMesh ends inbound mesh sessions of ch beyond the node's bound: those
+// an initiator opened as its first (mesh = 1, which is never declined),
+// live for at least minAge (by then it has usually found other peers), the
+// oldest first. Each is told with a busy frame, so the initiator picks
+// someone else (4.3a). It returns how many it shed.
+func (r *Replicator) ShedMesh(ch feed.DiscoveryID, minAge time.Duration) int {
+	if r.meshIn < 0 {
+		return 0
+	}
+	r.mu.Lock()
+	in := 0
+	var firsts []*session
+	for k, s := range r.sessions {
+		if k.ch != ch || s.outbound || !s.mesh || !s.alive() {
+			continue
+		}
+		in++
+		if s.meshN == 1 && s.version >= 2 && time.Since(s.since) >= minAge {
+			firsts = append(firsts, s)
+		}
+	}
+	r.mu.Unlock()
+	excess := in - r.meshIn
+	if excess <= 0 || len(firsts) == 0 {
+		return 0
+	}
+	slices.SortFunc(firsts, func(a, b *session) int { return a.since.Compare(b.since) })
+	n := 0
+	for _, s := range firsts[:min(excess, len(firsts))] {
+		if err := s.send(frameBusy, busyBody{Retry: uint64(busyRetry.Milliseconds())}); err != nil {
+			continue
+		}
+		s.log.Debug("mesh session shed", "inbound mesh sessions", in)
+		s.cancel(errShed)
+		n++
+	}
+	return n
 }
 
 // meshFull reports whether ch has as many inbound mesh sessions as the

@@ -215,7 +215,7 @@ func (r *Replicator) handshake(ctx context.Context, s network.Stream, c feed.Cha
 		return nil, err
 	}
 	sess := r.newSession(cn, sessKey{remote, ch}, outbound, version)
-	sess.mesh = mesh > 0
+	sess.mesh, sess.meshN = mesh > 0, mesh
 	return sess, nil
 }
 
@@ -274,7 +274,8 @@ type session struct {
 	cn       *conn
 	version  int
 	outbound bool
-	mesh     bool // opened by a mesh (the hello's mesh field), not by a user
+	mesh     bool   // opened by a mesh (the hello's mesh field), not by a user
+	meshN    uint64 // the hello's mesh field
 	since    time.Time
 	log      *slog.Logger
 	ctx      context.Context
@@ -375,7 +376,7 @@ func (s *session) wake() {
 // protocol and unregisters the session.
 func (r *Replicator) run(s *session) {
 	stop := context.AfterFunc(s.ctx, func() {
-		if errors.Is(context.Cause(s.ctx), errReplaced) {
+		if c := context.Cause(s.ctx); errors.Is(c, errReplaced) || errors.Is(c, errShed) {
 			s.cn.s.Close() // the peer may still be reading our proof
 		} else {
 			s.cn.s.Reset()
@@ -420,6 +421,12 @@ func (s *session) readLoop() error {
 		f, err := s.cn.read(s.key.ch)
 		if err != nil {
 			return err
+		}
+		if f.typ == frameBusy && s.outbound && s.mesh {
+			// The peer sheds this mesh session (4.3a): go elsewhere.
+			retry := time.Duration(min(f.busy.Retry, uint64(time.Hour.Milliseconds()))) * time.Millisecond
+			s.r.holdBusy(s.key, retry)
+			return &BusyError{Retry: retry}
 		}
 		s.mu.Lock()
 		first := !s.gotHave

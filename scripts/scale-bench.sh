@@ -28,6 +28,9 @@
 #                   until every node printed all N*BURST; with the CPU per message per
 #                   node of that burst (no idle correction)
 #   RSS/node        mean resident memory of the seeds after the burst
+#   at the end      sessions/node mean and max again after the burst (a minute or
+#                   more after the mesh formed: first sessions beyond a node's
+#                   inbound bound are shed after 30 s)
 #
 # A node missing a message after TIMEOUT seconds is reported in the row ("lost").
 # Environment: M (20), GAP (0.5 s), BURST (20), MESH_MIN (6), MESH_WAIT (180 s),
@@ -279,13 +282,27 @@ bench() {
 	rss=$(rss_mb "${pids[@]}")
 	log "N=$n: burst $burst, CPU/msg/node ${bcpu} ms, RSS/node ${rss} MB"
 
-	printf '| %d | %s / %d (opened <= %d) | %s ms (raw %s) | %s s / %s s | %d | %s | %s ms | %d MB |\n' \
-		"$n" "$smean" "$smax" "$omax" "$cpu_ms" "$cpu_raw" "$p50" "$pmax" "$lost" "$burst" "$bcpu" "$rss" >>"$TMP/table"
+	# Sessions again, a minute or more after the mesh formed (nodes shed
+	# first sessions beyond their inbound bound after 30 s).
+	local atot=0 amax=0 aper=()
+	for ((i = 0; i < n; i++)); do
+		s=$(sessions "$i")
+		tot=${s% *}
+		aper+=("$tot")
+		atot=$((atot + tot))
+		((tot > amax)) && amax=$tot
+	done
+	local amean
+	amean=$(printf '%.1f' "$(echo "scale=2; $atot / $n" | bc)")
+	log "N=$n: sessions per node at the end: ${aper[*]}"
+
+	printf '| %d | %s / %d (opened <= %d) | %s / %d | %s ms (raw %s) | %s s / %s s | %d | %s | %s ms | %d MB |\n' \
+		"$n" "$smean" "$smax" "$omax" "$amean" "$amax" "$cpu_ms" "$cpu_raw" "$p50" "$pmax" "$lost" "$burst" "$bcpu" "$rss" >>"$TMP/table"
 	cleanup
 }
 
-echo "| N | sessions/node mean / max | CPU/msg/node | latency p50 / max | lost | burst (N x $BURST) | burst CPU/msg/node | RSS/node |" >"$TMP/table"
-echo "|---|---|---|---|---|---|---|---|" >>"$TMP/table"
+echo "| N | sessions/node mean / max | at the end | CPU/msg/node | latency p50 / max | lost | burst (N x $BURST) | burst CPU/msg/node | RSS/node |" >"$TMP/table"
+echo "|---|---|---|---|---|---|---|---|---|" >>"$TMP/table"
 for n in "${SIZES[@]}"; do
 	t=$(now)
 	bench "$n" || log "N=$n failed"
