@@ -104,13 +104,9 @@ func startNetwork(ctx context.Context, n *Node, o NetOptions) (*network, error) 
 		found:  make(chan struct{}, 1),
 		manual: map[feed.DiscoveryID]context.CancelFunc{}, keeping: map[peer.ID]bool{}, dialing: map[feed.DiscoveryID]map[peer.ID]bool{},
 		busy: map[feed.DiscoveryID]map[peer.ID]time.Time{}, rotateEvery: meshRotate}
-	meshIn := 0 // replicate.DefaultMeshIn
-	if o.Seed {
-		// A seed is there to serve: it takes more mesh sessions (a node
-		// with no other session of the channel is always served anyway).
-		meshIn = 4 * replicate.DefaultMeshIn
-	}
-	nw.rep = replicate.New(disc.Host(), n.store, replicate.Config{Logger: n.log, MeshIn: meshIn})
+	// Seeds too: a node with no other session of a channel is always
+	// served, so a seed's NATed clients are never turned away.
+	nw.rep = replicate.New(disc.Host(), n.store, replicate.Config{Logger: n.log})
 	nw.redialOn = o.Redial
 	nw.noDiscovery = o.NoDHT && o.NoMDNS
 	if nw.book, err = loadPeerBook(n.dir); err != nil {
@@ -411,9 +407,12 @@ func (nw *network) fill(d feed.DiscoveryID) {
 	for _, s := range nw.rep.Sessions(d) {
 		in[s.Peer] = true
 	}
+	// A node with no session of d ignores busy holds: it asks as a first
+	// session (mesh = 1), which is never declined.
+	lone := len(in) == 0
 	var cands []peer.ID
 	for _, p := range nw.disc.Book().Peers(d) {
-		if p.Connected && !in[p.ID] && !nw.rep.Banned(p.ID, d) && !nw.heldOff(d, p.ID) {
+		if p.Connected && !in[p.ID] && !nw.rep.Banned(p.ID, d) && (lone || !nw.heldOff(d, p.ID)) {
 			cands = append(cands, p.ID)
 		}
 	}

@@ -107,4 +107,27 @@ func TestShedFirstSessionsOverTheBound(t *testing.T) {
 	if n := hub.r.ShedMesh(ch, 0); n != 0 {
 		t.Fatalf("shed %d more at the bound", n)
 	}
+	// b leaves; a had no other peer: it comes back at once as a first
+	// session, which is accepted, then c does. Over the bound again, the
+	// hub sheds c, not a, which it shed a moment ago, although a is older.
+	b.r.Disconnect(hub.h.ID(), ch, errors.New("leaving"))
+	testutil.Eventually(t, 10*time.Second, "the hub to see b leave", func() bool {
+		return len(hub.r.Sessions(ch)) == 0
+	})
+	if err := a.connectMesh(hub, ch); err != nil {
+		t.Fatalf("a lone peer asking again: %v", err)
+	}
+	c2 := newNode(t, Limits{}, c)
+	if err := c2.connectMesh(hub, ch); err != nil {
+		t.Fatal(err)
+	}
+	if n := hub.r.ShedMesh(ch, 0); n != 1 {
+		t.Fatalf("shed %d, want one", n)
+	}
+	testutil.Eventually(t, 10*time.Second, "the newer peer's session to be shed", func() bool {
+		return c2.r.Busy(hub.h.ID(), ch) && len(c2.r.Sessions(ch)) == 0
+	})
+	if len(a.r.Sessions(ch)) != 1 {
+		t.Fatal("a was shed twice in a row")
+	}
 }

@@ -138,6 +138,7 @@ type Replicator struct {
 	ended     map[sessKey]error     // why the last session of a key ended
 	strangers map[peer.ID]*strangerCount
 	busy      map[sessKey]time.Time // peers that declined or shed a mesh session, until
+	shed      map[sessKey]time.Time // peers whose session this node shed, when
 
 	sig notify.Signal // status changes
 }
@@ -161,7 +162,7 @@ func New(h host.Host, st *feed.Store, cfg Config) *Replicator {
 		ctx:    ctx, stop: stop,
 		sessions: map[sessKey]*session{}, dialing: map[sessKey]*dial{}, pending: map[sessKey]int{},
 		bans: map[sessKey]time.Time{}, ended: map[sessKey]error{}, strangers: map[peer.ID]*strangerCount{},
-		busy: map[sessKey]time.Time{},
+		busy: map[sessKey]time.Time{}, shed: map[sessKey]time.Time{},
 	}
 	r.protos = []protocol.ID{ProtocolID, ProtocolV1}
 	if cfg.MaxVersion == 1 {
@@ -514,16 +515,27 @@ func (r *Replicator) Busy(p peer.ID, ch feed.DiscoveryID) bool {
 // errShed ends a mesh session this node shed (it sent busy).
 var errShed = errors.New("shed: more inbound mesh sessions than the bound")
 
+// shedAgain: a peer whose session was shed and that came back anyway (it
+// had no other peer) is not shed again for this long.
+const shedAgain = 10 * time.Minute
+
 // ShedMesh ends inbound mesh sessions of ch beyond the node's bound: those
 // an initiator opened as its first (mesh = 1, which is never declined),
 // live for at least minAge (by then it has usually found other peers), the
-// oldest first. Each is told with a busy frame, so the initiator picks
-// someone else (4.3a). It returns how many it shed.
+// oldest first, not the same peer twice in shedAgain. Each is told with a
+// busy frame, so the initiator picks someone else (4.3a). It returns how
+// many it shed.
 func (r *Replicator) ShedMesh(ch feed.DiscoveryID, minAge time.Duration) int {
 	if r.meshIn < 0 {
 		return 0
 	}
 	r.mu.Lock()
+	now := time.Now()
+	for k, at := range r.shed {
+		if now.Sub(at) >= shedAgain {
+			delete(r.shed, k)
+		}
+	}
 	in := 0
 	var firsts []*session
 	for k, s := range r.sessions {
@@ -531,7 +543,7 @@ func (r *Replicator) ShedMesh(ch feed.DiscoveryID, minAge time.Duration) int {
 			continue
 		}
 		in++
-		if s.meshN == 1 && s.version >= 2 && time.Since(s.since) >= minAge {
+		if _, again := r.shed[k]; s.meshN == 1 && s.version >= 2 && now.Sub(s.since) >= minAge && !again {
 			firsts = append(firsts, s)
 		}
 	}
@@ -547,6 +559,9 @@ func (r *Replicator) ShedMesh(ch feed.DiscoveryID, minAge time.Duration) int {
 			continue
 		}
 		s.log.Debug("mesh session shed", "inbound mesh sessions", in)
+		r.mu.Lock()
+		r.shed[s.key] = time.Now()
+		r.mu.Unlock()
 		s.cancel(errShed)
 		n++
 	}
