@@ -128,6 +128,18 @@ func TestNamesTextRoles(t *testing.T) {
 	if got != want {
 		t.Fatalf("%q\nwant %q", got, want)
 	}
+	// The names pane (F2) marks them as IRC marks operators.
+	var c feed.AuthorID
+	c[0] = 3
+	for m, want := range map[Member]string{
+		{Author: a, Display: "alice", Role: "admin"}: "@alice",
+		{Author: b, Display: "bob", Role: "mod"}:     "+bob",
+		{Author: c, Display: "carol"}:                "carol",
+	} {
+		if got := paneName(m); got != want {
+			t.Errorf("pane shows %q, want %q", got, want)
+		}
+	}
 	for _, line := range []string{"/mod list", "/ban x", "/unban x", "/show"} {
 		if _, _, ok := parseCommand(line); !ok {
 			t.Fatalf("%s is not a command", line)

@@ -98,10 +98,7 @@ func (u *UI) drawNames(scr tcell.Screen, r rect) {
 		if y >= r.y+r.h {
 			break
 		}
-		name := cleanInline(m.Display, 0)
-		if name == "" {
-			name = m.Author.Short()
-		}
+		name := paneName(m)
 		st := styleOf(span{st: stNick, color: nickColor(m.Author)})
 		if m.Author == u.self {
 			st = styleOf(span{st: stOwnNick, color: nickColor(m.Author)})
@@ -111,6 +108,23 @@ func (u *UI) drawNames(scr tcell.Screen, r rect) {
 		}
 		drawText(scr, r.x+4, y, w, truncateWidth(name, w), st)
 	}
+}
+
+// paneName is how the names pane shows m: the nickname as displayed (the
+// id's short form without one), marked as IRC marks operators: "@" for a
+// channel admin, "+" for a moderator (whose moderation the user follows).
+func paneName(m Member) string {
+	name := cleanInline(m.Display, 0)
+	if name == "" {
+		name = m.Author.Short()
+	}
+	switch m.Role {
+	case "admin":
+		return "@" + name
+	case "mod":
+		return "+" + name
+	}
+	return name
 }
 
 // activeWindow: an author whose newest entry arrived within it is shown as
