@@ -27,6 +27,11 @@ H=30
 tm() { tmux -L "$SOCK" "$@"; }
 cleanup() {
 	tm kill-server 2>/dev/null || true
+	# The UIs get SIGHUP and shut down, writing their stores and state files
+	# as they go: wait for them to exit before removing their data dirs (an
+	# rm racing a shutdown fails with "Directory not empty").
+	local deadline=$((SECONDS + 30))
+	while pgrep -f -- "--data $WORK/" >/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
