@@ -170,7 +170,10 @@ func kchatCmdContext(ctx context.Context, args ...string) *exec.Cmd {
 // kchat runs the binary to completion on data dir dir.
 func kchat(t testing.TB, dir, stdin string, args ...string) cliResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// A bound on a hang, not a speed check: under -race on a busy 2-core
+	// machine, reading 30,000 messages through a seed that is still
+	// indexing them took over 2 minutes once (TestCrashSeedDuringSync).
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := kchatCmdContext(ctx, append([]string{"--data", dir}, args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
