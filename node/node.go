@@ -351,11 +351,7 @@ func (n *Node) SetNick(ctx context.Context, nick string) error {
 		}
 	}
 	defer n.changed.Notify() // also when saving fails: the entries are sent
-	tmp := n.nickPath() + ".tmp"
-	if err := os.WriteFile(tmp, []byte(nick+"\n"), 0o600); err != nil {
-		return fmt.Errorf("save nick: %w", err)
-	}
-	return os.Rename(tmp, n.nickPath())
+	return perm.WritePrivate("nick", n.nickPath(), []byte(nick+"\n"))
 }
 
 // ErrInvisible is wrapped by the error for a nickname or channel name that

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kchat-p2p/kchat/feed"
+	"github.com/kchat-p2p/kchat/internal/perm"
 	"github.com/kchat-p2p/kchat/replicate"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
@@ -178,22 +179,7 @@ func (b *peerBook) save() error {
 	if err != nil {
 		return fmt.Errorf("remembered peers: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(b.path), ".peers-*")
-	if err != nil {
-		return fmt.Errorf("save remembered peers: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save remembered peers: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save remembered peers: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), b.path); err != nil {
-		return fmt.Errorf("save remembered peers: %w", err)
-	}
-	return nil
+	return perm.WritePrivate("remembered peers", b.path, data)
 }
 
 func parseDiscoveryID(s string) (feed.DiscoveryID, bool) {

@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kchat-p2p/kchat/internal/perm"
 	"os"
-	"path/filepath"
 
 	"github.com/kchat-p2p/kchat/feed"
 )
@@ -60,22 +60,7 @@ func saveState(path string, st savedState) error {
 	if err != nil {
 		return fmt.Errorf("encode UI state: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".ui-state-*")
-	if err != nil {
-		return fmt.Errorf("save UI state: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save UI state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save UI state: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("save UI state: %w", err)
-	}
-	return nil
+	return perm.WritePrivate("UI state", path, b)
 }
 
 func idString(id feed.DiscoveryID) string { return id.String() }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"syscall"
 )
@@ -117,6 +118,29 @@ func ReadPrivate(what, path string) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: %w", what, err)
 	}
 	return b, nil
+}
+
+// WritePrivate replaces the file at path with data, owner-only (0600) and
+// atomically: data goes to a temporary file in the same directory, which
+// is renamed over path, so a crash leaves the old file or the new one,
+// never half of one.
+func WritePrivate(what, path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return fmt.Errorf("save %s: %w", what, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save %s: %w", what, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save %s: %w", what, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("save %s: %w", what, err)
+	}
+	return nil
 }
 
 // CheckSocket refuses the unix socket at path unless it is a socket (not a
