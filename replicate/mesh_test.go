@@ -89,6 +89,17 @@ func TestShedFirstSessionsOverTheBound(t *testing.T) {
 	if err := b.connectMesh(hub, ch); err != nil {
 		t.Fatalf("a first mesh session was declined: %v", err)
 	}
+	// ConnectMesh returns once the initiator has checked the hub's proof;
+	// the hub registers the session when it has checked the initiator's.
+	testutil.Eventually(t, 10*time.Second, "the hub to hold both inbound mesh sessions", func() bool {
+		n := 0
+		for _, si := range hub.r.Sessions(ch) {
+			if !si.Outbound && si.Mesh {
+				n++
+			}
+		}
+		return n == 2
+	})
 	if n := hub.r.ShedMesh(ch, time.Hour); n != 0 {
 		t.Fatalf("shed %d sessions younger than the minimum age", n)
 	}

@@ -443,6 +443,20 @@ func (h *harness) waitGone(s string) string {
 
 func (h *harness) key(k tcell.Key, r rune, mod tcell.ModMask) { h.scr.InjectKey(k, r, mod) }
 
+// post queues ev behind the keys already injected. tcell's PostEvent drops
+// the event while the screen's 10-event queue is full (a loaded machine
+// gets there), so post retries until the UI has drained a slot.
+func (h *harness) post(ev tcell.Event) {
+	h.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for h.scr.PostEvent(ev) != nil {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("the UI took no event for 30 s: %T not posted", ev)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func (h *harness) typeLine(s string) {
 	for _, r := range s {
 		h.key(tcell.KeyRune, r, tcell.ModNone)
@@ -459,7 +473,7 @@ func (h *harness) typeText(s string) {
 
 func (h *harness) resize(w, hh int) {
 	h.onUI(func() { h.scr.SetSize(w, hh) })
-	h.scr.PostEvent(tcell.NewEventResize(w, hh))
+	h.post(tcell.NewEventResize(w, hh))
 }
 
 // pressUntil presses key until text is on screen.

@@ -401,7 +401,7 @@ func TestCatchUpSummaryNoBellStorm(t *testing.T) {
 
 func TestPasteIsOneMessage(t *testing.T) {
 	b, ch, h := startIn(t, 80, 24)
-	h.scr.PostEvent(tcell.NewEventPaste(true))
+	h.post(tcell.NewEventPaste(true))
 	for _, r := range "line one\nline two\nline three\n" {
 		if r == '\n' {
 			h.key(tcell.KeyEnter, '\r', tcell.ModNone)
@@ -409,7 +409,7 @@ func TestPasteIsOneMessage(t *testing.T) {
 			h.key(tcell.KeyRune, r, tcell.ModNone)
 		}
 	}
-	h.scr.PostEvent(tcell.NewEventPaste(false))
+	h.post(tcell.NewEventPaste(false))
 	h.waitText("Pasted 3 lines")
 	if msgs, _ := b.v.Last(ch.ID(), 10); len(msgs) != 0 {
 		t.Fatalf("paste sent %d messages by itself", len(msgs))
@@ -604,9 +604,7 @@ func TestAwayKeepsUnread(t *testing.T) {
 	b.post(bob, ch, nick("bob"), text("before"))
 	h.waitText("before")
 
-	if err := h.scr.PostEvent(tcell.NewEventFocus(false)); err != nil {
-		t.Fatal(err)
-	}
+	h.post(tcell.NewEventFocus(false))
 	h.waitFor("away", func(string) bool {
 		var away bool
 		h.onUI(func() { away = h.u.away })
@@ -623,9 +621,7 @@ func TestAwayKeepsUnread(t *testing.T) {
 		t.Fatalf("the views count %d unread while away: marked read", u.Messages)
 	}
 
-	if err := h.scr.PostEvent(tcell.NewEventFocus(true)); err != nil {
-		t.Fatal(err)
-	}
+	h.post(tcell.NewEventFocus(true))
 	s := h.waitText("new message")
 	if i, j := strings.Index(s, "before"), strings.Index(s, "new message"); i < 0 || j < i || j > strings.Index(s, "while you were away") {
 		t.Fatalf("the new-messages line is not where the user left off:\n%s", s)
