@@ -306,6 +306,45 @@ func TestForkDetected(t *testing.T) {
 	}
 }
 
+// TestCopiesSkipTheSignatureButNotTheFork: a batch that only repeats held
+// entries stores nothing and is no error (the mesh's copies), while another
+// entry at a held seq, the head's too, is a fork however short the batch.
+func TestCopiesSkipTheSignatureButNotTheFork(t *testing.T) {
+	ctx := context.Background()
+	id, _ := feed.NewIdentity()
+	a := newEnv(t)
+	b := newEnv(t, a.ch)
+	d := a.ch.ID()
+	ea, _ := a.st.Append(ctx, id, d, texts(3)...)
+	eb, _ := b.st.Append(ctx, id, d, text("other 0"), text("other 1"), text("other 2"))
+	dst := newEnv(t, a.ch)
+	if _, err := dst.st.Apply(ctx, d, id.ID(), ea); err != nil {
+		t.Fatal(err)
+	}
+	for _, copies := range [][]feed.Entry{ea, ea[:1], ea[1:2], ea[2:]} {
+		if n, err := dst.st.Apply(ctx, d, id.ID(), copies); n != 0 || err != nil {
+			t.Fatalf("copies of seq %d..: stored %d, %v", copies[0].Seq, n, err)
+		}
+	}
+	// A copy with its signature changed is not a copy.
+	raw := append([]byte(nil), ea[2].Encode()...)
+	raw[len(raw)-1] ^= 1
+	bad, err := feed.DecodeEntry(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dst.st.Apply(ctx, d, id.ID(), []feed.Entry{bad}); !errors.Is(err, feed.ErrBadSignature) {
+		t.Fatalf("held seq with a bad signature: %v", err)
+	}
+	// The other branch at the head's seq.
+	if _, err := dst.st.Apply(ctx, d, id.ID(), eb[2:]); !errors.Is(err, feed.ErrForked) {
+		t.Fatalf("another entry at the head's seq: %v, want a fork", err)
+	}
+	if h, _ := dst.st.Head(d, id.ID()); !h.Forked || h.Len != 3 {
+		t.Fatalf("head after a fork at its seq: %+v", h)
+	}
+}
+
 func TestConcurrentAppendsStayContiguous(t *testing.T) {
 	e := newEnv(t)
 	id, _ := feed.NewIdentity()
