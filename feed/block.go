@@ -218,8 +218,8 @@ func (s *Store) purge(ctx context.Context, ch DiscoveryID, a *AuthorID) error {
 		}
 	}
 	if a == nil {
-		if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(chanKey(ch)) }); err != nil {
-			return fmt.Errorf("purge: %w", err)
+		if err := s.forgetChannel(ch, "purge"); err != nil {
+			return err
 		}
 	}
 	// 2. The arrival records (a scan of the whole log), with the high-water

@@ -89,8 +89,14 @@ func (s *Store) Join(c Channel) error {
 	if err != nil {
 		return fmt.Errorf("encode channel: %w", err)
 	}
+	s.chMu.Lock()
+	defer s.chMu.Unlock()
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(chanKey(c.ID()), v) }); err != nil {
+		s.chans = nil // read again: the write may or may not have landed
 		return fmt.Errorf("join channel: %w", err)
+	}
+	if s.chans != nil {
+		s.chans[c.ID()] = c
 	}
 	return nil
 }
@@ -101,34 +107,31 @@ func (s *Store) Part(d DiscoveryID) error {
 	if _, err := s.Channel(d); err != nil {
 		return err
 	}
+	return s.forgetChannel(d, "part channel")
+}
+
+// forgetChannel deletes channel d's record.
+func (s *Store) forgetChannel(d DiscoveryID, what string) error {
+	s.chMu.Lock()
+	defer s.chMu.Unlock()
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(chanKey(d)) }); err != nil {
-		return fmt.Errorf("part channel: %w", err)
+		s.chans = nil
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if s.chans != nil {
+		delete(s.chans, d)
 	}
 	return nil
 }
 
-// Channel returns the joined channel with discovery id d.
-func (s *Store) Channel(d DiscoveryID) (Channel, error) {
-	var c Channel
-	err := s.db.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(chanKey(d))
-		if err != nil {
-			return err
-		}
-		return it.Value(func(v []byte) error { return decMode.Unmarshal(v, &c) })
-	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return c, fmt.Errorf("%w: %s", ErrUnknownChannel, d.Short())
+// joined returns the joined channels, read from the database once and then
+// kept in memory (Apply and the network ask for them all the time; only
+// this store writes them). Caller holds s.chMu.
+func (s *Store) joined() (map[DiscoveryID]Channel, error) {
+	if s.chans != nil {
+		return s.chans, nil
 	}
-	if err != nil {
-		return c, fmt.Errorf("read channel: %w", err)
-	}
-	return c, nil
-}
-
-// Channels lists joined channels by name.
-func (s *Store) Channels() ([]Channel, error) {
-	var out []Channel
+	chans := map[DiscoveryID]Channel{}
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pChan), PrefetchValues: true})
 		defer it.Close()
@@ -137,12 +140,43 @@ func (s *Store) Channels() ([]Channel, error) {
 			if err := it.Item().Value(func(v []byte) error { return decMode.Unmarshal(v, &c) }); err != nil {
 				return err
 			}
-			out = append(out, c)
+			chans[c.ID()] = c
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list channels: %w", err)
+	}
+	s.chans = chans
+	return chans, nil
+}
+
+// Channel returns the joined channel with discovery id d.
+func (s *Store) Channel(d DiscoveryID) (Channel, error) {
+	s.chMu.Lock()
+	defer s.chMu.Unlock()
+	chans, err := s.joined()
+	if err != nil {
+		return Channel{}, fmt.Errorf("read channel: %w", err)
+	}
+	c, ok := chans[d]
+	if !ok {
+		return c, fmt.Errorf("%w: %s", ErrUnknownChannel, d.Short())
+	}
+	return c, nil
+}
+
+// Channels lists joined channels by name.
+func (s *Store) Channels() ([]Channel, error) {
+	s.chMu.Lock()
+	chans, err := s.joined()
+	out := make([]Channel, 0, len(chans))
+	for _, c := range chans {
+		out = append(out, c)
+	}
+	s.chMu.Unlock()
+	if err != nil {
+		return nil, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil

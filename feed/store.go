@@ -90,6 +90,9 @@ type Store struct {
 
 	blocks *blockList // blocked (channel, author) feeds (block.go)
 
+	chMu  sync.Mutex              // guards chans
+	chans map[DiscoveryID]Channel // joined channels, as stored (nil: not read yet)
+
 	all   notify.Signal // every stored entry
 	subMu sync.Mutex    // guards perCh
 	perCh map[DiscoveryID]*notify.Signal

@@ -194,12 +194,7 @@ func (nw *network) keepManual(ctx context.Context, c feed.Channel, addr string) 
 }
 
 func (nw *network) hasSession(d feed.DiscoveryID, p peer.ID) bool {
-	for _, s := range nw.rep.Sessions(d) {
-		if s.Peer == p {
-			return true
-		}
-	}
-	return false
+	return nw.rep.HasSession(p, d)
 }
 
 func (nw *network) leave(d feed.DiscoveryID) {

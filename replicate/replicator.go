@@ -670,6 +670,15 @@ func (r *Replicator) Sessions(ch feed.DiscoveryID) []SessionInfo {
 	return out
 }
 
+// HasSession reports whether a live session with p for ch runs (a map
+// lookup: for loops that ask often, unlike Sessions).
+func (r *Replicator) HasSession(p peer.ID, ch feed.DiscoveryID) bool {
+	r.mu.Lock()
+	s := r.sessions[sessKey{p, ch}]
+	r.mu.Unlock()
+	return s != nil && s.alive()
+}
+
 // Stats returns totals since New.
 func (r *Replicator) Stats() Stats {
 	r.mu.Lock()

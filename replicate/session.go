@@ -295,6 +295,7 @@ type session struct {
 	synced       bool
 	lastEntries  time.Time // when the last entries frame arrived
 	holds        int       // feeds the peer asked us to hold off
+	refusals     int       // feeds with a refusal() reason
 	newTokens    float64   // feeds new to the store this session may still bring
 	newAt        time.Time
 	served       int // feeds advertised (version 1 caps it)
@@ -352,8 +353,16 @@ func (s *session) update(a feed.AuthorID, fn func(f *feedState)) *feedState {
 		s.feeds[a] = f
 	}
 	u0, w0, o0 := contrib(f)
+	r0, _ := f.refusal()
 	fn(f)
 	u1, w1, o1 := contrib(f)
+	if r1, _ := f.refusal(); (r0 == "") != (r1 == "") {
+		if r1 == "" {
+			s.refusals--
+		} else {
+			s.refusals++
+		}
+	}
 	if u0 {
 		s.unsynced--
 	}
@@ -1044,6 +1053,28 @@ type Refusal struct {
 	ByPeer bool   // the peer refused it (else: this side)
 }
 
+// refusal says why feed f is left out of the session ("" if it is not),
+// and whether the peer refused it.
+func (f *feedState) refusal() (why string, byPeer bool) {
+	switch {
+	case f.refused != "":
+		return f.refused, true
+	case f.local.Forked || f.peer.Forked || f.diverged == "forked":
+		return "forked", false
+	case f.diverged != "":
+		return f.diverged, false
+	case f.stalled:
+		return "stalled: the peer advertises entries it does not send", false
+	case f.blocked:
+		return "blocked", false
+	case f.throttled:
+		return "throttled", false
+	}
+	return "", false
+}
+
+// info is the session's state. It walks the feeds only when some are
+// left out (status readers call it for every session, often).
 func (s *session) info() SessionInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -1052,20 +1083,12 @@ func (s *session) info() SessionInfo {
 		Sent: s.sent.Load(), Received: s.received.Load(), Stored: s.stored.Load(),
 		Synced: s.synced, Want: s.want, Owe: s.owe,
 	}
+	if s.refusals == 0 {
+		return si
+	}
 	for a, f := range s.feeds {
-		switch {
-		case f.refused != "":
-			si.Refused = append(si.Refused, Refusal{Author: a, Why: f.refused, ByPeer: true})
-		case f.local.Forked || f.peer.Forked || f.diverged == "forked":
-			si.Refused = append(si.Refused, Refusal{Author: a, Why: "forked"})
-		case f.diverged != "":
-			si.Refused = append(si.Refused, Refusal{Author: a, Why: f.diverged})
-		case f.stalled:
-			si.Refused = append(si.Refused, Refusal{Author: a, Why: "stalled: the peer advertises entries it does not send"})
-		case f.blocked:
-			si.Refused = append(si.Refused, Refusal{Author: a, Why: "blocked"})
-		case f.throttled:
-			si.Refused = append(si.Refused, Refusal{Author: a, Why: "throttled"})
+		if why, byPeer := f.refusal(); why != "" {
+			si.Refused = append(si.Refused, Refusal{Author: a, Why: why, ByPeer: byPeer})
 		}
 	}
 	return si

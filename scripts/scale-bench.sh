@@ -35,7 +35,8 @@
 # A node missing a message after TIMEOUT seconds is reported in the row ("lost").
 # Environment: M (20), GAP (0.5 s), BURST (20), MESH_MIN (6), MESH_WAIT (180 s),
 # TIMEOUT (120 s per message; the burst gets 5x), KCHAT (a built binary; default:
-# go build -o $TMP/kchat ./cmd/kchat), KEEP=1 keeps the data dirs and logs.
+# go build -o $TMP/kchat ./cmd/kchat), KEEP=1 keeps the data dirs and logs,
+# PROFILE=1 (with KEEP=1) has seeds 1..N-1 write CPU profiles to nI/cpu.prof.
 # It is a benchmark, not a test: it is not part of .ci/run.
 set -uo pipefail
 
@@ -159,7 +160,7 @@ bench() {
 	[ -n "$addr" ] || { echo "seed 0 printed no address:" >&2; cat "$TMP/n0/seed.out" >&2; return 1; }
 	log "N=$n: bootstrap seed at $addr; starting $((n - 1)) more"
 	for ((i = 1; i < n; i++)); do
-		"$BIN" --data "$TMP/n$i" "${NET[@]}" --bootstrap "$addr" seed >"$TMP/n$i/seed.out" 2>&1 &
+		KCHAT_CPUPROFILE=${PROFILE:+$TMP/n$i/cpu.prof} "$BIN" --data "$TMP/n$i" "${NET[@]}" --bootstrap "$addr" seed >"$TMP/n$i/seed.out" 2>&1 &
 		pids+=($!)
 		PIDS+=($!)
 	done

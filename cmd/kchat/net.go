@@ -101,6 +101,9 @@ and relays for peers behind NATs. Prints its multiaddrs (give one to others as
 // seedLog prints, until ctx ends, one line per change of a peer's session
 // in a channel: connected, in step, gone. (No addresses: the seed's own
 // are the only multiaddrs it prints.)
+// seedLogGap is how often a seed's log of peers may look at them.
+const seedLogGap = 250 * time.Millisecond
+
 func (a *app) seedLog(ctx context.Context, n *node.Node) {
 	sub := n.NetChanged()
 	if sub == nil {
@@ -111,12 +114,25 @@ func (a *app) seedLog(ctx context.Context, n *node.Node) {
 	type key struct{ ch, peer string }
 	type state struct{ synced bool }
 	known := map[key]state{}
+	// The network signals on every stored batch; a log of who came and
+	// went needs a look at most every seedLogGap.
+	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-sub.C():
 		}
+		if wait := seedLogGap - time.Since(last); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		last = time.Now()
 		chans, err := n.Channels()
 		if err != nil {
 			continue
