@@ -11,34 +11,57 @@ const recentMaxBytes = 4 << 20
 // peer's CPU during a sync). It holds a contiguous run of arrival numbers
 // [first, first+len(ents)); entries are immutable once stored, so the
 // cache points at the written batch's elements instead of copying them.
+//
+// The same entries also serve Store.Run: every session of a channel sends
+// a new entry on to its peer, so each stored entry is read back once per
+// session. bySeq finds a cached entry by feed and seq; verified marks the
+// entries stored with metaVerified.
 type recent struct {
-	mu    sync.RWMutex
-	first uint64
-	ents  []*Entry
-	bytes int
+	mu       sync.RWMutex
+	first    uint64
+	ents     []*Entry
+	verified []bool
+	bySeq    map[feedSeq]uint64 // arrival number
+	bytes    int
 }
 
-// add records entries stored with arrival numbers from, from+1, ...
-// (called under the store's write lock, after the commit).
-func (r *recent) add(from uint64, es []Entry) {
+type feedSeq struct {
+	ch  DiscoveryID
+	a   AuthorID
+	seq uint64
+}
+
+func seqOf(e *Entry) feedSeq { return feedSeq{e.Channel, e.Author, e.Seq} }
+
+// add records entries stored with arrival numbers from, from+1, ...; the
+// last verified of them were stored with metaVerified (called under the
+// store's write lock, after the commit).
+func (r *recent) add(from uint64, es []Entry, verified int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.ents) == 0 || r.first+uint64(len(r.ents)) != from {
 		r.reset()
 		r.first = from
 	}
+	if r.bySeq == nil {
+		r.bySeq = map[feedSeq]uint64{}
+	}
 	for i := range es {
+		r.bySeq[seqOf(&es[i])] = from + uint64(i)
 		r.ents = append(r.ents, &es[i])
+		r.verified = append(r.verified, i >= len(es)-verified)
 		r.bytes += len(es[i].Encode())
 	}
 	k := 0
 	for r.bytes > recentMaxBytes && k < len(r.ents) {
 		r.bytes -= len(r.ents[k].raw)
+		delete(r.bySeq, seqOf(r.ents[k]))
 		r.ents[k] = nil // let the evicted entry go
 		k++
 	}
 	if k > 0 {
 		r.ents = r.ents[k:]
+		r.verified = r.verified[k:]
 		r.first += uint64(k)
 	}
 }
@@ -46,7 +69,45 @@ func (r *recent) add(from uint64, es []Entry) {
 func (r *recent) reset() {
 	clear(r.ents)
 	r.ents = r.ents[:0]
+	r.verified = r.verified[:0]
+	clear(r.bySeq)
 	r.bytes = 0
+}
+
+// run is Store.Run from the cache: the run of feed (ch, a) from seq from,
+// within the limits, ending at an entry whose signature verifies. ok is
+// false when the cache does not hold seq from or the run has no such end
+// that Run would find without its slow path (the caller reads Badger).
+func (r *recent) run(ch DiscoveryID, a AuthorID, from uint64, maxEntries, maxBytes int) (out []Entry, ok bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	lastMarked, total := -1, 0
+	for seq := from; len(out) < maxEntries; seq++ {
+		n, held := r.bySeq[feedSeq{ch, a, seq}]
+		if !held {
+			break
+		}
+		e := r.ents[n-r.first]
+		if len(out) > 0 && total+len(e.raw) > maxBytes {
+			break
+		}
+		total += len(e.raw)
+		if r.verified[n-r.first] {
+			lastMarked = len(out)
+		}
+		out = append(out, *e)
+	}
+	switch {
+	case len(out) == 0:
+		return nil, false
+	case lastMarked == len(out)-1:
+		return out, true
+	case out[len(out)-1].VerifySignature() == nil:
+		return out, true // as Store.Run: an inner entry can end a run
+	case lastMarked >= 0:
+		return out[:lastMarked+1], true
+	}
+	return nil, false
 }
 
 // since returns up to limit (0: no limit) cached entries after arrival

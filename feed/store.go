@@ -491,7 +491,7 @@ func (s *Store) write(ch DiscoveryID, a AuthorID, es []Entry, verified int) erro
 		if err := txn.Commit(); err != nil {
 			return fmt.Errorf("commit entries: %w", err)
 		}
-		s.recent.add(s.last+1, chunk)
+		s.recent.add(s.last+1, chunk, max(0, n-max(0, firstVerified-done)))
 		s.last = last
 		s.heads[feedKey{ch, a}] = h
 		s.changed(ch, a)
@@ -659,6 +659,9 @@ func (s *Store) holds(ch DiscoveryID, a AuthorID, e *Entry) (bool, error) {
 // within the limits the run was received with. It returns no entries (and
 // no error) when from is past the head.
 func (s *Store) Run(ch DiscoveryID, a AuthorID, from uint64, maxEntries, maxBytes int) ([]Entry, error) {
+	if out, ok := s.recent.run(ch, a, from, maxEntries, maxBytes); ok {
+		return out, nil // just stored: every session of the channel sends it on
+	}
 	var out []Entry
 	lastMarked := -1
 	prefix := append(append([]byte(pEntry), ch[:]...), a[:]...)
