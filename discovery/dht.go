@@ -167,7 +167,12 @@ func (n *Node) findLoop(ts *topicState, d *dht.IpfsDHT) {
 		if !sleepCtx(ctx, jitter(interval)) {
 			return
 		}
-		if fresh == 0 {
+		switch {
+		case fresh == 0 && len(providers) >= enoughProviders:
+			// Nothing new in a channel with peers enough: every round
+			// costs each provider-holding node a reply listing them all.
+			interval = findMaxInterval
+		case fresh == 0:
 			interval = min(2*interval, findMaxInterval)
 		}
 	}

@@ -106,7 +106,10 @@ const (
 	connGrace     = time.Minute
 	foundBuffer   = 128
 	findLimit     = 100
-	protectPrefix = "kchat/"
+	// enoughProviders: a find round that brings nothing new while this
+	// many providers are known backs off to findMaxInterval at once.
+	enoughProviders = 8
+	protectPrefix   = "kchat/"
 )
 
 // Node owns the libp2p host, the DHT, the mDNS services and the discovery loops.

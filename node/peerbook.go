@@ -373,12 +373,14 @@ func (nw *network) keepRemembered(p peer.ID) {
 			}
 			shared = append(shared, d)
 			live = live || nw.hasSession(d, p)
-			if nw.outbound(d) < MeshOut && !nw.heldOff(d, p) {
-				needy = append(needy, d)
-			}
 		}
 		if len(shared) == 0 {
 			return // every channel shared with p was left
+		}
+		for _, d := range shared {
+			if !live && nw.outbound(d) < MeshOut && !nw.heldOff(d, p) {
+				needy = append(needy, d)
+			}
 		}
 		if live || len(needy) == 0 {
 			backoff = redialMin

@@ -448,6 +448,9 @@ func (s *session) readLoop() error {
 			err = s.onHave(f.have)
 		case frameEntries:
 			err = s.onEntries(f.entries)
+			// Entries refused or dropped change what is left out: the
+			// writer recomputes "synced" (stored ones wake it anyway).
+			s.wake()
 		case frameFork:
 			err = s.onFork(f.fork)
 		case frameRefuse:
@@ -716,6 +719,7 @@ func (s *session) onRefuse(b *refuseBody) error {
 	})
 	s.mu.Unlock()
 	s.log.Debug("peer refused a feed", "author", a.Short(), "why", why, "retry_ms", b.Retry)
+	s.wake() // the writer looks at holds once a second
 	s.r.notify()
 	return nil
 }
@@ -728,7 +732,20 @@ func (s *session) writeLoop() error {
 	sub := s.r.st.SubscribeChannel(s.key.ch)
 	defer sub.Close()
 	every := s.r.lim.IdleTimeout / 6
-	tick := time.NewTicker(min(every, s.r.lim.StallTimeout/3, time.Second))
+	// The timer wakes the writer for pings, stalls and the peer's holds:
+	// once a second while a hold is pending, else every min(every,
+	// StallTimeout/3), so that idle sessions cost few wake-ups.
+	gap := func() time.Duration {
+		g := min(every, s.r.lim.StallTimeout/3)
+		s.mu.Lock()
+		if s.holds > 0 {
+			g = min(g, time.Second)
+		}
+		s.mu.Unlock()
+		return g
+	}
+	next := time.Now().Add(gap())
+	tick := time.NewTimer(time.Until(next))
 	defer tick.Stop()
 	if err := s.start(); err != nil {
 		return err
@@ -740,6 +757,10 @@ func (s *session) writeLoop() error {
 			}
 			return err
 		}
+		if g := gap(); time.Until(next) > g {
+			next = time.Now().Add(g)
+			tick.Reset(g)
+		}
 		select {
 		case <-s.ctx.Done():
 			return nil
@@ -747,6 +768,8 @@ func (s *session) writeLoop() error {
 			s.readChanges()
 		case <-s.poke:
 		case <-tick.C:
+			next = time.Now().Add(gap())
+			tick.Reset(time.Until(next))
 			s.timers()
 			s.wmu.Lock()
 			quiet := time.Since(s.lastWrite)
