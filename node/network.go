@@ -132,7 +132,13 @@ func startNetwork(ctx context.Context, n *Node, o NetOptions) (*network, error) 
 func (nw *network) close() error {
 	nw.cancel()
 	nw.wg.Wait()
-	return errors.Join(nw.rep.Close(), nw.disc.Close())
+	err := errors.Join(nw.rep.Close(), nw.disc.Close())
+	// Received against stored says how many copies the mesh pushed.
+	st := nw.rep.Stats()
+	nw.n.log.Info("replication totals", "entries_sent", st.EntriesSent, "entries_received", st.EntriesReceived,
+		"entries_stored", st.EntriesStored, "frames_sent", st.FramesSent, "frames_received", st.FramesReceived,
+		"bytes_sent", st.BytesSent, "bytes_received", st.BytesReceived, "violations", st.Violations)
+	return err
 }
 
 // join starts finding peers of c and keeps a session with each manual peer.
