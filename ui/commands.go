@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -824,6 +825,13 @@ func (u *UI) cmdSearch(args string) {
 			}
 			ci.search.query, ci.search.next = q, next
 			ci.search.found = ci.search.found[:0]
+			// What the buffer hides (blocked authors, moderation's
+			// collapsed messages), search does not show either.
+			buf := u.buffer(id)
+			found = slices.DeleteFunc(found, func(m views.Message) bool {
+				_, collapsed := buf.modHides(&item{msg: m})
+				return u.hidden(m.Author) || collapsed
+			})
 			var b strings.Builder
 			fmt.Fprintf(&b, "%s for %q in #%s", plural(len(found), "match", "matches"), cleanInline(q, 64), cleanInline(name, 64))
 			if from != "" {

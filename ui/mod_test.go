@@ -79,6 +79,8 @@ func TestModUI(t *testing.T) {
 	if strings.Contains(s, "spam one") || !strings.Contains(s, "hello from bob") {
 		t.Fatalf("hidden messages shown, or others hidden:\n%s", s)
 	}
+	h.typeLine("/search spam")
+	h.waitText(`0 matches for "spam"`)
 	h.typeLine("/show")
 	h.waitText("spam two")
 	h.typeLine("/show")

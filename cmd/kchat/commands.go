@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -736,6 +737,12 @@ them, oldest first. Edited messages are searched as edited; deleted ones never.`
 				if err := a.waitIndexed(ctx, n); err != nil {
 					return err
 				}
+				// What read leaves out (blocked authors, moderation's
+				// hides), search leaves out too.
+				hide, err := modHidden(n, c)
+				if err != nil {
+					return err
+				}
 				var found []views.Message
 				var cur views.Cursor
 				for len(found) < limit {
@@ -745,7 +752,7 @@ them, oldest first. Edited messages are searched as edited; deleted ones never.`
 					if err != nil {
 						return err
 					}
-					found = append(page, found...)
+					found = append(slices.DeleteFunc(page, hide), found...)
 					if next == "" || ctx.Err() != nil {
 						break
 					}

@@ -78,6 +78,23 @@ func (m *modNet) sync(who, peer string) {
 	}
 }
 
+// searched is the text messages `kchat search general QUERY --json`
+// finds on who.
+func (m *modNet) searched(who, query string) []string {
+	m.t.Helper()
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(m.run(who, "search", "general", query, "--json")), "\n") {
+		var jm jsonMessage
+		if err := json.Unmarshal([]byte(l), &jm); err != nil {
+			m.t.Fatalf("%v: %q", err, l)
+		}
+		if jm.Kind == "text" {
+			got = append(got, jm.Text)
+		}
+	}
+	return got
+}
+
 // texts is what `kchat read general --json` shows on who (without --all).
 func (m *modNet) texts(who string, all ...string) []string {
 	m.t.Helper()
@@ -199,6 +216,9 @@ func TestModHideAppointUnfollow(t *testing.T) {
 	}
 	if got := strings.Join(m.texts("B", "--all"), ","); got != "m1 (hidden),m2" {
 		t.Fatalf("B reads --all %q", got)
+	}
+	if got := strings.Join(m.searched("B", "m"), ","); got != "m2" {
+		t.Fatalf("B's search finds %q after A hid m1", got)
 	}
 	m.run("A", "mod", "general", "unhide", "mallory:1")
 	m.sync("B", "A")
