@@ -19,6 +19,23 @@ func (n *node) connectMesh(o *node, ch [32]byte) error {
 	return n.r.ConnectMesh(ctx, o.h.ID(), ch)
 }
 
+// waitInboundMesh waits until n holds want inbound mesh sessions of ch.
+// ConnectMesh returns once the initiator has checked the responder's
+// proof; the responder registers the session when it has checked the
+// initiator's, a moment later.
+func (n *node) waitInboundMesh(ch [32]byte, want int) {
+	n.t.Helper()
+	testutil.Eventually(n.t, 10*time.Second, "inbound mesh sessions", func() bool {
+		got := 0
+		for _, si := range n.r.Sessions(ch) {
+			if !si.Outbound && si.Mesh {
+				got++
+			}
+		}
+		return got == want
+	})
+}
+
 // TestBusyDeclinesExtraMeshSessions: a node with MeshIn 1 takes one inbound
 // mesh session per channel; a second mesh session from a peer that has
 // other sessions is declined with a busy frame (no violation, no ban), while
@@ -39,6 +56,7 @@ func TestBusyDeclinesExtraMeshSessions(t *testing.T) {
 	if err := a.connectMesh(hub, ch); err != nil {
 		t.Fatalf("first mesh session: %v", err)
 	}
+	hub.waitInboundMesh(ch, 1)
 	err := b.connectMesh(hub, ch)
 	var busy *BusyError
 	if !errors.As(err, &busy) || !errors.Is(err, ErrBusy) || busy.Retry <= 0 {
@@ -86,20 +104,11 @@ func TestShedFirstSessionsOverTheBound(t *testing.T) {
 	if err := a.connectMesh(hub, ch); err != nil {
 		t.Fatal(err)
 	}
+	hub.waitInboundMesh(ch, 1) // a's is the older session
 	if err := b.connectMesh(hub, ch); err != nil {
 		t.Fatalf("a first mesh session was declined: %v", err)
 	}
-	// ConnectMesh returns once the initiator has checked the hub's proof;
-	// the hub registers the session when it has checked the initiator's.
-	testutil.Eventually(t, 10*time.Second, "the hub to hold both inbound mesh sessions", func() bool {
-		n := 0
-		for _, si := range hub.r.Sessions(ch) {
-			if !si.Outbound && si.Mesh {
-				n++
-			}
-		}
-		return n == 2
-	})
+	hub.waitInboundMesh(ch, 2)
 	if n := hub.r.ShedMesh(ch, time.Hour); n != 0 {
 		t.Fatalf("shed %d sessions younger than the minimum age", n)
 	}
@@ -128,10 +137,12 @@ func TestShedFirstSessionsOverTheBound(t *testing.T) {
 	if err := a.connectMesh(hub, ch); err != nil {
 		t.Fatalf("a lone peer asking again: %v", err)
 	}
+	hub.waitInboundMesh(ch, 1)
 	c2 := newNode(t, Limits{}, c)
 	if err := c2.connectMesh(hub, ch); err != nil {
 		t.Fatal(err)
 	}
+	hub.waitInboundMesh(ch, 2)
 	if n := hub.r.ShedMesh(ch, 0); n != 1 {
 		t.Fatalf("shed %d, want one", n)
 	}
