@@ -284,21 +284,23 @@ type session struct {
 
 	sent, received, stored atomic.Uint64
 
-	mu           sync.Mutex
-	feeds        map[feed.AuthorID]*feedState
-	dirty        map[feed.AuthorID]bool // writer's work list
-	haveDirty    map[feed.AuthorID]bool // local heads changed since the last have
-	gotHave      bool                   // the peer's first have arrived
-	peerComplete bool                   // the peer's listing is complete (no more pages pending)
-	unsynced     int                    // feeds not excluded whose heads differ
-	want, owe    uint64
-	synced       bool
-	lastEntries  time.Time // when the last entries frame arrived
-	holds        int       // feeds the peer asked us to hold off
-	refusals     int       // feeds with a refusal() reason
-	newTokens    float64   // feeds new to the store this session may still bring
-	newAt        time.Time
-	served       int // feeds advertised (version 1 caps it)
+	mu             sync.Mutex
+	feeds          map[feed.AuthorID]*feedState
+	dirty          map[feed.AuthorID]bool // writer's work list
+	haveDirty      map[feed.AuthorID]bool // local heads changed since the last have
+	gotHave        bool                   // the peer's first have arrived
+	peerComplete   bool                   // the peer's listing is complete (no more pages pending)
+	unsynced       int                    // feeds not excluded whose heads differ
+	want, owe      uint64
+	synced         bool
+	lastEntries    time.Time // when the last entries frame arrived
+	holds          int       // feeds the peer asked us to hold off
+	refusals       int       // feeds with a refusal() reason
+	applying       bool      // the reader is storing an entries frame
+	lookedApplying bool      // isSynced said no because of applying
+	newTokens      float64   // feeds new to the store this session may still bring
+	newAt          time.Time
+	served         int // feeds advertised (version 1 caps it)
 
 	wmu       sync.Mutex // serialises frame writes; guards lastWrite
 	lastWrite time.Time
@@ -500,6 +502,22 @@ var storeFaults = []error{feed.ErrBadSignature, feed.ErrBadPrev, feed.ErrSeqGap,
 	feed.ErrWrongAuthor, feed.ErrTooLarge, feed.ErrMalformed}
 
 func (s *session) onEntries(b *entriesBody) error {
+	// Until this frame is stored and counted, the session is not synced:
+	// the store's signal wakes the writer, which may find the heads equal
+	// before the counters below have moved (kchat sync reads them).
+	s.mu.Lock()
+	s.applying = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.applying = false
+		looked := s.lookedApplying
+		s.lookedApplying = false
+		s.mu.Unlock()
+		if looked {
+			s.r.notify() // a WaitSynced looked in between: look again
+		}
+	}()
 	var a feed.AuthorID
 	copy(a[:], b.Author)
 	n := uint64(len(b.Entries))
@@ -1066,6 +1084,10 @@ func (s *session) sendHave() error {
 func (s *session) isSynced() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.synced && s.applying {
+		s.lookedApplying = true
+		return false
+	}
 	return s.synced
 }
 
