@@ -110,6 +110,17 @@ func (r *recent) run(ch DiscoveryID, a AuthorID, from uint64, maxEntries, maxByt
 	return nil, false
 }
 
+// get returns the cached entry at seq of a's feed in ch, if cached.
+func (r *recent) get(ch DiscoveryID, a AuthorID, seq uint64) (Entry, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	n, held := r.bySeq[feedSeq{ch, a, seq}]
+	if !held {
+		return Entry{}, false
+	}
+	return *r.ents[n-r.first], true
+}
+
 // since returns up to limit (0: no limit) cached entries after arrival
 // number after, and whether the cache holds arrival after+1 at all (if
 // not, the caller reads from Badger).

@@ -236,6 +236,9 @@ func (s *Store) Heads(ch DiscoveryID) ([]Head, error) {
 
 // Get reads entry seq of author's feed in ch.
 func (s *Store) Get(ch DiscoveryID, a AuthorID, seq uint64) (Entry, error) {
+	if e, ok := s.recent.get(ch, a, seq); ok {
+		return e, nil // just stored: sessions check peers' heads against it
+	}
 	var e Entry
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error

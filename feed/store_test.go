@@ -585,6 +585,16 @@ func TestRunFromMemoryIsRunFromDisk(t *testing.T) {
 	}
 	size := len(es[0].Encode())
 	for _, st := range []*feed.Store{src.st, dst.st} {
+		for seq := uint64(0); seq <= 50; seq++ { // Get answers from the same cache
+			mem, err1 := st.Get(d, id.ID(), seq)
+			want, err2 := disk.Get(d, id.ID(), seq)
+			if (err1 == nil) != (err2 == nil) || mem.Hash() != want.Hash() || mem.Seq != want.Seq {
+				t.Fatalf("Get seq %d: memory %v (%v), disk %v (%v)", seq, mem.Hash(), err1, want.Hash(), err2)
+			}
+			if seq == 50 && !errors.Is(err1, feed.ErrNotFound) {
+				t.Fatalf("Get past the head: %v, want ErrNotFound", err1)
+			}
+		}
 		for from := uint64(0); from <= 50; from++ {
 			for _, maxN := range []int{1, 3, 10, 100} {
 				for _, maxB := range []int{1, 5*size + 1, 1 << 20} {

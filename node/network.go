@@ -12,6 +12,7 @@ import (
 
 	"github.com/kchat-p2p/kchat/discovery"
 	"github.com/kchat-p2p/kchat/feed"
+	"github.com/kchat-p2p/kchat/internal/notify"
 	"github.com/kchat-p2p/kchat/replicate"
 	lpnet "github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -58,6 +59,7 @@ type network struct {
 	dialing     map[feed.DiscoveryID]map[peer.ID]bool      // mesh dials in progress
 	busy        map[feed.DiscoveryID]map[peer.ID]time.Time // peers the mesh rotated away from, until
 	rotateEvery time.Duration
+	keepBeat    notify.Beat // keepRemembered loops' shared check (run by keepBeat.Run)
 }
 
 // MeshOut is how many sync sessions per channel a node opens itself to
@@ -66,7 +68,7 @@ type network struct {
 // session ends. Each node dials at most MeshOut and answers whoever dials
 // it, so sessions per node average 2 x MeshOut whatever the channel's size,
 // and an entry reaches everyone in O(log N) hops of gossip (docs/architecture.md).
-const MeshOut = 6
+const MeshOut = 4
 
 // meshRotate is how often a node with a full mesh replaces its oldest
 // mesh session by one with a peer it has no session with (jittered), so
@@ -121,7 +123,8 @@ func startNetwork(ctx context.Context, n *Node, o NetOptions) (*network, error) 
 	for _, c := range chans {
 		nw.join(c)
 	}
-	nw.wg.Add(3)
+	nw.wg.Add(4)
+	go func() { defer nw.wg.Done(); nw.keepBeat.Run(nw.ctx, keepGap) }()
 	go nw.foundLoop()
 	go nw.meshLoop()
 	go nw.rememberLoop()
@@ -288,8 +291,17 @@ func (nw *network) meshLoop() {
 	defer nw.wg.Done()
 	sub := nw.rep.Subscribe()
 	defer sub.Close()
-	tick := time.NewTicker(time.Second)
+	// Top-ups at most once a second, and the timer runs only after a
+	// change: an idle node is not woken.
+	tick := time.NewTimer(time.Second)
 	defer tick.Stop()
+	armed := true
+	arm := func() {
+		if !armed {
+			tick.Reset(time.Second)
+			armed = true
+		}
+	}
 	rotate := time.NewTimer(jitter(nw.rotateEvery))
 	defer rotate.Stop()
 	shed := time.NewTicker(shedEvery)
@@ -301,9 +313,11 @@ func (nw *network) meshLoop() {
 			return
 		case <-sub.C():
 			changed = true
+			arm()
 			continue
 		case <-nw.found:
 			changed = true
+			arm()
 			continue
 		case <-shed.C:
 			if chans, err := nw.n.store.Channels(); err == nil {
@@ -320,8 +334,10 @@ func (nw *network) meshLoop() {
 				}
 			}
 			changed = true
+			arm()
 			continue
 		case <-tick.C:
+			armed = false
 		}
 		if !changed {
 			continue

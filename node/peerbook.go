@@ -237,9 +237,10 @@ func (nw *network) rememberLoop() {
 	defer save.Stop()
 	// The replicator signals on every batch: the sessions are looked at
 	// at most every rememberGap.
-	tick := time.NewTicker(rememberGap)
+	// The timer runs only after a change: an idle node is not woken.
+	tick := time.NewTimer(0)
 	defer tick.Stop()
-	changed := true
+	armed := true
 	tried := map[sessKey]time.Time{} // spread attempts
 	for {
 		select {
@@ -254,13 +255,13 @@ func (nw *network) rememberLoop() {
 			}
 			continue
 		case <-sub.C():
-			changed = true
+			if !armed {
+				tick.Reset(rememberGap)
+				armed = true
+			}
 			continue
 		case <-tick.C:
-			if !changed {
-				continue
-			}
-			changed = false
+			armed = false
 		}
 		joined := nw.joinedSet()
 		now := time.Now()
@@ -360,8 +361,6 @@ const maxRedialed = 32
 // mesh rotated away from is left alone), backing off from redialMin to
 // redialMax between failed attempts.
 func (nw *network) keepRemembered(p peer.ID) {
-	check := time.NewTicker(keepGap)
-	defer check.Stop()
 	backoff := redialMin
 	for {
 		joined := nw.joinedSet()
@@ -387,7 +386,7 @@ func (nw *network) keepRemembered(p peer.ID) {
 			select {
 			case <-nw.ctx.Done():
 				return
-			case <-check.C:
+			case <-nw.keepBeat.C(): // one wake-up a second for all of them
 			}
 			continue
 		}

@@ -49,7 +49,7 @@ func (e *BusyError) Unwrap() error { return ErrBusy }
 
 // DefaultMeshIn is how many inbound mesh sessions per channel a node
 // accepts from peers that have other sessions of the channel (4.3a).
-const DefaultMeshIn = 16
+const DefaultMeshIn = 8
 
 // busyRetry is what a busy responder asks the initiator to wait.
 const busyRetry = time.Minute

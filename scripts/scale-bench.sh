@@ -36,7 +36,9 @@
 # Environment: M (20), GAP (0.5 s), BURST (20), MESH_MIN (6), MESH_WAIT (180 s),
 # TIMEOUT (120 s per message; the burst gets 5x), KCHAT (a built binary; default:
 # go build -o $TMP/kchat ./cmd/kchat), KEEP=1 keeps the data dirs and logs,
-# PROFILE=1 (with KEEP=1) has seeds 1..N-1 write CPU profiles to nI/cpu.prof.
+# PROFILE=1 (with KEEP=1) has seeds 1..N-1 write CPU profiles of their whole run to
+# nI/cpu.prof, PROFILE=burst of the burst only (from just before the sends until
+# every node holds every message).
 # It is a benchmark, not a test: it is not part of .ci/run.
 set -uo pipefail
 
@@ -160,7 +162,8 @@ bench() {
 	[ -n "$addr" ] || { echo "seed 0 printed no address:" >&2; cat "$TMP/n0/seed.out" >&2; return 1; }
 	log "N=$n: bootstrap seed at $addr; starting $((n - 1)) more"
 	for ((i = 1; i < n; i++)); do
-		KCHAT_CPUPROFILE=${PROFILE:+$TMP/n$i/cpu.prof} "$BIN" --data "$TMP/n$i" "${NET[@]}" --bootstrap "$addr" seed >"$TMP/n$i/seed.out" 2>&1 &
+		KCHAT_CPUPROFILE=$([ "${PROFILE:-}" = 1 ] && echo "$TMP/n$i/cpu.prof") \
+			KCHAT_CPUPROFILE_USR1=$([ "${PROFILE:-}" = burst ] && echo "$TMP/n$i/cpu.prof") "$BIN" --data "$TMP/n$i" "${NET[@]}" --bootstrap "$addr" seed >"$TMP/n$i/seed.out" 2>&1 &
 		pids+=($!)
 		PIDS+=($!)
 	done
@@ -253,6 +256,7 @@ bench() {
 	# The burst: every node sends BURST messages at once.
 	local sends=() got total burst bcpu
 	total=$((n * BURST))
+	[ "${PROFILE:-}" = burst ] && kill -USR1 "${pids[@]:1}"
 	c0=$(cpu "${pids[@]}")
 	t0=$(now)
 	for ((i = 0; i < n; i++)); do
@@ -272,6 +276,7 @@ bench() {
 		sleep 0.25
 	done
 	c1=$(cpu "${pids[@]}")
+	[ "${PROFILE:-}" = burst ] && kill -USR1 "${pids[@]:1}"
 	if ((got == n)); then
 		t1=$(grep -h "\"text\":\"burst-$n-" "$TMP"/n*/follow.log | awk '$1 > m {m = $1} END {printf "%.3f", m}')
 		burst=$(printf '%.2f s' "$(echo "$t1 - $t0" | bc)")

@@ -321,7 +321,13 @@ func (v *Views) read(lo uint64) ([]Item, uint64, error) {
 // readRange reads up to limit entries (and about maxBytes of payload) after
 // arrival lo.
 func (v *Views) readRange(lo uint64, limit, maxBytes int) ([]Item, uint64, error) {
-	items := make([]Item, 0, min(limit, 1024))
+	// An Item is a few hundred bytes: on the live path a step reads a
+	// handful, so size the slice by what is there, not by the limit.
+	var have uint64
+	if last := v.st.Last(); last > lo {
+		have = last - lo
+	}
+	items := make([]Item, 0, min(uint64(limit), 1024, have))
 	last, size := lo, 0
 	err := v.st.Since(lo, limit, func(n uint64, e feed.Entry) error {
 		last = n

@@ -211,7 +211,7 @@ type page struct {
 }
 
 func (v *Views) newPage(txn *badger.Txn, ch feed.DiscoveryID, gen uint64, n int) *page {
-	return &page{v: v, txn: txn, ch: ch, r: v.nicks.resolver(txn, gen), out: make([]Message, 0, n)}
+	return &page{v: v, txn: txn, ch: ch, r: v.nicks.resolver(txn, gen), out: make([]Message, 0, min(n, 64))}
 }
 
 func (p *page) add(key, row []byte) error {

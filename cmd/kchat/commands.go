@@ -797,10 +797,13 @@ func (a *app) follow(ctx context.Context, n *node.Node, c feed.Channel, after ui
 		if err != nil {
 			return err
 		}
+		// One write per look, not per line: through the control socket
+		// each write is a reply frame and a syscall.
+		w := bufio.NewWriterSize(a.stdout, 64<<10)
 		for _, m := range msgs {
 			after = max(after, m.Arrival)
 			if !seen[[2]any{m.Author, m.Seq}] && (all || !hide(m)) {
-				a.printMessageHidden(a.stdout, m, asJSON, hide(m))
+				a.printMessageHidden(w, m, asJSON, hide(m))
 			}
 		}
 		eds, err := n.Views().Edits(c.ID(), afterEdit, 1000)
@@ -809,7 +812,10 @@ func (a *app) follow(ctx context.Context, n *node.Node, c feed.Channel, after ui
 		}
 		for _, ed := range eds {
 			afterEdit = ed.Arrival
-			a.printEdit(a.stdout, c.ID(), n.Views(), ed, asJSON)
+			a.printEdit(w, c.ID(), n.Views(), ed, asJSON)
+		}
+		if err := w.Flush(); err != nil {
+			return err
 		}
 		if len(msgs) == 1000 || len(eds) == 1000 {
 			continue

@@ -35,6 +35,8 @@ func main() {
 			defer f.Close()
 			defer pprof.StopCPUProfile()
 		}
+	} else if p := os.Getenv("KCHAT_CPUPROFILE_USR1"); p != "" {
+		defer profileOnSignal(p)()
 	}
 	ctx, stop := shutdownOnSignal(os.Stderr, shutdownGrace, storage.FlushFailures, func() {
 		pprof.StopCPUProfile()
@@ -46,6 +48,44 @@ func main() {
 		pprof.StopCPUProfile()
 		os.Exit(code)
 	}
+}
+
+// profileOnSignal: each SIGUSR1 starts a CPU profile into file (the same
+// file each time), the next one stops it; for profiling one span of a long
+// run (scripts/scale-bench.sh PROFILE=burst). The returned func stops it.
+func profileOnSignal(file string) (stop func()) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var f *os.File
+		for {
+			select {
+			case <-done:
+				if f != nil {
+					pprof.StopCPUProfile()
+					f.Close()
+				}
+				return
+			case <-sig:
+			}
+			if f != nil {
+				pprof.StopCPUProfile()
+				f.Close()
+				f = nil
+				continue
+			}
+			var err error
+			if f, err = os.Create(file); err == nil && pprof.StartCPUProfile(f) != nil {
+				f.Close()
+				f = nil
+			}
+		}
+	}()
+	return func() { signal.Stop(sig); close(done); wg.Wait() }
 }
 
 // shutdownGrace bounds the shutdown that SIGINT or SIGTERM starts: a store

@@ -5,7 +5,11 @@
 // (Since, Arrived, Status...). Nothing queues.
 package notify
 
-import "sync"
+import (
+	"context"
+	"sync"
+	"time"
+)
 
 // Signal is a set of subscribers to one kind of change. The zero value is
 // ready to use; a Signal must not be copied after first use.
@@ -56,4 +60,44 @@ func (sub *Subscription) Close() {
 	sub.s.mu.Lock()
 	delete(sub.s.subs, sub)
 	sub.s.mu.Unlock()
+}
+
+// Beat is one periodic wake-up shared by many waiters: each waits on C,
+// which is closed at the next beat. Many goroutines that each check
+// something every second would otherwise wake the process once each,
+// staggered; on Beat they all run in one wake-up. The zero value is ready;
+// Run drives it.
+type Beat struct {
+	mu sync.Mutex
+	c  chan struct{}
+}
+
+// C returns a channel closed at the next beat.
+func (b *Beat) C() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.c == nil {
+		b.c = make(chan struct{})
+	}
+	return b.c
+}
+
+// Run beats every period until ctx ends (a waiter then sees ctx, not a
+// beat).
+func (b *Beat) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		b.mu.Lock()
+		if b.c != nil {
+			close(b.c)
+			b.c = nil
+		}
+		b.mu.Unlock()
+	}
 }

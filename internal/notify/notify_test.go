@@ -1,8 +1,10 @@
 package notify
 
 import (
+	"context"
 	"sync"
 	"testing"
+	"time"
 )
 
 func pending(sub *Subscription) bool {
@@ -84,5 +86,48 @@ func TestConcurrent(t *testing.T) {
 	wg.Wait()
 	if n := len(s.subs); n != 0 {
 		t.Fatalf("%d subscriptions left after all closed", n)
+	}
+}
+
+// TestBeatReleasesEveryWaiter: every goroutine waiting on C is released by
+// one beat, a waiter after it waits for the next, and Run returns when its
+// context ends.
+func TestBeatReleasesEveryWaiter(t *testing.T) {
+	var b Beat
+	first := b.C()
+	const n = 5
+	var wg sync.WaitGroup
+	released := make(chan int, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-first
+			released <- i
+		}()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); b.Run(ctx, time.Millisecond) }()
+	wg.Wait()
+	if len(released) != n {
+		t.Fatalf("%d waiters released, want %d", len(released), n)
+	}
+	second := b.C()
+	if second == first {
+		t.Fatal("a waiter after a beat got the beat already passed")
+	}
+	select {
+	case <-second:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no second beat")
+	}
+	cancel()
+	<-done
+	after := b.C()
+	select {
+	case <-after:
+		t.Fatal("a beat after Run returned")
+	default:
 	}
 }
