@@ -82,6 +82,10 @@ func (r *recent) run(ch DiscoveryID, a AuthorID, from uint64, maxEntries, maxByt
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	lastMarked, total := -1, 0
+	if _, held := r.bySeq[feedSeq{ch, a, from}]; !held {
+		return nil, false
+	}
+	out = make([]Entry, 0, min(maxEntries, 64)) // a live run is a few entries
 	for seq := from; len(out) < maxEntries; seq++ {
 		n, held := r.bySeq[feedSeq{ch, a, seq}]
 		if !held {

@@ -33,7 +33,7 @@
 #                   inbound bound are shed after 30 s)
 #
 # A node missing a message after TIMEOUT seconds is reported in the row ("lost").
-# Environment: M (20), GAP (0.5 s), BURST (20), MESH_MIN (6), MESH_WAIT (180 s),
+# Environment: M (20), GAP (0.5 s), BURST (20), MESH_MIN (4, node.MeshOut), MESH_WAIT (180 s),
 # TIMEOUT (120 s per message; the burst gets 5x), KCHAT (a built binary; default:
 # go build -o $TMP/kchat ./cmd/kchat), KEEP=1 keeps the data dirs and logs,
 # PROFILE=1 (with KEEP=1) has seeds 1..N-1 write CPU profiles of their whole run to
@@ -47,7 +47,7 @@ TMP=$(mktemp -d /tmp/kchat-scale.XXXXXX)
 M=${M:-20}
 GAP=${GAP:-0.5}
 BURST=${BURST:-20}
-MESH_MIN=${MESH_MIN:-6}
+MESH_MIN=${MESH_MIN:-4}
 MESH_WAIT=${MESH_WAIT:-180}
 TIMEOUT=${TIMEOUT:-120}
 SIZES=("$@")
