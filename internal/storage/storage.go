@@ -67,11 +67,12 @@ func Open(dir string, log *slog.Logger) (*badger.DB, error) {
 	}
 	db, err := badger.Open(opts)
 	for tries := 0; err != nil && tries < 3; tries++ {
-		// Badger creates a memtable file and then sizes it; a crash in
-		// between leaves a file its next open refuses as "new" (Badger
-		// v4.9.6: "while opening fid: N err: Create a new file"). A new
-		// memtable holds nothing: remove it and open again.
-		if !removeNewMemtable(dir, err, log) {
+		// Badger creates a memtable or value log file and then sizes it;
+		// a crash in between leaves a file its next open refuses as "new"
+		// (Badger v4.9.6: "while opening fid: N err: Create a new file",
+		// or `Open existing file: ".../N.vlog" err: Create a new file`).
+		// Such a file holds nothing: remove it and open again.
+		if !removeNewFile(dir, err, log) {
 			break
 		}
 		db, err = badger.Open(opts)
@@ -144,23 +145,34 @@ func (b badgerLogger) Debugf(f string, a ...any) {
 	b.l.Debug(strings.TrimSpace(fmt.Sprintf(f, a...)))
 }
 
-var newMemtable = regexp.MustCompile(`while opening fid: (\d+) err: Create a new file`)
+var (
+	newMemtable = regexp.MustCompile(`while opening fid: (\d+) err: Create a new file`)
+	newVlog     = regexp.MustCompile(`Open existing file: "[^"]*?(\d+)\.vlog" err: Create a new file`)
+)
 
-// removeNewMemtable removes the memtable file a failed open named as new,
-// and reports whether it did.
-func removeNewMemtable(dir string, openErr error, log *slog.Logger) bool {
-	m := newMemtable.FindStringSubmatch(openErr.Error())
-	if m == nil {
+// removeNewFile removes the memtable or value log file that a failed open
+// named as new (it was empty when the open began), and reports whether it
+// did.
+func removeNewFile(dir string, openErr error, log *slog.Logger) bool {
+	var file string
+	if m := newMemtable.FindStringSubmatch(openErr.Error()); m != nil {
+		fid, err := strconv.Atoi(m[1])
+		if err != nil {
+			return false
+		}
+		file = filepath.Join(dir, fmt.Sprintf("%05d.mem", fid))
+	} else if m := newVlog.FindStringSubmatch(openErr.Error()); m != nil {
+		fid, err := strconv.Atoi(m[1])
+		if err != nil {
+			return false
+		}
+		file = filepath.Join(dir, fmt.Sprintf("%06d.vlog", fid))
+	} else {
 		return false
 	}
-	fid, err := strconv.Atoi(m[1])
-	if err != nil {
-		return false
-	}
-	file := filepath.Join(dir, fmt.Sprintf("%05d.mem", fid))
 	if err := os.Remove(file); err != nil {
 		return false
 	}
-	log.Warn("removed an empty memtable file left by a crash", "file", file)
+	log.Warn("removed an empty store file left by a crash", "file", file)
 	return true
 }

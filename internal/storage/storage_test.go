@@ -38,6 +38,49 @@ func TestOpenSurvivesEmptyMemtableFromCrash(t *testing.T) {
 	}
 }
 
+// TestOpenSurvivesEmptyVlogFromCrash: a kill between creating the next
+// value log file (every open creates one) and sizing it left a store that
+// Badger refused to open (seen in CI: TestCrashSendStdin).
+func TestOpenSurvivesEmptyVlogFromCrash(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(txn *badger.Txn) error { return txn.Set([]byte("k"), []byte("v")) }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	vlogs, _ := filepath.Glob(filepath.Join(dir, "*.vlog"))
+	if len(vlogs) == 0 {
+		t.Fatal("no value log file after an open")
+	}
+	var max int
+	for _, v := range vlogs {
+		var fid int
+		if _, err := fmt.Sscanf(filepath.Base(v), "%06d.vlog", &fid); err == nil && fid > max {
+			max = fid
+		}
+	}
+	// What a kill between creating and sizing the next one leaves.
+	empty := filepath.Join(dir, fmt.Sprintf("%06d.vlog", max+1))
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err = Open(dir, nil)
+	if err != nil {
+		t.Fatalf("open after crash: %v", err)
+	}
+	defer db.Close()
+	err = db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get([]byte("k"))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("data lost: %v", err)
+	}
+}
+
 func TestOpenLockedDir(t *testing.T) {
 	dir := t.TempDir()
 	db, err := Open(dir, nil)
