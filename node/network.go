@@ -291,33 +291,22 @@ func (nw *network) meshLoop() {
 	defer nw.wg.Done()
 	sub := nw.rep.Subscribe()
 	defer sub.Close()
-	// Top-ups at most once a second, and the timer runs only after a
-	// change: an idle node is not woken.
-	tick := time.NewTimer(time.Second)
-	defer tick.Stop()
-	armed := true
-	arm := func() {
-		if !armed {
-			tick.Reset(time.Second)
-			armed = true
-		}
-	}
+	// Top-ups at most once a second, after a change.
+	tick := newSettle(time.Second, false)
+	defer tick.stop()
 	rotate := time.NewTimer(jitter(nw.rotateEvery))
 	defer rotate.Stop()
 	shed := time.NewTicker(shedEvery)
 	defer shed.Stop()
-	changed := false
 	for {
 		select {
 		case <-nw.ctx.Done():
 			return
 		case <-sub.C():
-			changed = true
-			arm()
+			tick.touch()
 			continue
 		case <-nw.found:
-			changed = true
-			arm()
+			tick.touch()
 			continue
 		case <-shed.C:
 			if chans, err := nw.n.store.Channels(); err == nil {
@@ -333,16 +322,11 @@ func (nw *network) meshLoop() {
 					nw.rotate(c.ID())
 				}
 			}
-			changed = true
-			arm()
+			tick.touch()
 			continue
-		case <-tick.C:
-			armed = false
+		case <-tick.c():
+			tick.fired()
 		}
-		if !changed {
-			continue
-		}
-		changed = false
 		chans, err := nw.n.store.Channels()
 		if err != nil {
 			continue
@@ -352,6 +336,39 @@ func (nw *network) meshLoop() {
 		}
 	}
 }
+
+// settle is a timer that runs only after a change: touch arms it to fire
+// gap later unless it is armed already, so a burst of changes is looked at
+// once per gap, and an idle node is not woken at all. Owned by one loop.
+type settle struct {
+	t     *time.Timer
+	gap   time.Duration
+	armed bool
+}
+
+// newSettle returns a settle timer, firing at once if now.
+func newSettle(gap time.Duration, now bool) *settle {
+	s := &settle{t: time.NewTimer(0), gap: gap, armed: true}
+	if !now {
+		s.t.Stop()
+		s.armed = false
+	}
+	return s
+}
+
+func (s *settle) touch() {
+	if !s.armed {
+		s.t.Reset(s.gap)
+		s.armed = true
+	}
+}
+
+func (s *settle) c() <-chan time.Time { return s.t.C }
+
+// fired is called after receiving from c.
+func (s *settle) fired() { s.armed = false }
+
+func (s *settle) stop() { s.t.Stop() }
 
 // jitter spreads d by ±20%.
 func jitter(d time.Duration) time.Duration {

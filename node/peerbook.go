@@ -236,11 +236,9 @@ func (nw *network) rememberLoop() {
 	save := time.NewTicker(peerbookSaveGap)
 	defer save.Stop()
 	// The replicator signals on every batch: the sessions are looked at
-	// at most every rememberGap.
-	// The timer runs only after a change: an idle node is not woken.
-	tick := time.NewTimer(0)
-	defer tick.Stop()
-	armed := true
+	// at once, then at most every rememberGap after a change.
+	tick := newSettle(rememberGap, true)
+	defer tick.stop()
 	tried := map[sessKey]time.Time{} // spread attempts
 	for {
 		select {
@@ -255,13 +253,10 @@ func (nw *network) rememberLoop() {
 			}
 			continue
 		case <-sub.C():
-			if !armed {
-				tick.Reset(rememberGap)
-				armed = true
-			}
+			tick.touch()
 			continue
-		case <-tick.C:
-			armed = false
+		case <-tick.c():
+			tick.fired()
 		}
 		joined := nw.joinedSet()
 		now := time.Now()

@@ -145,34 +145,35 @@ func (b badgerLogger) Debugf(f string, a ...any) {
 	b.l.Debug(strings.TrimSpace(fmt.Sprintf(f, a...)))
 }
 
-var (
-	newMemtable = regexp.MustCompile(`while opening fid: (\d+) err: Create a new file`)
-	newVlog     = regexp.MustCompile(`Open existing file: "[^"]*?(\d+)\.vlog" err: Create a new file`)
-)
+// newFiles: how Badger names a memtable or value log file that it found
+// empty at open (refusing it as "new"), and that file's name by number.
+var newFiles = []struct {
+	re   *regexp.Regexp
+	name string
+}{
+	{regexp.MustCompile(`while opening fid: (\d+) err: Create a new file`), "%05d.mem"},
+	{regexp.MustCompile(`Open existing file: "[^"]*?(\d+)\.vlog" err: Create a new file`), "%06d.vlog"},
+}
 
 // removeNewFile removes the memtable or value log file that a failed open
 // named as new (it was empty when the open began), and reports whether it
 // did.
 func removeNewFile(dir string, openErr error, log *slog.Logger) bool {
-	var file string
-	if m := newMemtable.FindStringSubmatch(openErr.Error()); m != nil {
+	for _, nf := range newFiles {
+		m := nf.re.FindStringSubmatch(openErr.Error())
+		if m == nil {
+			continue
+		}
 		fid, err := strconv.Atoi(m[1])
 		if err != nil {
 			return false
 		}
-		file = filepath.Join(dir, fmt.Sprintf("%05d.mem", fid))
-	} else if m := newVlog.FindStringSubmatch(openErr.Error()); m != nil {
-		fid, err := strconv.Atoi(m[1])
-		if err != nil {
+		file := filepath.Join(dir, fmt.Sprintf(nf.name, fid))
+		if err := os.Remove(file); err != nil {
 			return false
 		}
-		file = filepath.Join(dir, fmt.Sprintf("%06d.vlog", fid))
-	} else {
-		return false
+		log.Warn("removed an empty store file left by a crash", "file", file)
+		return true
 	}
-	if err := os.Remove(file); err != nil {
-		return false
-	}
-	log.Warn("removed an empty store file left by a crash", "file", file)
-	return true
+	return false
 }
