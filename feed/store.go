@@ -93,6 +93,8 @@ type Store struct {
 	chMu  sync.Mutex              // guards chans
 	chans map[DiscoveryID]Channel // joined channels, as stored (nil: not read yet)
 
+	appended sync.Map // AuthorID -> true: feeds Append wrote to since Open
+
 	all   notify.Signal // every stored entry
 	subMu sync.Mutex    // guards perCh
 	perCh map[DiscoveryID]*notify.Signal
@@ -441,8 +443,18 @@ func (s *Store) Append(ctx context.Context, id *Identity, ch DiscoveryID, payloa
 	if err := s.db.Sync(); err != nil {
 		return nil, fmt.Errorf("sync store: %w", err)
 	}
+	s.appended.Store(id.ID(), true)
 	s.notify(ch)
 	return out, nil
+}
+
+// Appended reports whether Append wrote to a's feed (in any channel) since
+// the store was opened: a is written here, so its new entries have no
+// other source. Replication pushes them at once and relays other feeds'
+// entries lazily.
+func (s *Store) Appended(a AuthorID) bool {
+	_, ok := s.appended.Load(a)
+	return ok
 }
 
 // write stores verified, contiguous entries of one feed that extend its

@@ -51,6 +51,12 @@ type Limits struct {
 	NewFeedsRate     float64       // ...and then per second; more are refused for a while (not a violation)
 	HandshakeTimeout time.Duration
 	BanDuration      time.Duration // how long a peer that broke the protocol is refused, per channel
+	// RelayDelay and RelayJitter: a session waits RelayDelay plus a random
+	// part of RelayJitter before it pushes live entries this node stored
+	// from a third peer, so that a peer that got them elsewhere can say so
+	// in a have first (entries appended here go out at once). Negative
+	// RelayDelay: push at once.
+	RelayDelay, RelayJitter time.Duration
 }
 
 // DefaultLimits are the protocol limits with timeouts fit for chat: a quiet
@@ -69,6 +75,8 @@ func DefaultLimits() Limits {
 		NewFeedsRate:     1024,
 		HandshakeTimeout: 10 * time.Second,
 		BanDuration:      10 * time.Minute,
+		RelayDelay:       20 * time.Millisecond,
+		RelayJitter:      80 * time.Millisecond,
 	}
 }
 
@@ -112,6 +120,10 @@ func (l Limits) withDefaults() Limits {
 	if l.BanDuration <= 0 {
 		l.BanDuration = d.BanDuration
 	}
+	if l.RelayDelay == 0 {
+		l.RelayDelay, l.RelayJitter = d.RelayDelay, d.RelayJitter
+	}
+	l.RelayJitter = max(l.RelayJitter, 0)
 	// A batch always carries at least one entry, so its byte bound is at
 	// least one entry; a whole batch must fit in a frame.
 	l.MaxBatchBytes = max(min(l.MaxBatchBytes, l.MaxFrame-entriesOverhead(l.MaxBatchEntries)), feed.MaxEntry)

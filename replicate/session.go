@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -260,6 +261,12 @@ type feedState struct {
 	dropGaps  bool      // entries past our head may still come: drop them
 	blocked   bool      // our user blocked the author
 	stalled   bool
+
+	// relay: the local head grew live from a third peer's entries; the
+	// peer gets them after lazyUntil (set when the writer first had them
+	// to send), unless its have shows it got them elsewhere first.
+	relay     bool
+	lazyUntil time.Time
 }
 
 func (f *feedState) excluded() bool {
@@ -308,6 +315,9 @@ type session struct {
 	// writer only
 	cursor   uint64 // store change version read so far
 	haveSent bool
+	deferred map[feed.AuthorID]time.Time // relayed feeds waiting, until (guarded by mu: dirty is)
+	lazyT    *time.Timer                 // fires at lazyAt for deferred
+	lazyAt   time.Time
 }
 
 func (r *Replicator) newSession(cn *conn, key sessKey, outbound bool, version int) *session {
@@ -317,6 +327,7 @@ func (r *Replicator) newSession(cn *conn, key sessKey, outbound bool, version in
 		log: r.log.With("peer", key.peer.ShortString(), "channel", key.ch.Short()),
 		ctx: ctx, cancel: cancel, poke: make(chan struct{}, 1),
 		feeds: map[feed.AuthorID]*feedState{}, dirty: map[feed.AuthorID]bool{}, haveDirty: map[feed.AuthorID]bool{},
+		deferred:    map[feed.AuthorID]time.Time{},
 		lastEntries: time.Now(), newTokens: float64(r.lim.NewFeedsBurst), newAt: time.Now(),
 	}
 }
@@ -765,6 +776,9 @@ func (s *session) writeLoop() error {
 	next := time.Now().Add(gap())
 	tick := time.NewTimer(time.Until(next))
 	defer tick.Stop()
+	s.lazyT = time.NewTimer(time.Hour)
+	s.lazyT.Stop()
+	defer s.lazyT.Stop()
 	if err := s.start(); err != nil {
 		return err
 	}
@@ -785,6 +799,8 @@ func (s *session) writeLoop() error {
 		case <-sub.C():
 			s.readChanges()
 		case <-s.poke:
+		case <-s.lazyT.C:
+			s.lazyDue()
 		case <-tick.C:
 			next = time.Now().Add(gap())
 			tick.Reset(time.Until(next))
@@ -872,7 +888,13 @@ func (s *session) setLocal(h feed.Head) {
 		}
 		s.served++
 	}
-	s.update(h.Author, func(f *feedState) { f.local = h })
+	live := s.haveSent && s.version >= 2 && s.r.lim.RelayDelay > 0 && !s.r.st.Appended(h.Author)
+	s.update(h.Author, func(f *feedState) {
+		if live && h.Len > f.local.Len {
+			f.relay = true
+		}
+		f.local = h
+	})
 	s.dirty[h.Author] = true
 	s.haveDirty[h.Author] = true
 }
@@ -996,10 +1018,68 @@ func (s *session) serve(a feed.AuthorID) (bool, error) {
 	}
 	from := max(st.peer.Len, st.next)
 	if from >= st.local.Len {
+		if st.relay {
+			s.mu.Lock()
+			f.relay, f.lazyUntil = false, time.Time{}
+			s.mu.Unlock()
+		}
+		return false, nil
+	}
+	if st.relay && s.wait(a, f, st.lazyUntil) {
 		return false, nil
 	}
 	n, err := s.sendRun(a, from)
 	return n > 0, err
+}
+
+// wait reports whether relayed entries of feed a must wait before they go
+// to the peer: for RelayDelay plus a random part of RelayJitter from when
+// the writer first had them to send, so that the peer, if it got them from
+// someone else meanwhile, says so in a have and is not sent a copy. The
+// wait is per feed and ends when the peer holds the feed's head (serve
+// clears relay). Writer only.
+func (s *session) wait(a feed.AuthorID, f *feedState, until time.Time) bool {
+	now := time.Now()
+	if until.IsZero() {
+		until = now.Add(s.r.lim.RelayDelay)
+		if j := s.r.lim.RelayJitter; j > 0 {
+			until = until.Add(mrand.N(j))
+		}
+		s.mu.Lock()
+		f.lazyUntil = until
+		s.mu.Unlock()
+	}
+	if !now.Before(until) {
+		return false
+	}
+	s.mu.Lock()
+	s.deferred[a] = until
+	s.mu.Unlock()
+	if s.lazyAt.IsZero() || until.Before(s.lazyAt) {
+		s.lazyAt = until
+		s.lazyT.Reset(time.Until(until))
+	}
+	return true
+}
+
+// lazyDue hands the writer the deferred feeds whose wait is over, and arms
+// the timer for the rest. Writer only.
+func (s *session) lazyDue() {
+	now := time.Now()
+	s.lazyAt = time.Time{}
+	s.mu.Lock()
+	for a, t := range s.deferred {
+		if !now.Before(t) {
+			s.dirty[a] = true
+			delete(s.deferred, a)
+		} else if s.lazyAt.IsZero() || t.Before(s.lazyAt) {
+			s.lazyAt = t
+		}
+	}
+	s.mu.Unlock()
+	if !s.lazyAt.IsZero() {
+		s.lazyT.Reset(time.Until(s.lazyAt))
+	}
 }
 
 // sendRun sends one entries frame of feed a from seq from, ending at an
