@@ -38,7 +38,7 @@
 # go build -o $TMP/kchat ./cmd/kchat), KEEP=1 keeps the data dirs and logs,
 # PROFILE=1 (with KEEP=1) has seeds 1..N-1 write CPU profiles of their whole run to
 # nI/cpu.prof, PROFILE=burst of the burst only (from just before the sends until
-# every node holds every message).
+# every node holds every message), PROFILE=idle of the first idle span only.
 # It is a benchmark, not a test: it is not part of .ci/run.
 set -uo pipefail
 
@@ -142,7 +142,7 @@ sessions() {
 }
 
 bench() {
-	local n=$1 i key addr pids=() want mins
+	local n=$1 i key addr pids=() fpids=() want mins
 	rm -rf "$TMP"/n*
 	log "N=$n: creating $n data dirs"
 	for ((i = 0; i < n; i++)); do mkdir -p "$TMP/n$i"; done
@@ -163,7 +163,7 @@ bench() {
 	log "N=$n: bootstrap seed at $addr; starting $((n - 1)) more"
 	for ((i = 1; i < n; i++)); do
 		KCHAT_CPUPROFILE=$([ "${PROFILE:-}" = 1 ] && echo "$TMP/n$i/cpu.prof") \
-			KCHAT_CPUPROFILE_USR1=$([ "${PROFILE:-}" = burst ] && echo "$TMP/n$i/cpu.prof") "$BIN" --data "$TMP/n$i" "${NET[@]}" --bootstrap "$addr" seed >"$TMP/n$i/seed.out" 2>&1 &
+			KCHAT_CPUPROFILE_USR1=$([ "${PROFILE:-}" = burst ] || [ "${PROFILE:-}" = idle ] && echo "$TMP/n$i/cpu.prof") "$BIN" --data "$TMP/n$i" "${NET[@]}" --bootstrap "$addr" seed >"$TMP/n$i/seed.out" 2>&1 &
 		pids+=($!)
 		PIDS+=($!)
 	done
@@ -213,13 +213,16 @@ bench() {
 		"$BIN" --data "$TMP/n$i" read bench --follow --json --limit 1 \
 			> >(perl -MTime::HiRes=time -ne '$|=1; printf "%.3f %s", time, $_' >"$TMP/n$i/follow.log") 2>/dev/null &
 		PIDS+=($!)
+		fpids+=($!)
 	done
 	sleep 2
 
 	# Idle CPU over as long as the message phase will take (about M * GAP plus latency).
 	local c0 c1 t0 t1 idle_rate idle_len
 	idle_len=$(echo "$M * $GAP + 5" | bc)
+	[ "${PROFILE:-}" = idle ] && kill -USR1 "${pids[@]:1}"
 	idle_rate=$(idle "$idle_len" "${pids[@]}")
+	[ "${PROFILE:-}" = idle ] && kill -USR1 "${pids[@]:1}"
 
 	# M messages, one at a time, from rotating nodes.
 	local lats=() lost=0 ts tl text
@@ -254,10 +257,11 @@ bench() {
 	log "N=$n: $M messages: CPU/msg/node ${cpu_ms} ms (raw ${cpu_raw} ms, idle $(printf '%.1f' "$(echo "$idle_rate * 1000 / $TCK / $n" | bc -l)") ms/s/node), latency p50 ${p50}s max ${pmax}s, lost $lost"
 
 	# The burst: every node sends BURST messages at once.
-	local sends=() got total burst bcpu
+	local sends=() got total burst bcpu f0 f1
 	total=$((n * BURST))
 	[ "${PROFILE:-}" = burst ] && kill -USR1 "${pids[@]:1}"
 	c0=$(cpu "${pids[@]}")
+	f0=$(cpu "${fpids[@]}")
 	t0=$(now)
 	for ((i = 0; i < n; i++)); do
 		seq 1 "$BURST" | sed "s/^/burst-$n-$i-/" | "$BIN" --data "$TMP/n$i" send bench --stdin >/dev/null &
@@ -276,6 +280,7 @@ bench() {
 		sleep 0.25
 	done
 	c1=$(cpu "${pids[@]}")
+	f1=$(cpu "${fpids[@]}")
 	[ "${PROFILE:-}" = burst ] && kill -USR1 "${pids[@]:1}"
 	if ((got == n)); then
 		t1=$(grep -h "\"text\":\"burst-$n-" "$TMP"/n*/follow.log | awk '$1 > m {m = $1} END {printf "%.3f", m}')
@@ -286,7 +291,7 @@ bench() {
 	bcpu=$(printf '%.2f' "$(echo "scale=4; ($c1 - $c0) * 1000 / $TCK / $total / $n" | bc)")
 	local rss
 	rss=$(rss_mb "${pids[@]}")
-	log "N=$n: burst $burst, CPU/msg/node ${bcpu} ms, RSS/node ${rss} MB"
+	log "N=$n: burst $burst, CPU/msg/node ${bcpu} ms, RSS/node ${rss} MB; seeds $(((c1 - c0) * 1000 / TCK)) CPU-ms, followers $(((f1 - f0) * 1000 / TCK)) CPU-ms"
 
 	# Sessions again, a minute or more after the mesh formed (nodes shed
 	# first sessions beyond their inbound bound after 30 s).
