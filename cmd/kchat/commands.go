@@ -788,6 +788,9 @@ func (a *app) follow(ctx context.Context, n *node.Node, c feed.Channel, after ui
 		seen[[2]any{m.Author, m.Seq}] = true
 	}
 	afterEdit := after
+	// One write per look, not per line: through the control socket each
+	// write is a reply frame and a syscall. One buffer for every look.
+	w := bufio.NewWriterSize(a.stdout, 64<<10)
 	for {
 		msgs, err := n.Views().Arrived(c.ID(), after, 1000)
 		if err != nil {
@@ -797,9 +800,6 @@ func (a *app) follow(ctx context.Context, n *node.Node, c feed.Channel, after ui
 		if err != nil {
 			return err
 		}
-		// One write per look, not per line: through the control socket
-		// each write is a reply frame and a syscall.
-		w := bufio.NewWriterSize(a.stdout, 64<<10)
 		for _, m := range msgs {
 			after = max(after, m.Arrival)
 			if !seen[[2]any{m.Author, m.Seq}] && (all || !hide(m)) {
