@@ -172,7 +172,7 @@ func (nw *network) join(c feed.Channel) {
 // ends (the peer restarted, the network dropped), until ctx ends.
 func (nw *network) keepManual(ctx context.Context, c feed.Channel, addr string) {
 	d := c.ID()
-	sub := nw.rep.Subscribe()
+	sub := nw.rep.SubscribeSessions()
 	defer sub.Close()
 	const minBackoff, maxBackoff = time.Second, time.Minute
 	backoff := minBackoff
@@ -289,7 +289,7 @@ func (nw *network) outbound(d feed.DiscoveryID) int {
 // sessions end (at most once a second).
 func (nw *network) meshLoop() {
 	defer nw.wg.Done()
-	sub := nw.rep.Subscribe()
+	sub := nw.rep.SubscribeSessions()
 	defer sub.Close()
 	// Top-ups at most once a second, after a change.
 	tick := newSettle(time.Second, false)
@@ -581,7 +581,8 @@ func (n *Node) Peers(ch feed.DiscoveryID) []PeerStatus {
 	return res
 }
 
-// NetChanged is a coalescing signal that peers or sync status changed.
+// NetChanged is a coalescing signal that peers or sync status changed,
+// progress included: it signals on every stored batch.
 // It returns nil (never ready) for an offline node.
 func (n *Node) NetChanged() *replicate.Subscription {
 	if n.net == nil {

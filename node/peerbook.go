@@ -231,12 +231,12 @@ func (nw *network) joinedSet() map[feed.DiscoveryID]bool {
 // the replicator's change signal and saves at most every peerbookSaveGap.
 func (nw *network) rememberLoop() {
 	defer nw.wg.Done()
-	sub := nw.rep.Subscribe()
+	sub := nw.rep.SubscribeSessions()
 	defer sub.Close()
 	save := time.NewTicker(peerbookSaveGap)
 	defer save.Stop()
-	// The replicator signals on every batch: the sessions are looked at
-	// at once, then at most every rememberGap after a change.
+	// The sessions are looked at at once after a change, then at most
+	// every rememberGap.
 	tick := newSettle(rememberGap, true)
 	defer tick.stop()
 	tried := map[sessKey]time.Time{} // spread attempts

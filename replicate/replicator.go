@@ -140,7 +140,8 @@ type Replicator struct {
 	busy      map[sessKey]time.Time // peers that declined or shed a mesh session, until
 	shed      map[sessKey]time.Time // peers whose session this node shed, when
 
-	sig notify.Signal // status changes
+	sig     notify.Signal // status changes, progress included
+	sessSig notify.Signal // sessions up or down, bans, forks, refusals
 }
 
 type dial struct {
@@ -468,7 +469,7 @@ func (r *Replicator) pend(key sessKey, d int) {
 // waitLive waits for inbound handshakes of key in progress and reports
 // whether a live session for key exists then.
 func (r *Replicator) waitLive(ctx context.Context, key sessKey) bool {
-	sub := r.Subscribe()
+	sub := r.SubscribeSessions()
 	defer sub.Close()
 	for {
 		r.mu.Lock()
@@ -769,7 +770,17 @@ func (r *Replicator) synced(ch feed.DiscoveryID, peers []peer.ID) (bool, error) 
 // changes and reads the state with Sessions and Stats.
 type Subscription = notify.Subscription
 
-// Subscribe returns a subscription to status changes.
+// Subscribe returns a subscription to status changes, progress included:
+// it signals on every stored batch.
 func (r *Replicator) Subscribe() *Subscription { return r.sig.Subscribe() }
 
-func (r *Replicator) notify() { r.sig.Notify() }
+// SubscribeSessions returns a subscription to sessions coming and going
+// (and bans, forks, refusals), not to progress or to sessions turning
+// synced or not. Loops that look after the mesh wait on it, so that a
+// burst of messages does not wake them once per stored batch.
+func (r *Replicator) SubscribeSessions() *Subscription { return r.sessSig.Subscribe() }
+
+// notify signals a status change; progressed signals progress (stored
+// entries, a session turning synced or not).
+func (r *Replicator) notify()     { r.sig.Notify(); r.sessSig.Notify() }
+func (r *Replicator) progressed() { r.sig.Notify() }

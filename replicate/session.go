@@ -526,7 +526,7 @@ func (s *session) onEntries(b *entriesBody) error {
 		s.lookedApplying = false
 		s.mu.Unlock()
 		if looked {
-			s.r.notify() // a WaitSynced looked in between: look again
+			s.r.progressed() // a WaitSynced looked in between: look again
 		}
 	}()
 	var a feed.AuthorID
@@ -621,7 +621,7 @@ func (s *session) onEntries(b *entriesBody) error {
 	if stored > 0 {
 		s.stored.Add(uint64(stored))
 		s.r.cnt.entriesStored.Add(uint64(stored))
-		s.r.notify()
+		s.r.progressed()
 	}
 	return nil
 }
@@ -973,7 +973,7 @@ func (s *session) syncState() {
 	if synced != s.synced {
 		s.synced = synced
 		s.log.Debug("sync state", "synced", synced)
-		s.r.notify()
+		s.r.progressed()
 	}
 }
 
