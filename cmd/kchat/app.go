@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/kchat-p2p/kchat/discovery"
 	"github.com/kchat-p2p/kchat/internal/logx"
@@ -198,11 +199,24 @@ func readOnlyOK(cmd *cobra.Command) *cobra.Command {
 	return cmd
 }
 
+// exitIndexWait bounds how long a command waits, before it closes the
+// store, for the views to index what it stored.
+const exitIndexWait = 10 * time.Second
+
 // closeNode closes the node this invocation opened; false if closing it
 // failed (the error is printed).
 func (a *app) closeNode() bool {
 	ok := true
 	if a.node != nil {
+		if !a.node.ReadOnly() {
+			// What this process stored is indexed before it exits: the
+			// next one may have to open the store read-only (a full disk)
+			// and could not index it then. Bounded; on failure the next
+			// writable open indexes it.
+			ctx, cancel := context.WithTimeout(context.Background(), exitIndexWait)
+			_ = a.node.WaitIndexed(ctx)
+			cancel()
+		}
 		if err := a.node.Close(); err != nil {
 			fmt.Fprintf(a.stderr, "kchat: error: closing store: %v\n", err)
 			ok = false
