@@ -153,3 +153,55 @@ func TestShedFirstSessionsOverTheBound(t *testing.T) {
 		t.Fatal("a was shed twice in a row")
 	}
 }
+
+// TestShedDoesNotWaitForABlockedWriter: a session whose writer is stuck in
+// a write (a peer that stopped reading holds it until IdleTimeout) must
+// not stall ShedMesh, which the mesh loop calls for every channel: the
+// busy frame goes out when the writer is free, and the session ends then.
+func TestShedDoesNotWaitForABlockedWriter(t *testing.T) {
+	c := newChannel(t, "general")
+	ch := c.ID()
+	hub := newNode(t, Limits{}, c)
+	hub.r.Close()
+	hub.r = New(hub.h, hub.st, Config{Logger: testLogger(), MeshIn: 1})
+	t.Cleanup(func() { hub.r.Close() })
+	a, b := newNode(t, Limits{}, c), newNode(t, Limits{}, c)
+	if err := a.connectMesh(hub, ch); err != nil {
+		t.Fatal(err)
+	}
+	hub.waitInboundMesh(ch, 1)
+	if err := b.connectMesh(hub, ch); err != nil {
+		t.Fatal(err)
+	}
+	hub.waitInboundMesh(ch, 2)
+	hub.r.mu.Lock()
+	sa := hub.r.sessions[sessKey{a.h.ID(), ch}]
+	hub.r.mu.Unlock()
+	if sa == nil {
+		t.Fatal("no hub session with a")
+	}
+	sa.wmu.Lock() // a writer in the middle of a write that does not end
+	done := make(chan int, 1)
+	go func() { done <- hub.r.ShedMesh(ch, 0) }()
+	select {
+	case n := <-done:
+		if n != 1 {
+			sa.wmu.Unlock()
+			t.Fatalf("shed %d sessions, want the 1 over the bound", n)
+		}
+	case <-time.After(30 * time.Second):
+		sa.wmu.Unlock()
+		t.Fatal("ShedMesh waited for a session's blocked writer")
+	}
+	if n := hub.r.ShedMesh(ch, 0); n != 0 {
+		sa.wmu.Unlock()
+		t.Fatalf("shed %d more while the first shed is pending", n)
+	}
+	sa.wmu.Unlock() // the write ends: now the busy frame goes out
+	testutil.Eventually(t, 10*time.Second, "a's session with the hub to end with busy", func() bool {
+		return a.r.Busy(hub.h.ID(), ch) && len(a.r.Sessions(ch)) == 0
+	})
+	if ss := b.r.Sessions(ch); len(ss) != 1 {
+		t.Fatalf("b's session was shed too: %+v", ss)
+	}
+}

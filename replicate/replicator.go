@@ -525,7 +525,7 @@ const shedAgain = 10 * time.Minute
 // live for at least minAge (by then it has usually found other peers), the
 // oldest first, not the same peer twice in shedAgain. Each is told with a
 // busy frame, so the initiator picks someone else (4.3a). It returns how
-// many it shed.
+// many it shed. It does not wait for the busy frames to be written.
 func (r *Replicator) ShedMesh(ch feed.DiscoveryID, minAge time.Duration) int {
 	if r.meshIn < 0 {
 		return 0
@@ -540,7 +540,7 @@ func (r *Replicator) ShedMesh(ch feed.DiscoveryID, minAge time.Duration) int {
 	in := 0
 	var firsts []*session
 	for k, s := range r.sessions {
-		if k.ch != ch || s.outbound || !s.mesh || !s.alive() {
+		if k.ch != ch || s.outbound || !s.mesh || !s.alive() || s.shedding.Load() {
 			continue
 		}
 		in++
@@ -556,14 +556,14 @@ func (r *Replicator) ShedMesh(ch feed.DiscoveryID, minAge time.Duration) int {
 	slices.SortFunc(firsts, func(a, b *session) int { return a.since.Compare(b.since) })
 	n := 0
 	for _, s := range firsts[:min(excess, len(firsts))] {
-		if err := s.send(frameBusy, busyBody{Retry: uint64(busyRetry.Milliseconds())}); err != nil {
-			continue
-		}
+		// The session's writer sends the busy frame and ends the session:
+		// it may be blocked in a write to a slow peer (up to IdleTimeout),
+		// and the mesh loop calling this must not wait for it.
+		s.shed()
 		s.log.Debug("mesh session shed", "inbound mesh sessions", in)
 		r.mu.Lock()
 		r.shed[s.key] = time.Now()
 		r.mu.Unlock()
-		s.cancel(errShed)
 		n++
 	}
 	return n

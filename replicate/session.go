@@ -288,6 +288,7 @@ type session struct {
 	ctx      context.Context
 	cancel   context.CancelCauseFunc
 	poke     chan struct{} // reader -> writer: something to act on
+	shedding atomic.Bool   // ShedMesh -> writer: send busy and end
 
 	sent, received, stored atomic.Uint64
 
@@ -385,6 +386,13 @@ func (s *session) update(a feed.AuthorID, fn func(f *feedState)) *feedState {
 	s.want += w1 - w0
 	s.owe += o1 - o0
 	return f
+}
+
+// shed asks the writer to send a busy frame and end the session with
+// errShed, as soon as it is not in the middle of a write.
+func (s *session) shed() {
+	s.shedding.Store(true)
+	s.wake()
 }
 
 func (s *session) wake() {
@@ -783,6 +791,12 @@ func (s *session) writeLoop() error {
 		return err
 	}
 	for {
+		if s.shedding.Load() {
+			if err := s.send(frameBusy, busyBody{Retry: uint64(busyRetry.Milliseconds())}); err != nil {
+				return err
+			}
+			return errShed
+		}
 		if err := s.round(); err != nil {
 			if s.ctx.Err() != nil {
 				return nil
