@@ -3,6 +3,8 @@ package node
 import (
 	"net"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // WithTrimmer sets the memory trimmer's quiet time and action (tests), and
@@ -26,4 +28,13 @@ func SetPeerUIDForTest(u uint32) (restore func()) {
 	old := peerUID
 	peerUID = func(*net.UnixConn) (uint32, error) { return u, nil }
 	return func() { peerUID = old }
+}
+
+// SetMeshDialFaultForTest makes nodes opened after the call ask f before
+// each mesh dial, failing the dial with f's error, and returns a function
+// restoring the default.
+func SetMeshDialFaultForTest(f func(peer.ID) error) (restore func()) {
+	old := meshDialFault
+	meshDialFault = f
+	return func() { meshDialFault = old }
 }

@@ -2,8 +2,12 @@ package node_test
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/kchat-p2p/kchat/feed"
 	"github.com/kchat-p2p/kchat/internal/testutil"
@@ -130,5 +134,60 @@ func TestMeshRotates(t *testing.T) {
 			c, _ := nd.Views().Count(ch.ID())
 			return c == 1
 		})
+	}
+}
+
+// TestMeshRetriesDeclinedDials: every node's first mesh dial to each peer
+// is declined (as a busy peer declines). Nothing else changes afterwards:
+// the peers were found once, no session came or went. The mesh is still
+// topped up: a short mesh is looked at again after a while.
+func TestMeshRetriesDeclinedDials(t *testing.T) {
+	var mu sync.Mutex
+	asked := map[string]int{}
+	defer node.SetMeshDialFaultForTest(func(p peer.ID) error {
+		mu.Lock()
+		defer mu.Unlock()
+		asked[p.String()]++
+		if asked[p.String()] == 1 {
+			return errors.New("declined (test)")
+		}
+		return nil
+	})()
+	ctx := context.Background()
+	boot, err := node.Open(ctx, node.Options{DataDir: t.TempDir(), Net: &node.NetOptions{
+		Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Bootstrap: []string{"none"}, NoMDNS: true, NoNAT: true, Seed: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { boot.Close() })
+	open := func() *node.Node {
+		nd, err := node.Open(ctx, node.Options{DataDir: t.TempDir(), Net: &node.NetOptions{
+			Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Bootstrap: boot.Addrs()[:1], NoMDNS: true, NoNAT: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nd.Close() })
+		return nd
+	}
+	a, b := open(), open()
+	ch, err := a.Create(ctx, "general")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Join(ctx, ch.Key, ""); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 90*time.Second, "a session between the two", func() bool {
+		for _, p := range a.Peers(ch.ID()) {
+			if p.Syncing {
+				return true
+			}
+		}
+		return false
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(asked) == 0 {
+		t.Fatal("no mesh dial was made")
 	}
 }

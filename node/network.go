@@ -59,7 +59,9 @@ type network struct {
 	dialing     map[feed.DiscoveryID]map[peer.ID]bool      // mesh dials in progress
 	busy        map[feed.DiscoveryID]map[peer.ID]time.Time // peers the mesh rotated away from, until
 	rotateEvery time.Duration
-	keepBeat    notify.Beat // keepRemembered loops' shared check (run by keepBeat.Run)
+	meshRetry   time.Duration
+	dialFault   func(peer.ID) error // tests: declines a mesh dial before it is made
+	keepBeat    notify.Beat         // keepRemembered loops' shared check (run by keepBeat.Run)
 }
 
 // MeshOut is how many sync sessions per channel a node opens itself to
@@ -75,6 +77,16 @@ const MeshOut = 4
 // that a channel's mesh does not freeze into cliques, and a peer that
 // stays quiet or partial is not one of a node's few links for good.
 var meshRotate = 10 * time.Minute
+
+// meshRetry is how soon a mesh left short is topped up again without any
+// other change: a declined peer's hold may have ended, a failed dial may
+// work now.
+const meshRetry = 5 * time.Second
+
+// meshDialFault, when set (tests), is asked before each mesh dial; an
+// error ends the dial as a peer's busy decline would, with nothing else
+// changing.
+var meshDialFault func(peer.ID) error
 
 // shedEvery and shedAge: how often a node looks for inbound mesh sessions
 // beyond its bound, and how long an initiator's first session lives before
@@ -105,7 +117,8 @@ func startNetwork(ctx context.Context, n *Node, o NetOptions) (*network, error) 
 	nw := &network{n: n, disc: disc, peers: o.Peers, ctx: nctx, cancel: cancel, dials: make(chan struct{}, 16),
 		found:  make(chan struct{}, 1),
 		manual: map[feed.DiscoveryID]context.CancelFunc{}, keeping: map[peer.ID]bool{}, dialing: map[feed.DiscoveryID]map[peer.ID]bool{},
-		busy: map[feed.DiscoveryID]map[peer.ID]time.Time{}, rotateEvery: meshRotate}
+		busy: map[feed.DiscoveryID]map[peer.ID]time.Time{}, rotateEvery: meshRotate,
+		meshRetry: meshRetry, dialFault: meshDialFault}
 	// Seeds too: a node with no other session of a channel is always
 	// served, so a seed's NATed clients are never turned away.
 	nw.rep = replicate.New(disc.Host(), n.store, replicate.Config{Logger: n.log})
@@ -267,6 +280,11 @@ func (nw *network) dial(d feed.DiscoveryID, p peer.ID) bool {
 			return
 		}
 		defer func() { <-nw.dials }()
+		if nw.dialFault != nil {
+			if err := nw.dialFault(p); err != nil {
+				return // as a peer's decline: nothing else changes
+			}
+		}
 		// Over the connection discovery made, never a new dial: a peer
 		// whose connection just closed is not redialled by the mesh.
 		nw.connectMesh(lpnet.WithNoDial(nw.ctx, "kchat mesh"), d, p)
@@ -294,6 +312,11 @@ func (nw *network) meshLoop() {
 	// Top-ups at most once a second, after a change.
 	tick := newSettle(time.Second, false)
 	defer tick.stop()
+	// A mesh left short (dials declined or failed, peers held off) is
+	// looked at again after meshRetry: nothing else may change to wake
+	// the loop (the peers were found once, no session came or went).
+	retry := newSettle(nw.meshRetry, false)
+	defer retry.stop()
 	rotate := time.NewTimer(jitter(nw.rotateEvery))
 	defer rotate.Stop()
 	shed := time.NewTicker(shedEvery)
@@ -326,13 +349,17 @@ func (nw *network) meshLoop() {
 			continue
 		case <-tick.c():
 			tick.fired()
+		case <-retry.c():
+			retry.fired()
 		}
 		chans, err := nw.n.store.Channels()
 		if err != nil {
 			continue
 		}
 		for _, c := range chans {
-			nw.fill(c.ID())
+			if nw.fill(c.ID()) {
+				retry.touch()
+			}
 		}
 	}
 }
@@ -432,10 +459,11 @@ func (nw *network) heldOff(d feed.DiscoveryID, p peer.ID) bool {
 }
 
 // fill dials found peers of d without a session, in random order, until
-// the mesh is full.
-func (nw *network) fill(d feed.DiscoveryID) {
+// the mesh is full. It reports whether the mesh is short while connected
+// peers without a session are left to ask (now, or once their hold ends).
+func (nw *network) fill(d feed.DiscoveryID) (short bool) {
 	if nw.outbound(d) >= MeshOut {
-		return
+		return false
 	}
 	in := map[peer.ID]bool{}
 	for _, s := range nw.rep.Sessions(d) {
@@ -446,14 +474,18 @@ func (nw *network) fill(d feed.DiscoveryID) {
 	lone := len(in) == 0
 	var cands []peer.ID
 	for _, p := range nw.disc.Book().Peers(d) {
-		if p.Connected && !in[p.ID] && !nw.rep.Banned(p.ID, d) && (lone || !nw.heldOff(d, p.ID)) {
-			cands = append(cands, p.ID)
+		if p.Connected && !in[p.ID] && !nw.rep.Banned(p.ID, d) {
+			short = true // now or once its hold ends
+			if lone || !nw.heldOff(d, p.ID) {
+				cands = append(cands, p.ID)
+			}
 		}
 	}
 	rand.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
 	for _, p := range cands {
 		nw.dial(d, p)
 	}
+	return short
 }
 
 // connectMesh opens a mesh session; a peer that declines it (busy) is
