@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -29,25 +30,72 @@ import (
 // them, so they must not raise counts or mentions. The block list is read
 // when a message is indexed; blocking someone later does not take back what
 // they already added to the counts (reading the channel does).
+//
+// Messages moderation hides (ModState.Hides: the message hidden, or its
+// author hidden or blocked, for the local user) are not counted either, and
+// moderation catches up with what it counted before: every message after
+// the marker that is not from a blocked author has a row (v U) recording
+// whether it is a mention and whether moderation hid it when last looked
+// at. A message is judged when it is indexed, against the moderation rows
+// of its whole chunk (the moderation view maps first, views.go), so a hide
+// in the same chunk counts whichever came first. When a chunk holds
+// moderation entries of a channel, its rows are judged again against the
+// new state: a message hidden since is taken off the counts (never below
+// zero), and one no longer hidden (an unhide, an unblock, a moderator
+// removed) is put back. Follow settings are local, not entries: changing
+// one does not judge the rows again until the channel's next moderation
+// entry (or its next read, which drops them).
 type unreadView struct {
 	self    feed.AuthorID
 	blocked func() map[feed.AuthorID]bool
+	// admins lists the admins a channel's key names (for moderation).
+	admins func(feed.DiscoveryID) []feed.AuthorID
 }
 
-func (*unreadView) Name() string       { return "unread" }
-func (*unreadView) Version() uint32    { return 1 }
-func (*unreadView) Prefixes() [][]byte { return [][]byte{prefix(tagUnread), prefix(tagSelf)} }
+// Flags of a "v U" row.
+const (
+	unreadMention = 1 << iota // the message mentions the local user
+	unreadHidden              // moderation hid it: it is not in the counts
+)
+
+// unreadMsgKey is the "v U" row of author a's message seq in ch:
+// arrival 8, flags 1.
+func unreadMsgKey(ch feed.DiscoveryID, a feed.AuthorID, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(feedKey(tagUnreadMsg, ch, a), seq)
+}
+
+func (*unreadView) Name() string    { return "unread" }
+func (*unreadView) Version() uint32 { return 2 }
+func (*unreadView) Prefixes() [][]byte {
+	return [][]byte{prefix(tagUnread), prefix(tagSelf), prefix(tagUnreadMsg)}
+}
 
 func (u *unreadView) Map(txn *badger.Txn, b *Batch) error {
 	type chanState struct {
 		marker      uint64
 		me          string // own nick, folded
 		meChanged   bool
-		msgs, ments uint64
+		msgs, ments int64
+		mod         *ModState // read when first needed
+		modChanged  bool      // the batch holds moderation entries
 	}
 	chans := map[feed.DiscoveryID]*chanState{}
 	var blocked map[feed.AuthorID]bool // read once per chunk, when needed
 	blockedRead := false
+	modState := func(ch feed.DiscoveryID, cs *chanState) (*ModState, error) {
+		if cs.mod == nil {
+			var admins []feed.AuthorID
+			if u.admins != nil {
+				admins = u.admins(ch)
+			}
+			s, err := readModeration(txn, u.self, ch, admins)
+			if err != nil {
+				return nil, err
+			}
+			cs.mod = s
+		}
+		return cs.mod, nil
+	}
 	for i := range b.Items {
 		it := &b.Items[i]
 		ch := it.Entry.Channel
@@ -64,6 +112,10 @@ func (u *unreadView) Map(txn *badger.Txn, b *Batch) error {
 			cs = &chanState{marker: m.arrival, me: me}
 			chans[ch] = cs
 		}
+		if it.Kind == feed.KindMod {
+			cs.modChanged = cs.modChanged || it.Mod != nil
+			continue
+		}
 		if it.Entry.Author == u.self {
 			if it.Kind == feed.KindNick && it.Text != "" && len(it.Text) <= maxNick {
 				cs.me, cs.meChanged = fold(it.Text), true
@@ -79,9 +131,24 @@ func (u *unreadView) Map(txn *badger.Txn, b *Batch) error {
 		if blocked[it.Entry.Author] {
 			continue
 		}
-		cs.msgs++
+		mod, err := modState(ch, cs)
+		if err != nil {
+			return err
+		}
+		var flags byte
 		if mentions(it.Text, cs.me) || it.Ref != nil && it.Ref.author == u.self {
-			cs.ments++
+			flags |= unreadMention
+		}
+		if _, hidden := mod.Hides(it.Entry.Author, it.Entry.Seq); hidden {
+			flags |= unreadHidden
+		} else {
+			cs.msgs++
+			if flags&unreadMention != 0 {
+				cs.ments++
+			}
+		}
+		if err := txn.Set(unreadMsgKey(ch, it.Entry.Author, it.Entry.Seq), append(putU64(nil, it.N), flags)); err != nil {
+			return err
 		}
 	}
 	for ch, cs := range chans {
@@ -90,20 +157,93 @@ func (u *unreadView) Map(txn *badger.Txn, b *Batch) error {
 				return err
 			}
 		}
-		if cs.msgs == 0 {
+		if cs.modChanged {
+			mod, err := modState(ch, cs)
+			if err != nil {
+				return err
+			}
+			dm, dn, err := rejudge(txn, ch, cs.marker, mod)
+			if err != nil {
+				return err
+			}
+			cs.msgs += dm
+			cs.ments += dn
+		}
+		if cs.msgs == 0 && cs.ments == 0 {
 			continue
 		}
 		n, err := readUnread(txn, ch)
 		if err != nil {
 			return err
 		}
-		n.Messages += int(cs.msgs)
-		n.Mentions += int(cs.ments)
+		// Never below zero: the rows and the counts agree, but a count
+		// must not wrap whatever a bug or an old row makes of them.
+		n.Messages = int(max(int64(n.Messages)+cs.msgs, 0))
+		n.Mentions = int(max(int64(n.Mentions)+cs.ments, 0))
 		if err := txn.Set(chanKey(tagUnread, ch), putU64(nil, uint64(n.Messages), uint64(n.Mentions))); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// rejudge judges again, against mod, every "v U" row of ch after the read
+// marker, records what changed and returns the change to the counts: a
+// message moderation now hides leaves them, one it no longer hides comes
+// back. Rows at or before the marker (left by a MarkRead whose clean-up did
+// not finish) are not counted and are skipped.
+func rejudge(txn *badger.Txn, ch feed.DiscoveryID, marker uint64, mod *ModState) (msgs, ments int64, err error) {
+	type change struct {
+		key []byte
+		val []byte
+	}
+	var changes []change
+	p := chanKey(tagUnreadMsg, ch)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: true})
+	for it.Rewind(); it.Valid(); it.Next() {
+		k := it.Item().Key()
+		if len(k) != len(p)+32+8 {
+			continue
+		}
+		var a feed.AuthorID
+		copy(a[:], k[len(p):])
+		seq := binary.BigEndian.Uint64(k[len(p)+32:])
+		err = it.Item().Value(func(v []byte) error {
+			if len(v) != 9 || binary.BigEndian.Uint64(v) <= marker {
+				return nil
+			}
+			_, hidden := mod.Hides(a, seq)
+			was := v[8]&unreadHidden != 0
+			if hidden == was {
+				return nil
+			}
+			d := int64(1)
+			if hidden {
+				d = -1
+			}
+			msgs += d
+			if v[8]&unreadMention != 0 {
+				ments += d
+			}
+			nv := slices.Clone(v)
+			nv[8] ^= unreadHidden
+			changes = append(changes, change{it.Item().KeyCopy(nil), nv})
+			return nil
+		})
+		if err != nil {
+			break
+		}
+	}
+	it.Close()
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, c := range changes {
+		if err := txn.Set(c.key, c.val); err != nil {
+			return 0, 0, err
+		}
+	}
+	return msgs, ments, nil
 }
 
 // mentions reports whether text contains nick (already folded) as a whole
@@ -182,12 +322,14 @@ func (v *Views) MarkRead(ch feed.DiscoveryID) error {
 	if err := v.checkWrite(); err != nil {
 		return fmt.Errorf("mark read: %w", err)
 	}
+	var marker uint64
 	v.writeMu.Lock()
 	err := v.db.Update(func(txn *badger.Txn) error {
 		pre := chanKey(tagMsg, ch)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: pre, Reverse: true})
 		it.Seek(append(pre, bytes.Repeat([]byte{0xff}, posLen+1)...))
-		val := putU64(make([]byte, 0, 8+posLen), v.clocks[v.unreadIndex()])
+		marker = v.clocks[v.unreadIndex()]
+		val := putU64(make([]byte, 0, 8+posLen), marker)
 		if it.Valid() {
 			val = append(val, it.Item().Key()[len(pre):]...)
 		}
@@ -202,7 +344,62 @@ func (v *Views) MarkRead(ch feed.DiscoveryID) error {
 		return fmt.Errorf("mark read: %w", err)
 	}
 	v.notify()
+	if err := v.dropReadRows(ch, marker); err != nil {
+		// Harmless: rows at or before the marker are not counted, and
+		// the next MarkRead drops them.
+		v.log.Warn("mark read: dropping the read messages' rows", "err", err)
+	}
 	return nil
+}
+
+// dropReadRows deletes ch's "v U" rows at or before arrival marker, in
+// transactions of up to 1000 deletions (a channel read after a long time
+// may have many). Rows the indexer adds meanwhile are after the marker and
+// stay.
+func (v *Views) dropReadRows(ch feed.DiscoveryID, marker uint64) error {
+	p := chanKey(tagUnreadMsg, ch)
+	from := p
+	for {
+		if err := v.checkWrite(); err != nil {
+			return err
+		}
+		v.writeMu.Lock()
+		done := true
+		err := v.db.Update(func(txn *badger.Txn) error {
+			var keys [][]byte
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: true})
+			for it.Seek(from); it.Valid(); it.Next() {
+				if len(keys) == 1000 {
+					from, done = it.Item().KeyCopy(nil), false
+					break
+				}
+				var n uint64
+				if err := it.Item().Value(func(val []byte) error {
+					if len(val) == 9 {
+						n = binary.BigEndian.Uint64(val)
+					}
+					return nil
+				}); err != nil {
+					it.Close()
+					return err
+				}
+				if n <= marker {
+					keys = append(keys, it.Item().KeyCopy(nil))
+				}
+			}
+			it.Close()
+			for _, k := range keys {
+				if err := txn.Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		v.writeMu.Unlock()
+		if err != nil || done {
+			return err
+		}
+	}
 }
 
 func (v *Views) unreadIndex() int {

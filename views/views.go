@@ -109,6 +109,16 @@ func WithBlocked(blocked func() map[feed.AuthorID]bool) Option {
 // WaitIndexed returns ErrReadOnly for entries not indexed.
 func WithReadOnly() Option { return func(v *Views) { v.readOnly = true } }
 
+// channelAdmins lists the admins channel ch's key names (none if ch is not
+// joined). It reads the store's cached channel records, not the views.
+func (v *Views) channelAdmins(ch feed.DiscoveryID) []feed.AuthorID {
+	c, err := v.st.Channel(ch)
+	if err != nil {
+		return nil
+	}
+	return c.Admins.IDs()
+}
+
 // checkWrite runs the write check, if any.
 func (v *Views) checkWrite() error {
 	if v.readOnly {
@@ -145,13 +155,18 @@ func Open(db *badger.DB, st *feed.Store, self feed.AuthorID, opts ...Option) (*V
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
 	}
+	// commitOnce calls the views' Map in this order, in one transaction,
+	// each with the chunk's entries after its own clock. The unread view
+	// reads the moderation view's rows, so moderation comes first: when
+	// unread maps, those rows hold every entry up to the chunk's last (or
+	// beyond, while unread alone rebuilds), never less than unread's batch.
 	v.views = []View{
 		&messagesView{},
 		&topicsView{},
 		&usersView{},
-		&unreadView{self: self, blocked: v.blocked},
-		&membersView{},
 		&moderationView{},
+		&unreadView{self: self, blocked: v.blocked, admins: v.channelAdmins},
+		&membersView{},
 		privateView{},
 	}
 	openMu.Lock()
