@@ -231,10 +231,17 @@ func (v *Views) writeFollow(ch feed.DiscoveryID, a feed.AuthorID, val []byte) er
 	}
 	v.writeMu.Lock()
 	err := v.db.Update(func(txn *badger.Txn) error {
+		var err error
 		if val == nil {
-			return txn.Delete(feedKey(tagModFollow, ch, a))
+			err = txn.Delete(feedKey(tagModFollow, ch, a))
+		} else {
+			err = txn.Set(feedKey(tagModFollow, ch, a), val)
 		}
-		return txn.Set(feedKey(tagModFollow, ch, a), val)
+		if err != nil {
+			return err
+		}
+		// What moderation hides may change: the unread counts follow.
+		return v.rejudgeUnread(txn, ch)
 	})
 	v.writeMu.Unlock()
 	if err != nil {

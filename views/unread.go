@@ -42,9 +42,8 @@ import (
 // moderation entries of a channel, its rows are judged again against the
 // new state: a message hidden since is taken off the counts (never below
 // zero), and one no longer hidden (an unhide, an unblock, a moderator
-// removed) is put back. Follow settings are local, not entries: changing
-// one does not judge the rows again until the channel's next moderation
-// entry (or its next read, which drops them).
+// removed) is put back. A change of a follow setting (local, not an entry)
+// judges the channel's rows again too (Views.SetFollow, ClearFollow).
 type unreadView struct {
 	self    feed.AuthorID
 	blocked func() map[feed.AuthorID]bool
@@ -169,22 +168,45 @@ func (u *unreadView) Map(txn *badger.Txn, b *Batch) error {
 			cs.msgs += dm
 			cs.ments += dn
 		}
-		if cs.msgs == 0 && cs.ments == 0 {
-			continue
-		}
-		n, err := readUnread(txn, ch)
-		if err != nil {
-			return err
-		}
-		// Never below zero: the rows and the counts agree, but a count
-		// must not wrap whatever a bug or an old row makes of them.
-		n.Messages = int(max(int64(n.Messages)+cs.msgs, 0))
-		n.Mentions = int(max(int64(n.Mentions)+cs.ments, 0))
-		if err := txn.Set(chanKey(tagUnread, ch), putU64(nil, uint64(n.Messages), uint64(n.Mentions))); err != nil {
+		if err := addUnread(txn, ch, cs.msgs, cs.ments); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// addUnread adds msgs and ments (either may be negative) to ch's counts.
+func addUnread(txn *badger.Txn, ch feed.DiscoveryID, msgs, ments int64) error {
+	if msgs == 0 && ments == 0 {
+		return nil
+	}
+	n, err := readUnread(txn, ch)
+	if err != nil {
+		return err
+	}
+	// Never below zero: the rows and the counts agree, but a count must
+	// not wrap whatever a bug or an old row makes of them.
+	n.Messages = int(max(int64(n.Messages)+msgs, 0))
+	n.Mentions = int(max(int64(n.Mentions)+ments, 0))
+	return txn.Set(chanKey(tagUnread, ch), putU64(nil, uint64(n.Messages), uint64(n.Mentions)))
+}
+
+// rejudgeUnread judges ch's unread rows again against its moderation as
+// txn sees it (a follow setting changed) and updates the counts.
+func (v *Views) rejudgeUnread(txn *badger.Txn, ch feed.DiscoveryID) error {
+	m, err := readMarker(txn, ch)
+	if err != nil {
+		return err
+	}
+	mod, err := readModeration(txn, v.self, ch, v.channelAdmins(ch))
+	if err != nil {
+		return err
+	}
+	msgs, ments, err := rejudge(txn, ch, m.arrival, mod)
+	if err != nil {
+		return err
+	}
+	return addUnread(txn, ch, msgs, ments)
 }
 
 // rejudge judges again, against mod, every "v U" row of ch after the read

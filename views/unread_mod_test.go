@@ -107,8 +107,8 @@ func TestUnreadModHiddenAfter(t *testing.T) {
 
 // TestUnreadModBlock: a moderation block of an author takes their counted
 // messages off the counts and keeps their new ones out; so does a hide of
-// the author, by a moderator the local user follows. A role holder's
-// messages cannot be hidden.
+// the author, by a moderator the local user follows (following and
+// unfollowing count at once). A role holder's messages cannot be hidden.
 func TestUnreadModBlock(t *testing.T) {
 	adm := newAuthor(t)
 	e := newEnvAdmins(t, []*author{adm})
@@ -133,12 +133,26 @@ func TestUnreadModBlock(t *testing.T) {
 	if u := e.unread(); u != (Unread{Messages: 1, Mentions: 1}) {
 		t.Fatalf("an unfollowed author's hide counts: %+v", u)
 	}
+	// Following and unfollowing (local settings, no entry) judge the
+	// counted messages again.
+	if err := e.v.SetFollow(e.d, mod.ID(), true); err != nil {
+		t.Fatal(err)
+	}
+	if u := e.unread(); u != (Unread{}) {
+		t.Fatalf("after following the moderator who hid carol %+v, want 0", u)
+	}
+	if err := e.v.ClearFollow(e.d, mod.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if u := e.unread(); u != (Unread{Messages: 1, Mentions: 1}) {
+		t.Fatalf("after unfollowing %+v, want carol's 1 and 1 back", u)
+	}
 	if err := e.v.SetFollow(e.d, mod.ID(), true); err != nil {
 		t.Fatal(err)
 	}
 	e.say(mod, t0.Add(5*time.Second), modOn(feed.ModHide, carol, "again"))
 	if u := e.unread(); u != (Unread{}) {
-		t.Fatalf("after a followed moderator hides carol %+v, want 0", u)
+		t.Fatalf("after a followed moderator hides carol again %+v, want 0", u)
 	}
 	e.say(carol, t0.Add(6*time.Second), text("ann?"))
 	e.say(adm, t0.Add(6*time.Second), text("ann: admin here"))
