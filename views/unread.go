@@ -49,6 +49,9 @@ type unreadView struct {
 	blocked func() map[feed.AuthorID]bool
 	// admins lists the admins a channel's key names (for moderation).
 	admins func(feed.DiscoveryID) []feed.AuthorID
+	// committed reads a channel's moderation from the committed rows, in
+	// a transaction of its own (nil: read it in Map's).
+	committed func(feed.DiscoveryID) (*ModState, error)
 }
 
 // Flags of a "v U" row.
@@ -82,17 +85,28 @@ func (u *unreadView) Map(txn *badger.Txn, b *Batch) error {
 	var blocked map[feed.AuthorID]bool // read once per chunk, when needed
 	blockedRead := false
 	modState := func(ch feed.DiscoveryID, cs *chanState) (*ModState, error) {
-		if cs.mod == nil {
+		if cs.mod != nil {
+			return cs.mod, nil
+		}
+		var s *ModState
+		var err error
+		if u.committed != nil && !b.modChans[ch] {
+			// No moderation entry of ch in the chunk: what is
+			// committed is what txn holds. Reading it elsewhere spares
+			// txn's iterators, which sort all the chunk's pending
+			// writes (a quarter of the commit time when catching up).
+			s, err = u.committed(ch)
+		} else {
 			var admins []feed.AuthorID
 			if u.admins != nil {
 				admins = u.admins(ch)
 			}
-			s, err := readModeration(txn, u.self, ch, admins)
-			if err != nil {
-				return nil, err
-			}
-			cs.mod = s
+			s, err = readModeration(txn, u.self, ch, admins)
 		}
+		if err != nil {
+			return nil, err
+		}
+		cs.mod = s
 		return cs.mod, nil
 	}
 	for i := range b.Items {

@@ -119,6 +119,14 @@ func (v *Views) channelAdmins(ch feed.DiscoveryID) []feed.AuthorID {
 	return c.Admins.IDs()
 }
 
+// committedModeration is Moderation of channel ch with its key's admins,
+// as committed. The indexer calls it with writeMu held: every writer of
+// moderation rows and follow settings holds writeMu, so it sees what the
+// indexer's own transaction sees (less that transaction's writes).
+func (v *Views) committedModeration(ch feed.DiscoveryID) (*ModState, error) {
+	return v.Moderation(ch, v.channelAdmins(ch))
+}
+
 // checkWrite runs the write check, if any.
 func (v *Views) checkWrite() error {
 	if v.readOnly {
@@ -165,7 +173,7 @@ func Open(db *badger.DB, st *feed.Store, self feed.AuthorID, opts ...Option) (*V
 		&topicsView{},
 		&usersView{},
 		&moderationView{},
-		&unreadView{self: self, blocked: v.blocked, admins: v.channelAdmins},
+		&unreadView{self: self, blocked: v.blocked, admins: v.channelAdmins, committed: v.committedModeration},
 		&membersView{},
 		privateView{},
 	}
