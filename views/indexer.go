@@ -36,7 +36,8 @@ type Batch struct {
 	Items []Item
 	// modChans holds the channels with moderation entries anywhere in the
 	// chunk (also before the clock of the view given Items): only those
-	// can have moderation rows the transaction has not committed yet.
+	// can have moderation rows the transaction has not committed yet, and
+	// the unread view recounts those (once each).
 	modChans map[feed.DiscoveryID]bool
 }
 

@@ -37,8 +37,6 @@ import (
 //	unread view:
 //	v u <D 32>                      -> messages 8, mentions 8 (after the read marker)
 //	v s <D 32>                      -> the local user's latest nickname, as far as indexed
-//	v U <D 32> <A 32> <seq 8>       -> arrival 8, flags 1 (mention, hidden by moderation):
-//	                                   a message counted after the read marker (unread.go)
 //
 //	members view (members.go):
 //	v p <D 32> <A 32>               -> messages 8, bytes 8, last arrival (unix ms, local clock) 8
@@ -57,24 +55,23 @@ import (
 //	                                   (a rebuild does not judge them again with its
 //	                                   own, later, clock)
 const (
-	tagState     = '!'
-	tagMsg       = 'm'
-	tagArrival   = 'a'
-	tagCount     = 'k'
-	tagMsgFeed   = 'f'
-	tagEdit      = 'e'
-	tagEditArr   = 'E'
-	tagEdits     = 'x'
-	tagTopic     = 't'
-	tagTopFeed   = 'g'
-	tagNick      = 'n'
-	tagNickIdx   = 'N'
-	tagNickWas   = 'w'
-	tagUnread    = 'u'
-	tagSelf      = 's'
-	tagUnreadMsg = 'U'
-	tagMarker    = 'R'
-	tagLateHW    = 'H'
+	tagState   = '!'
+	tagMsg     = 'm'
+	tagArrival = 'a'
+	tagCount   = 'k'
+	tagMsgFeed = 'f'
+	tagEdit    = 'e'
+	tagEditArr = 'E'
+	tagEdits   = 'x'
+	tagTopic   = 't'
+	tagTopFeed = 'g'
+	tagNick    = 'n'
+	tagNickIdx = 'N'
+	tagNickWas = 'w'
+	tagUnread  = 'u'
+	tagSelf    = 's'
+	tagMarker  = 'R'
+	tagLateHW  = 'H'
 )
 
 func prefix(tag byte) []byte { return []byte{'v', tag} }

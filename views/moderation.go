@@ -241,7 +241,7 @@ func (v *Views) writeFollow(ch feed.DiscoveryID, a feed.AuthorID, val []byte) er
 			return err
 		}
 		// What moderation hides may change: the unread counts follow.
-		return v.rejudgeUnread(txn, ch)
+		return v.recountUnreadFollow(txn, ch)
 	})
 	v.writeMu.Unlock()
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -29,21 +28,21 @@ import (
 // Messages of blocked authors (WithBlocked) are not counted: the UI hides
 // them, so they must not raise counts or mentions. The block list is read
 // when a message is indexed; blocking someone later does not take back what
-// they already added to the counts (reading the channel does).
+// they already added to the counts (reading the channel does, and so does a
+// recount, below).
 //
 // Messages moderation hides (ModState.Hides: the message hidden, or its
-// author hidden or blocked, for the local user) are not counted either, and
-// moderation catches up with what it counted before: every message after
-// the marker that is not from a blocked author has a row (v U) recording
-// whether it is a mention and whether moderation hid it when last looked
-// at. A message is judged when it is indexed, against the moderation rows
-// of its whole chunk (the moderation view maps first, views.go), so a hide
-// in the same chunk counts whichever came first. When a chunk holds
-// moderation entries of a channel, its rows are judged again against the
-// new state: a message hidden since is taken off the counts (never below
-// zero), and one no longer hidden (an unhide, an unblock, a moderator
-// removed) is put back. A change of a follow setting (local, not an entry)
-// judges the channel's rows again too (Views.SetFollow, ClearFollow).
+// author hidden or blocked, for the local user) are not counted either. A
+// message is judged when it is indexed, against the moderation committed
+// before its chunk. The view keeps no row per message: when moderation of
+// a channel changes (the chunk holds moderation entries of the channel, or
+// a follow setting changed: Views.SetFollow, ClearFollow), the channel's
+// counts are recounted from scratch from what the messages view stores
+// (recountUnread): so a hide takes a message off the counts and its
+// mentions, an unhide (an unblock, a moderator removed) puts it back, and a
+// hide in the same chunk counts whichever came first. A recount judges
+// mentions with the local user's nickname as it is then, and leaves out
+// the authors blocked then.
 type unreadView struct {
 	self    feed.AuthorID
 	blocked func() map[feed.AuthorID]bool
@@ -54,24 +53,17 @@ type unreadView struct {
 	committed func(feed.DiscoveryID) (*ModState, error)
 }
 
-// Flags of a "v U" row.
-const (
-	unreadMention = 1 << iota // the message mentions the local user
-	unreadHidden              // moderation hid it: it is not in the counts
-)
+func (*unreadView) Name() string { return "unread" }
 
-// unreadMsgKey is the "v U" row of author a's message seq in ch:
-// arrival 8, flags 1.
-func unreadMsgKey(ch feed.DiscoveryID, a feed.AuthorID, seq uint64) []byte {
-	return binary.BigEndian.AppendUint64(feedKey(tagUnreadMsg, ch, a), seq)
-}
+// Version 2: moderation-hidden messages are not counted.
+func (*unreadView) Version() uint32    { return 2 }
+func (*unreadView) Prefixes() [][]byte { return [][]byte{prefix(tagUnread), prefix(tagSelf)} }
 
-func (*unreadView) Name() string    { return "unread" }
-func (*unreadView) Version() uint32 { return 2 }
-func (*unreadView) Prefixes() [][]byte {
-	return [][]byte{prefix(tagUnread), prefix(tagSelf), prefix(tagUnreadMsg)}
-}
-
+// Map counts the chunk's messages. It reads what two views mapped before it
+// in the same transaction (views.go lists them in that order): the
+// moderation view's rows, for the moderation of the chunk's channels, and,
+// for a recount, the messages view's rows and arrival index, which then
+// hold every message up to the chunk's last.
 func (u *unreadView) Map(txn *badger.Txn, b *Batch) error {
 	type chanState struct {
 		marker      uint64
@@ -79,35 +71,15 @@ func (u *unreadView) Map(txn *badger.Txn, b *Batch) error {
 		meChanged   bool
 		msgs, ments int64
 		mod         *ModState // read when first needed
-		modChanged  bool      // the batch holds moderation entries
 	}
 	chans := map[feed.DiscoveryID]*chanState{}
 	var blocked map[feed.AuthorID]bool // read once per chunk, when needed
 	blockedRead := false
-	modState := func(ch feed.DiscoveryID, cs *chanState) (*ModState, error) {
-		if cs.mod != nil {
-			return cs.mod, nil
+	readBlocked := func() map[feed.AuthorID]bool {
+		if !blockedRead && u.blocked != nil {
+			blocked, blockedRead = u.blocked(), true
 		}
-		var s *ModState
-		var err error
-		if u.committed != nil && !b.modChans[ch] {
-			// No moderation entry of ch in the chunk: what is
-			// committed is what txn holds. Reading it elsewhere spares
-			// txn's iterators, which sort all the chunk's pending
-			// writes (a quarter of the commit time when catching up).
-			s, err = u.committed(ch)
-		} else {
-			var admins []feed.AuthorID
-			if u.admins != nil {
-				admins = u.admins(ch)
-			}
-			s, err = readModeration(txn, u.self, ch, admins)
-		}
-		if err != nil {
-			return nil, err
-		}
-		cs.mod = s
-		return cs.mod, nil
+		return blocked
 	}
 	for i := range b.Items {
 		it := &b.Items[i]
@@ -125,10 +97,6 @@ func (u *unreadView) Map(txn *badger.Txn, b *Batch) error {
 			cs = &chanState{marker: m.arrival, me: me}
 			chans[ch] = cs
 		}
-		if it.Kind == feed.KindMod {
-			cs.modChanged = cs.modChanged || it.Mod != nil
-			continue
-		}
 		if it.Entry.Author == u.self {
 			if it.Kind == feed.KindNick && it.Text != "" && len(it.Text) <= maxNick {
 				cs.me, cs.meChanged = fold(it.Text), true
@@ -138,31 +106,41 @@ func (u *unreadView) Map(txn *badger.Txn, b *Batch) error {
 		if (it.Kind != feed.KindText && it.Kind != feed.KindEmote) || it.N <= cs.marker {
 			continue
 		}
-		if !blockedRead && u.blocked != nil {
-			blocked, blockedRead = u.blocked(), true
+		if b.modChans[ch] {
+			continue // recounted below
 		}
-		if blocked[it.Entry.Author] {
+		if readBlocked()[it.Entry.Author] {
 			continue
 		}
-		mod, err := modState(ch, cs)
-		if err != nil {
-			return err
-		}
-		var flags byte
-		if mentions(it.Text, cs.me) || it.Ref != nil && it.Ref.author == u.self {
-			flags |= unreadMention
-		}
-		if _, hidden := mod.Hides(it.Entry.Author, it.Entry.Seq); hidden {
-			flags |= unreadHidden
-		} else {
-			cs.msgs++
-			if flags&unreadMention != 0 {
-				cs.ments++
+		if cs.mod == nil {
+			// No moderation entry of ch in the chunk: what is
+			// committed is what txn holds. Reading it elsewhere spares
+			// txn's iterators, which sort all the chunk's pending
+			// writes (a quarter of the commit time when catching up).
+			var err error
+			if u.committed != nil {
+				cs.mod, err = u.committed(ch)
+			} else {
+				cs.mod, err = readModeration(txn, u.self, ch, u.channelAdmins(ch))
+			}
+			if err != nil {
+				return err
 			}
 		}
-		if err := txn.Set(unreadMsgKey(ch, it.Entry.Author, it.Entry.Seq), append(putU64(nil, it.N), flags)); err != nil {
-			return err
+		if _, hidden := cs.mod.Hides(it.Entry.Author, it.Entry.Seq); hidden {
+			continue
 		}
+		cs.msgs++
+		if mentions(it.Text, cs.me) || it.Ref != nil && it.Ref.author == u.self {
+			cs.ments++
+		}
+	}
+	// The chunk's last message: the messages view's rows may go further
+	// while this view alone rebuilds, and those are counted when this view
+	// indexes them.
+	var upTo uint64
+	if len(b.Items) > 0 {
+		upTo = b.Items[len(b.Items)-1].N
 	}
 	for ch, cs := range chans {
 		if cs.meChanged {
@@ -170,45 +148,124 @@ func (u *unreadView) Map(txn *badger.Txn, b *Batch) error {
 				return err
 			}
 		}
-		if cs.modChanged {
-			mod, err := modState(ch, cs)
+		if b.modChans[ch] {
+			// Moderation of ch changed: once per channel per chunk.
+			mod, err := readModeration(txn, u.self, ch, u.channelAdmins(ch))
 			if err != nil {
 				return err
 			}
-			dm, dn, err := rejudge(txn, ch, cs.marker, mod)
+			n, err := recountUnread(txn, u.self, ch, cs.marker, upTo, cs.me, mod, readBlocked())
 			if err != nil {
 				return err
 			}
-			cs.msgs += dm
-			cs.ments += dn
+			if err := putUnread(txn, ch, n); err != nil {
+				return err
+			}
+			continue
 		}
-		if err := addUnread(txn, ch, cs.msgs, cs.ments); err != nil {
+		if cs.msgs == 0 {
+			continue
+		}
+		n, err := readUnread(txn, ch)
+		if err != nil {
+			return err
+		}
+		n.Messages += int(cs.msgs)
+		n.Mentions += int(cs.ments)
+		if err := putUnread(txn, ch, n); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// addUnread adds msgs and ments (either may be negative) to ch's counts.
-func addUnread(txn *badger.Txn, ch feed.DiscoveryID, msgs, ments int64) error {
-	if msgs == 0 && ments == 0 {
+func (u *unreadView) channelAdmins(ch feed.DiscoveryID) []feed.AuthorID {
+	if u.admins == nil {
 		return nil
 	}
-	n, err := readUnread(txn, ch)
-	if err != nil {
-		return err
-	}
-	// Never below zero: the rows and the counts agree, but a count must
-	// not wrap whatever a bug or an old row makes of them.
-	n.Messages = int(max(int64(n.Messages)+msgs, 0))
-	n.Mentions = int(max(int64(n.Mentions)+ments, 0))
+	return u.admins(ch)
+}
+
+func putUnread(txn *badger.Txn, ch feed.DiscoveryID, n Unread) error {
 	return txn.Set(chanKey(tagUnread, ch), putU64(nil, uint64(n.Messages), uint64(n.Mentions)))
 }
 
-// rejudgeUnread judges ch's unread rows again against its moderation as
-// txn sees it (a follow setting changed) and updates the counts.
-func (v *Views) rejudgeUnread(txn *badger.Txn, ch feed.DiscoveryID) error {
+// recountUnread counts ch's unread messages and mentions from scratch from
+// the messages view's rows txn sees: the arrival index after the read
+// marker, up to arrival upTo, leaving out the local user's own messages,
+// those of blocked authors and those mod hides. A mention is nick (folded)
+// in the text as a word, or a reply to the local user.
+//
+// Its cost is the channel's unread backlog (an index row and a message row
+// read per unread message), paid only when the channel's moderation
+// changes, never for messages as they are indexed: the views keep no row
+// per unread message, which would slow down indexing a big catch-up, where
+// everything is unread.
+func recountUnread(txn *badger.Txn, self feed.AuthorID, ch feed.DiscoveryID, marker, upTo uint64,
+	nick string, mod *ModState, blocked map[feed.AuthorID]bool) (Unread, error) {
+	var n Unread
+	if upTo <= marker {
+		return n, nil
+	}
+	pre := chanKey(tagArrival, ch)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: pre, PrefetchValues: true})
+	defer it.Close()
+	for it.Seek(arrivalKey(ch, marker+1)); it.Valid(); it.Next() {
+		k := it.Item().Key()
+		if len(k) != len(pre)+8 {
+			continue
+		}
+		if binary.BigEndian.Uint64(k[len(pre):]) > upTo {
+			break
+		}
+		ref, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return n, err
+		}
+		p, err := parsePos(ref)
+		if err != nil {
+			return n, err
+		}
+		if p.author == self || blocked[p.author] {
+			continue
+		}
+		if _, hidden := mod.Hides(p.author, p.seq); hidden {
+			continue
+		}
+		row, err := txn.Get(msgKey(ch, p))
+		if err != nil {
+			return n, fmt.Errorf("arrival index points at a missing row: %w", err)
+		}
+		err = row.Value(func(r []byte) error {
+			if len(r) < rowHead {
+				return nil
+			}
+			if k := rowKind(r); k != feed.KindText && k != feed.KindEmote {
+				return nil
+			}
+			n.Messages++
+			toSelf := r[rowHead-1] == 40 && len(r) >= rowHead+40 && feed.AuthorID(r[rowHead:rowHead+32]) == self
+			if toSelf || mentions(string(rowText(r)), nick) {
+				n.Mentions++
+			}
+			return nil
+		})
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// recountUnreadFollow recounts ch's unread counts in txn, where a follow
+// setting changed: up to what the unread view has indexed (its clock; the
+// caller holds writeMu, so the clock is the committed one).
+func (v *Views) recountUnreadFollow(txn *badger.Txn, ch feed.DiscoveryID) error {
 	m, err := readMarker(txn, ch)
+	if err != nil {
+		return err
+	}
+	nick, err := getString(txn, chanKey(tagSelf, ch))
 	if err != nil {
 		return err
 	}
@@ -216,70 +273,15 @@ func (v *Views) rejudgeUnread(txn *badger.Txn, ch feed.DiscoveryID) error {
 	if err != nil {
 		return err
 	}
-	msgs, ments, err := rejudge(txn, ch, m.arrival, mod)
+	var blocked map[feed.AuthorID]bool
+	if v.blocked != nil {
+		blocked = v.blocked()
+	}
+	n, err := recountUnread(txn, v.self, ch, m.arrival, v.clocks[v.unreadIndex()], nick, mod, blocked)
 	if err != nil {
 		return err
 	}
-	return addUnread(txn, ch, msgs, ments)
-}
-
-// rejudge judges again, against mod, every "v U" row of ch after the read
-// marker, records what changed and returns the change to the counts: a
-// message moderation now hides leaves them, one it no longer hides comes
-// back. Rows at or before the marker (left by a MarkRead whose clean-up did
-// not finish) are not counted and are skipped.
-func rejudge(txn *badger.Txn, ch feed.DiscoveryID, marker uint64, mod *ModState) (msgs, ments int64, err error) {
-	type change struct {
-		key []byte
-		val []byte
-	}
-	var changes []change
-	p := chanKey(tagUnreadMsg, ch)
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: true})
-	for it.Rewind(); it.Valid(); it.Next() {
-		k := it.Item().Key()
-		if len(k) != len(p)+32+8 {
-			continue
-		}
-		var a feed.AuthorID
-		copy(a[:], k[len(p):])
-		seq := binary.BigEndian.Uint64(k[len(p)+32:])
-		err = it.Item().Value(func(v []byte) error {
-			if len(v) != 9 || binary.BigEndian.Uint64(v) <= marker {
-				return nil
-			}
-			_, hidden := mod.Hides(a, seq)
-			was := v[8]&unreadHidden != 0
-			if hidden == was {
-				return nil
-			}
-			d := int64(1)
-			if hidden {
-				d = -1
-			}
-			msgs += d
-			if v[8]&unreadMention != 0 {
-				ments += d
-			}
-			nv := slices.Clone(v)
-			nv[8] ^= unreadHidden
-			changes = append(changes, change{it.Item().KeyCopy(nil), nv})
-			return nil
-		})
-		if err != nil {
-			break
-		}
-	}
-	it.Close()
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, c := range changes {
-		if err := txn.Set(c.key, c.val); err != nil {
-			return 0, 0, err
-		}
-	}
-	return msgs, ments, nil
+	return putUnread(txn, ch, n)
 }
 
 // mentions reports whether text contains nick (already folded) as a whole
@@ -358,14 +360,12 @@ func (v *Views) MarkRead(ch feed.DiscoveryID) error {
 	if err := v.checkWrite(); err != nil {
 		return fmt.Errorf("mark read: %w", err)
 	}
-	var marker uint64
 	v.writeMu.Lock()
 	err := v.db.Update(func(txn *badger.Txn) error {
 		pre := chanKey(tagMsg, ch)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: pre, Reverse: true})
 		it.Seek(append(pre, bytes.Repeat([]byte{0xff}, posLen+1)...))
-		marker = v.clocks[v.unreadIndex()]
-		val := putU64(make([]byte, 0, 8+posLen), marker)
+		val := putU64(make([]byte, 0, 8+posLen), v.clocks[v.unreadIndex()])
 		if it.Valid() {
 			val = append(val, it.Item().Key()[len(pre):]...)
 		}
@@ -380,62 +380,7 @@ func (v *Views) MarkRead(ch feed.DiscoveryID) error {
 		return fmt.Errorf("mark read: %w", err)
 	}
 	v.notify()
-	if err := v.dropReadRows(ch, marker); err != nil {
-		// Harmless: rows at or before the marker are not counted, and
-		// the next MarkRead drops them.
-		v.log.Warn("mark read: dropping the read messages' rows", "err", err)
-	}
 	return nil
-}
-
-// dropReadRows deletes ch's "v U" rows at or before arrival marker, in
-// transactions of up to 1000 deletions (a channel read after a long time
-// may have many). Rows the indexer adds meanwhile are after the marker and
-// stay.
-func (v *Views) dropReadRows(ch feed.DiscoveryID, marker uint64) error {
-	p := chanKey(tagUnreadMsg, ch)
-	from := p
-	for {
-		if err := v.checkWrite(); err != nil {
-			return err
-		}
-		v.writeMu.Lock()
-		done := true
-		err := v.db.Update(func(txn *badger.Txn) error {
-			var keys [][]byte
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: true})
-			for it.Seek(from); it.Valid(); it.Next() {
-				if len(keys) == 1000 {
-					from, done = it.Item().KeyCopy(nil), false
-					break
-				}
-				var n uint64
-				if err := it.Item().Value(func(val []byte) error {
-					if len(val) == 9 {
-						n = binary.BigEndian.Uint64(val)
-					}
-					return nil
-				}); err != nil {
-					it.Close()
-					return err
-				}
-				if n <= marker {
-					keys = append(keys, it.Item().KeyCopy(nil))
-				}
-			}
-			it.Close()
-			for _, k := range keys {
-				if err := txn.Delete(k); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		v.writeMu.Unlock()
-		if err != nil || done {
-			return err
-		}
-	}
 }
 
 func (v *Views) unreadIndex() int {

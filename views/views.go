@@ -165,9 +165,12 @@ func Open(db *badger.DB, st *feed.Store, self feed.AuthorID, opts ...Option) (*V
 	}
 	// commitOnce calls the views' Map in this order, in one transaction,
 	// each with the chunk's entries after its own clock. The unread view
-	// reads the moderation view's rows, so moderation comes first: when
-	// unread maps, those rows hold every entry up to the chunk's last (or
-	// beyond, while unread alone rebuilds), never less than unread's batch.
+	// reads the rows of two views that come before it: moderation's, to
+	// judge messages, and messages' (rows and arrival index), to recount a
+	// channel whose moderation changed. When unread maps, both hold every
+	// entry up to the chunk's last (or beyond, while unread alone
+	// rebuilds), never less than unread's batch. Keep messages and
+	// moderation before unread.
 	v.views = []View{
 		&messagesView{},
 		&topicsView{},
