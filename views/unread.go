@@ -69,7 +69,7 @@ func (u *unreadView) Map(txn *badger.Txn, b *Batch) error {
 		marker      uint64
 		me          string // own nick, folded
 		meChanged   bool
-		msgs, ments int64
+		msgs, ments uint64
 		mod         *ModState // read when first needed
 	}
 	chans := map[feed.DiscoveryID]*chanState{}
