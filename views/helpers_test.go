@@ -50,11 +50,22 @@ type env struct {
 
 func newEnv(t testing.TB, opts ...Option) *env {
 	t.Helper()
+	return newEnvAdmins(t, nil, opts...)
+}
+
+// newEnvAdmins is newEnv with a channel whose key names admins.
+func newEnvAdmins(t testing.TB, admins []*author, opts ...Option) *env {
+	t.Helper()
 	k, err := feed.NewChannelKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, dir: t.TempDir(), ch: feed.Channel{Key: k, Name: "general"}, clock: &fakeClock{t: t0}}
+	ids := make([]feed.AuthorID, len(admins))
+	for i, a := range admins {
+		ids[i] = a.ID()
+	}
+	ch := feed.Channel{Key: k, Name: "general", Admins: feed.NewAdminSet(ids)}
+	e := &env{t: t, dir: t.TempDir(), ch: ch, clock: &fakeClock{t: t0}}
 	e.d = e.ch.ID()
 	e.me = newAuthor(t)
 	e.opts = opts

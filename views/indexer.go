@@ -34,6 +34,11 @@ type View interface {
 type Batch struct {
 	Now   time.Time // the local clock when the batch was indexed
 	Items []Item
+	// modChans holds the channels with moderation entries anywhere in the
+	// chunk (also before the clock of the view given Items): only those
+	// can have moderation rows the transaction has not committed yet, and
+	// the unread view recounts those (once each).
+	modChans map[feed.DiscoveryID]bool
 }
 
 // Item is one stored entry with its decoded payload. Entries whose payload
@@ -390,6 +395,14 @@ func (v *Views) commitOnce(items []Item, last uint64) error {
 	txn := v.db.NewTransaction(true)
 	defer txn.Discard()
 	b := &Batch{Now: v.now()}
+	for i := range items {
+		if items[i].Kind == feed.KindMod {
+			if b.modChans == nil {
+				b.modChans = map[feed.DiscoveryID]bool{}
+			}
+			b.modChans[items[i].Entry.Channel] = true
+		}
+	}
 	for i, vw := range v.views {
 		if v.clocks[i] >= last {
 			continue
@@ -427,11 +440,8 @@ func (v *Views) commitOnce(items []Item, last uint64) error {
 	if nicks {
 		v.nicks.invalidate()
 	}
-	for i := range items {
-		if items[i].Kind == feed.KindMod {
-			v.modGen.Add(1)
-			break
-		}
+	if b.modChans != nil {
+		v.modGen.Add(1)
 	}
 	lo := last
 	for i := range v.clocks {

@@ -231,10 +231,17 @@ func (v *Views) writeFollow(ch feed.DiscoveryID, a feed.AuthorID, val []byte) er
 	}
 	v.writeMu.Lock()
 	err := v.db.Update(func(txn *badger.Txn) error {
+		var err error
 		if val == nil {
-			return txn.Delete(feedKey(tagModFollow, ch, a))
+			err = txn.Delete(feedKey(tagModFollow, ch, a))
+		} else {
+			err = txn.Set(feedKey(tagModFollow, ch, a), val)
 		}
-		return txn.Set(feedKey(tagModFollow, ch, a), val)
+		if err != nil {
+			return err
+		}
+		// What moderation hides may change: the unread counts follow.
+		return v.recountUnreadFollow(txn, ch)
 	})
 	v.writeMu.Unlock()
 	if err != nil {
@@ -248,29 +255,36 @@ func (v *Views) writeFollow(ch feed.DiscoveryID, a feed.AuthorID, val []byte) er
 // Follows returns the local follow settings of channel ch: true for a
 // followed author, false for one not followed.
 func (v *Views) Follows(ch feed.DiscoveryID) (map[feed.AuthorID]bool, error) {
-	out := map[feed.AuthorID]bool{}
+	var out map[feed.AuthorID]bool
 	err := v.db.View(func(txn *badger.Txn) error {
-		p := chanKey(tagModFollow, ch)
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: true})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			k := it.Item().Key()[len(p):]
-			if len(k) != 32 {
-				continue
-			}
-			var a feed.AuthorID
-			copy(a[:], k)
-			if err := it.Item().Value(func(val []byte) error {
-				out[a] = len(val) == 1 && val[0] == 1
-				return nil
-			}); err != nil {
-				return err
-			}
-		}
-		return nil
+		var err error
+		out, err = readFollows(txn, ch)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read follows: %w", err)
+	}
+	return out, nil
+}
+
+func readFollows(txn *badger.Txn, ch feed.DiscoveryID) (map[feed.AuthorID]bool, error) {
+	out := map[feed.AuthorID]bool{}
+	p := chanKey(tagModFollow, ch)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: true})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		k := it.Item().Key()[len(p):]
+		if len(k) != 32 {
+			continue
+		}
+		var a feed.AuthorID
+		copy(a[:], k)
+		if err := it.Item().Value(func(val []byte) error {
+			out[a] = len(val) == 1 && val[0] == 1
+			return nil
+		}); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -324,31 +338,41 @@ func decodeModRow(ch feed.DiscoveryID, key, val []byte) (modRow, bool) {
 //     current state (latest entry of that class about it) is hide (block).
 //     Actions against a role holder or the local user count for nothing.
 func (v *Views) Moderation(ch feed.DiscoveryID, admins []feed.AuthorID) (*ModState, error) {
-	follows, err := v.Follows(ch)
-	if err != nil {
-		return nil, err
-	}
-	var rows []modRow
-	err = v.db.View(func(txn *badger.Txn) error {
-		p := chanKey(tagMod, ch)
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: true})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			if err := it.Item().Value(func(val []byte) error {
-				if r, ok := decodeModRow(ch, it.Item().Key(), val); ok {
-					rows = append(rows, r)
-				}
-				return nil
-			}); err != nil {
-				return err
-			}
-		}
-		return nil
+	var s *ModState
+	err := v.db.View(func(txn *badger.Txn) error {
+		var err error
+		s, err = readModeration(txn, v.self, ch, admins)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read moderation: %w", err)
 	}
-	return computeModeration(v.self, admins, follows, rows), nil
+	return s, nil
+}
+
+// readModeration computes channel ch's moderation for self from the rows
+// and follow settings txn sees (Moderation; the unread view, whose txn
+// also holds the moderation view's rows of the chunk being indexed).
+func readModeration(txn *badger.Txn, self feed.AuthorID, ch feed.DiscoveryID, admins []feed.AuthorID) (*ModState, error) {
+	follows, err := readFollows(txn, ch)
+	if err != nil {
+		return nil, err
+	}
+	var rows []modRow
+	p := chanKey(tagMod, ch)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: true})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		if err := it.Item().Value(func(val []byte) error {
+			if r, ok := decodeModRow(ch, it.Item().Key(), val); ok {
+				rows = append(rows, r)
+			}
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return computeModeration(self, admins, follows, rows), nil
 }
 
 func computeModeration(self feed.AuthorID, admins []feed.AuthorID, follows map[feed.AuthorID]bool, rows []modRow) *ModState {

@@ -28,26 +28,59 @@ import (
 // Messages of blocked authors (WithBlocked) are not counted: the UI hides
 // them, so they must not raise counts or mentions. The block list is read
 // when a message is indexed; blocking someone later does not take back what
-// they already added to the counts (reading the channel does).
+// they already added to the counts (reading the channel does, and so does a
+// recount, below).
+//
+// Messages moderation hides (ModState.Hides: the message hidden, or its
+// author hidden or blocked, for the local user) are not counted either. A
+// message is judged when it is indexed, against the moderation committed
+// before its chunk. The view keeps no row per message: when moderation of
+// a channel changes (the chunk holds moderation entries of the channel, or
+// a follow setting changed: Views.SetFollow, ClearFollow), the channel's
+// counts are recounted from scratch from what the messages view stores
+// (recountUnread): so a hide takes a message off the counts and its
+// mentions, an unhide (an unblock, a moderator removed) puts it back, and a
+// hide in the same chunk counts whichever came first. A recount judges
+// mentions with the local user's nickname as it is then, and leaves out
+// the authors blocked then.
 type unreadView struct {
 	self    feed.AuthorID
 	blocked func() map[feed.AuthorID]bool
+	// admins lists the admins a channel's key names (for moderation).
+	admins func(feed.DiscoveryID) []feed.AuthorID
+	// committed reads a channel's moderation from the committed rows, in
+	// a transaction of its own (nil: read it in Map's).
+	committed func(feed.DiscoveryID) (*ModState, error)
 }
 
-func (*unreadView) Name() string       { return "unread" }
-func (*unreadView) Version() uint32    { return 1 }
+func (*unreadView) Name() string { return "unread" }
+
+// Version 2: moderation-hidden messages are not counted.
+func (*unreadView) Version() uint32    { return 2 }
 func (*unreadView) Prefixes() [][]byte { return [][]byte{prefix(tagUnread), prefix(tagSelf)} }
 
+// Map counts the chunk's messages. It reads what two views mapped before it
+// in the same transaction (views.go lists them in that order): the
+// moderation view's rows, for the moderation of the chunk's channels, and,
+// for a recount, the messages view's rows and arrival index, which then
+// hold every message up to the chunk's last.
 func (u *unreadView) Map(txn *badger.Txn, b *Batch) error {
 	type chanState struct {
 		marker      uint64
 		me          string // own nick, folded
 		meChanged   bool
 		msgs, ments uint64
+		mod         *ModState // read when first needed
 	}
 	chans := map[feed.DiscoveryID]*chanState{}
 	var blocked map[feed.AuthorID]bool // read once per chunk, when needed
 	blockedRead := false
+	readBlocked := func() map[feed.AuthorID]bool {
+		if !blockedRead && u.blocked != nil {
+			blocked, blockedRead = u.blocked(), true
+		}
+		return blocked
+	}
 	for i := range b.Items {
 		it := &b.Items[i]
 		ch := it.Entry.Channel
@@ -73,10 +106,28 @@ func (u *unreadView) Map(txn *badger.Txn, b *Batch) error {
 		if (it.Kind != feed.KindText && it.Kind != feed.KindEmote) || it.N <= cs.marker {
 			continue
 		}
-		if !blockedRead && u.blocked != nil {
-			blocked, blockedRead = u.blocked(), true
+		if b.modChans[ch] {
+			continue // recounted below
 		}
-		if blocked[it.Entry.Author] {
+		if readBlocked()[it.Entry.Author] {
+			continue
+		}
+		if cs.mod == nil {
+			// No moderation entry of ch in the chunk: what is
+			// committed is what txn holds. Reading it elsewhere spares
+			// txn's iterators, which sort all the chunk's pending
+			// writes (a quarter of the commit time when catching up).
+			var err error
+			if u.committed != nil {
+				cs.mod, err = u.committed(ch)
+			} else {
+				cs.mod, err = readModeration(txn, u.self, ch, u.channelAdmins(ch))
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if _, hidden := cs.mod.Hides(it.Entry.Author, it.Entry.Seq); hidden {
 			continue
 		}
 		cs.msgs++
@@ -84,11 +135,33 @@ func (u *unreadView) Map(txn *badger.Txn, b *Batch) error {
 			cs.ments++
 		}
 	}
+	// The chunk's last message: the messages view's rows may go further
+	// while this view alone rebuilds, and those are counted when this view
+	// indexes them.
+	var upTo uint64
+	if len(b.Items) > 0 {
+		upTo = b.Items[len(b.Items)-1].N
+	}
 	for ch, cs := range chans {
 		if cs.meChanged {
 			if err := txn.Set(chanKey(tagSelf, ch), []byte(cs.me)); err != nil {
 				return err
 			}
+		}
+		if b.modChans[ch] {
+			// Moderation of ch changed: once per channel per chunk.
+			mod, err := readModeration(txn, u.self, ch, u.channelAdmins(ch))
+			if err != nil {
+				return err
+			}
+			n, err := recountUnread(txn, u.self, ch, cs.marker, upTo, cs.me, mod, readBlocked())
+			if err != nil {
+				return err
+			}
+			if err := putUnread(txn, ch, n); err != nil {
+				return err
+			}
+			continue
 		}
 		if cs.msgs == 0 {
 			continue
@@ -99,11 +172,116 @@ func (u *unreadView) Map(txn *badger.Txn, b *Batch) error {
 		}
 		n.Messages += int(cs.msgs)
 		n.Mentions += int(cs.ments)
-		if err := txn.Set(chanKey(tagUnread, ch), putU64(nil, uint64(n.Messages), uint64(n.Mentions))); err != nil {
+		if err := putUnread(txn, ch, n); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func (u *unreadView) channelAdmins(ch feed.DiscoveryID) []feed.AuthorID {
+	if u.admins == nil {
+		return nil
+	}
+	return u.admins(ch)
+}
+
+func putUnread(txn *badger.Txn, ch feed.DiscoveryID, n Unread) error {
+	return txn.Set(chanKey(tagUnread, ch), putU64(nil, uint64(n.Messages), uint64(n.Mentions)))
+}
+
+// recountUnread counts ch's unread messages and mentions from scratch from
+// the messages view's rows txn sees: the arrival index after the read
+// marker, up to arrival upTo, leaving out the local user's own messages,
+// those of blocked authors and those mod hides. A mention is nick (folded)
+// in the text as a word, or a reply to the local user.
+//
+// Its cost is the channel's unread backlog (an index row and a message row
+// read per unread message), paid only when the channel's moderation
+// changes, never for messages as they are indexed: the views keep no row
+// per unread message, which would slow down indexing a big catch-up, where
+// everything is unread.
+func recountUnread(txn *badger.Txn, self feed.AuthorID, ch feed.DiscoveryID, marker, upTo uint64,
+	nick string, mod *ModState, blocked map[feed.AuthorID]bool) (Unread, error) {
+	var n Unread
+	if upTo <= marker {
+		return n, nil
+	}
+	pre := chanKey(tagArrival, ch)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: pre, PrefetchValues: true})
+	defer it.Close()
+	for it.Seek(arrivalKey(ch, marker+1)); it.Valid(); it.Next() {
+		k := it.Item().Key()
+		if len(k) != len(pre)+8 {
+			continue
+		}
+		if binary.BigEndian.Uint64(k[len(pre):]) > upTo {
+			break
+		}
+		ref, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return n, err
+		}
+		p, err := parsePos(ref)
+		if err != nil {
+			return n, err
+		}
+		if p.author == self || blocked[p.author] {
+			continue
+		}
+		if _, hidden := mod.Hides(p.author, p.seq); hidden {
+			continue
+		}
+		row, err := txn.Get(msgKey(ch, p))
+		if err != nil {
+			return n, fmt.Errorf("arrival index points at a missing row: %w", err)
+		}
+		err = row.Value(func(r []byte) error {
+			if len(r) < rowHead {
+				return nil
+			}
+			if k := rowKind(r); k != feed.KindText && k != feed.KindEmote {
+				return nil
+			}
+			n.Messages++
+			toSelf := r[rowHead-1] == 40 && len(r) >= rowHead+40 && feed.AuthorID(r[rowHead:rowHead+32]) == self
+			if toSelf || mentions(string(rowText(r)), nick) {
+				n.Mentions++
+			}
+			return nil
+		})
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// recountUnreadFollow recounts ch's unread counts in txn, where a follow
+// setting changed: up to what the unread view has indexed (its clock; the
+// caller holds writeMu, so the clock is the committed one).
+func (v *Views) recountUnreadFollow(txn *badger.Txn, ch feed.DiscoveryID) error {
+	m, err := readMarker(txn, ch)
+	if err != nil {
+		return err
+	}
+	nick, err := getString(txn, chanKey(tagSelf, ch))
+	if err != nil {
+		return err
+	}
+	mod, err := readModeration(txn, v.self, ch, v.channelAdmins(ch))
+	if err != nil {
+		return err
+	}
+	var blocked map[feed.AuthorID]bool
+	if v.blocked != nil {
+		blocked = v.blocked()
+	}
+	n, err := recountUnread(txn, v.self, ch, m.arrival, v.clocks[v.unreadIndex()], nick, mod, blocked)
+	if err != nil {
+		return err
+	}
+	return putUnread(txn, ch, n)
 }
 
 // mentions reports whether text contains nick (already folded) as a whole

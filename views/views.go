@@ -109,6 +109,24 @@ func WithBlocked(blocked func() map[feed.AuthorID]bool) Option {
 // WaitIndexed returns ErrReadOnly for entries not indexed.
 func WithReadOnly() Option { return func(v *Views) { v.readOnly = true } }
 
+// channelAdmins lists the admins channel ch's key names (none if ch is not
+// joined). It reads the store's cached channel records, not the views.
+func (v *Views) channelAdmins(ch feed.DiscoveryID) []feed.AuthorID {
+	c, err := v.st.Channel(ch)
+	if err != nil {
+		return nil
+	}
+	return c.Admins.IDs()
+}
+
+// committedModeration is Moderation of channel ch with its key's admins,
+// as committed. The indexer calls it with writeMu held: every writer of
+// moderation rows and follow settings holds writeMu, so it sees what the
+// indexer's own transaction sees (less that transaction's writes).
+func (v *Views) committedModeration(ch feed.DiscoveryID) (*ModState, error) {
+	return v.Moderation(ch, v.channelAdmins(ch))
+}
+
 // checkWrite runs the write check, if any.
 func (v *Views) checkWrite() error {
 	if v.readOnly {
@@ -145,13 +163,21 @@ func Open(db *badger.DB, st *feed.Store, self feed.AuthorID, opts ...Option) (*V
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
 	}
+	// commitOnce calls the views' Map in this order, in one transaction,
+	// each with the chunk's entries after its own clock. The unread view
+	// reads the rows of two views that come before it: moderation's, to
+	// judge messages, and messages' (rows and arrival index), to recount a
+	// channel whose moderation changed. When unread maps, both hold every
+	// entry up to the chunk's last (or beyond, while unread alone
+	// rebuilds), never less than unread's batch. Keep messages and
+	// moderation before unread.
 	v.views = []View{
 		&messagesView{},
 		&topicsView{},
 		&usersView{},
-		&unreadView{self: self, blocked: v.blocked},
-		&membersView{},
 		&moderationView{},
+		&unreadView{self: self, blocked: v.blocked, admins: v.channelAdmins, committed: v.committedModeration},
+		&membersView{},
 		privateView{},
 	}
 	openMu.Lock()
