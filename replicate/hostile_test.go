@@ -34,6 +34,17 @@ func (rc *rawConn) send(typ frameType, body any) {
 	}
 }
 
+// writeRaw writes msg as one frame, whatever it holds.
+func (rc *rawConn) writeRaw(msg []byte) {
+	rc.t.Helper()
+	if err := rc.wr.WriteMsg(msg); err != nil {
+		rc.t.Fatalf("raw write: %v", err)
+	}
+	if err := rc.flush(); err != nil {
+		rc.t.Fatalf("raw write: %v", err)
+	}
+}
+
 func (rc *rawConn) expect(typ frameType) frame {
 	rc.t.Helper()
 	rc.s.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -216,22 +227,22 @@ func TestHostileFramesDropped(t *testing.T) {
 	}{
 		{"unknown frame type", Limits{}, func(rc *rawConn) {
 			emptyHave(rc)
-			rc.wr.WriteMsg([]byte{0x77, 0xa0})
+			rc.writeRaw([]byte{0x77, 0xa0})
 		}},
 		{"garbage bytes", Limits{}, func(rc *rawConn) {
 			emptyHave(rc)
 			junk := make([]byte, 300)
 			rand.Read(junk)
 			junk[0] = byte(frameEntries)
-			rc.wr.WriteMsg(junk)
+			rc.writeRaw(junk)
 		}},
 		{"empty frame", Limits{}, func(rc *rawConn) {
 			emptyHave(rc)
-			rc.wr.WriteMsg(nil)
+			rc.writeRaw(nil)
 		}},
 		{"bad cbor", Limits{}, func(rc *rawConn) {
 			emptyHave(rc)
-			rc.wr.WriteMsg([]byte{byte(frameHave), 0xa1, 0x01, 0x9f, 0xff})
+			rc.writeRaw([]byte{byte(frameHave), 0xa1, 0x01, 0x9f, 0xff})
 		}},
 		{"non-deterministic cbor", Limits{}, func(rc *rawConn) {
 			emptyHave(rc)
@@ -243,11 +254,11 @@ func TestHostileFramesDropped(t *testing.T) {
 				t.Fatalf("unexpected encoding % x", b)
 			}
 			b = append(b[:i+1:i+1], append([]byte{0x18, 0x01}, b[i+2:]...)...)
-			rc.wr.WriteMsg(b)
+			rc.writeRaw(b)
 		}},
 		{"unknown field", Limits{}, func(rc *rawConn) {
 			emptyHave(rc)
-			rc.wr.WriteMsg([]byte{byte(framePing), 0xa1, 0x01, 0x01})
+			rc.writeRaw([]byte{byte(framePing), 0xa1, 0x01, 0x01})
 		}},
 		{"oversized frame", Limits{}, func(rc *rawConn) {
 			emptyHave(rc)

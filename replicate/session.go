@@ -60,20 +60,26 @@ func proofMAC(k feed.ChannelKey, role byte, initiator, responder peer.ID, nonceI
 	return m.Sum(nil)
 }
 
-// conn is a stream with msgio framing.
+// conn is a stream with msgio framing. Frames are written through a
+// buffer: a session's writer queues the frames of one round (entries, then
+// the have) and flushes them as one stream write, one muxer frame and one
+// syscall instead of one per frame.
 type conn struct {
 	s     network.Stream
 	rd    msgio.ReadCloser
+	bw    *bufio.Writer
 	wr    msgio.WriteCloser
 	codec *codec
 	cnt   *counters
 }
 
 func newConn(s network.Stream, c *codec, cnt *counters) *conn {
+	bw := bufio.NewWriterSize(s, 16<<10)
 	return &conn{
 		s:     s,
 		rd:    msgio.NewVarintReaderSize(bufio.NewReaderSize(s, 32<<10), c.lim.MaxFrame),
-		wr:    msgio.NewVarintWriter(s),
+		bw:    bw,
+		wr:    msgio.NewVarintWriter(bw),
 		codec: c,
 		cnt:   cnt,
 	}
@@ -100,6 +106,14 @@ func (c *conn) read(ch feed.DiscoveryID) (frame, error) {
 }
 
 func (c *conn) write(t frameType, body any) error {
+	if err := c.put(t, body); err != nil {
+		return err
+	}
+	return c.flush()
+}
+
+// put queues one frame in the write buffer (written when it fills).
+func (c *conn) put(t frameType, body any) error {
 	b, err := encodeFrame(t, body)
 	if err != nil {
 		return err
@@ -109,6 +123,17 @@ func (c *conn) write(t frameType, body any) error {
 	}
 	c.cnt.framesSent.Add(1)
 	c.cnt.bytesSent.Add(uint64(len(b)))
+	return nil
+}
+
+// flush writes what put queued.
+func (c *conn) flush() error {
+	if c.bw.Buffered() == 0 {
+		return nil
+	}
+	if err := c.bw.Flush(); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
 	return nil
 }
 
@@ -831,19 +856,41 @@ func (s *session) writeLoop() error {
 	}
 }
 
-// send writes one frame. The writer and the reader (refuse frames) both
-// send, so writes are serialised by wmu.
-func (s *session) send(t frameType, body any) error {
+// send writes one frame now (with whatever the writer queued before it).
+// The writer and the reader (refuse frames) both send, so writes are
+// serialised by wmu.
+func (s *session) send(t frameType, body any) error { return s.write(t, body, true) }
+
+// queue writes one frame of the writer's round into the write buffer; the
+// round's end flushes it (flush), or a full buffer does.
+func (s *session) queue(t frameType, body any) error { return s.write(t, body, false) }
+
+func (s *session) write(t frameType, body any, now bool) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if err := s.cn.s.SetWriteDeadline(time.Now().Add(s.r.lim.IdleTimeout)); err != nil {
 		return err
 	}
-	if err := s.cn.write(t, body); err != nil {
+	if err := s.cn.put(t, body); err != nil {
 		return err
+	}
+	if now {
+		if err := s.cn.flush(); err != nil {
+			return err
+		}
 	}
 	s.lastWrite = time.Now()
 	return nil
+}
+
+// flush writes the frames the writer queued.
+func (s *session) flush() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.cn.s.SetWriteDeadline(time.Now().Add(s.r.lim.IdleTimeout)); err != nil {
+		return err
+	}
+	return s.cn.flush()
 }
 
 // start reads every local head once and sends the first have.
@@ -858,7 +905,10 @@ func (s *session) start() error {
 		s.setLocal(h)
 	}
 	s.mu.Unlock()
-	return s.sendHave()
+	if err := s.sendHave(); err != nil {
+		return err
+	}
+	return s.flush()
 }
 
 // readChanges takes the heads that changed in the store since the cursor.
@@ -974,6 +1024,9 @@ func (s *session) round() error {
 				return err
 			}
 		}
+	}
+	if err := s.flush(); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	s.syncState()
@@ -1113,7 +1166,7 @@ func (s *session) sendRun(a feed.AuthorID, from uint64) (int, error) {
 	for i := range run {
 		raws[i] = run[i].Encode()
 	}
-	if err := s.send(frameEntries, entriesBody{Author: a[:], First: from, Entries: raws}); err != nil {
+	if err := s.queue(frameEntries, entriesBody{Author: a[:], First: from, Entries: raws}); err != nil {
 		return 0, err
 	}
 	s.mu.Lock()
@@ -1140,7 +1193,7 @@ func (s *session) sendEvidence(a feed.AuthorID, st *feedState) error {
 	if !ev.Portable() {
 		return nil // proves nothing alone; the peer finds the fork from haves
 	}
-	return s.send(frameFork, forkBody{A: ev.Held, B: ev.Other})
+	return s.queue(frameFork, forkBody{A: ev.Held, B: ev.Other})
 }
 
 // sendHave sends, in pages, the heads that changed since the last have
@@ -1166,7 +1219,7 @@ func (s *session) sendHave() error {
 	}
 	for len(delta) > 0 || !s.haveSent {
 		n := min(page, len(delta))
-		if err := s.send(frameHave, haveBody{Feeds: delta[:n], More: n < len(delta)}); err != nil {
+		if err := s.queue(frameHave, haveBody{Feeds: delta[:n], More: n < len(delta)}); err != nil {
 			return err
 		}
 		delta = delta[n:]
