@@ -427,7 +427,17 @@ func (v *Views) commitOnce(items []Item, last uint64) error {
 			return err
 		}
 	}
-	if err := txn.Commit(); err != nil {
+	if b.modChans != nil {
+		// Odd while moderation changes are being committed; even again
+		// (and changed) once they are visible, before anyone is told
+		// (ModGeneration).
+		v.modGen.Add(1)
+	}
+	err := txn.Commit()
+	if b.modChans != nil {
+		v.modGen.Add(1)
+	}
+	if err != nil {
 		return err
 	}
 	nicks := false
@@ -439,9 +449,6 @@ func (v *Views) commitOnce(items []Item, last uint64) error {
 	}
 	if nicks {
 		v.nicks.invalidate()
-	}
-	if b.modChans != nil {
-		v.modGen.Add(1)
 	}
 	lo := last
 	for i := range v.clocks {

@@ -230,6 +230,7 @@ func (v *Views) writeFollow(ch feed.DiscoveryID, a feed.AuthorID, val []byte) er
 		return fmt.Errorf("follow: %w", err)
 	}
 	v.writeMu.Lock()
+	v.modGen.Add(1) // odd: a change is being committed (ModGeneration)
 	err := v.db.Update(func(txn *badger.Txn) error {
 		var err error
 		if val == nil {
@@ -243,11 +244,11 @@ func (v *Views) writeFollow(ch feed.DiscoveryID, a feed.AuthorID, val []byte) er
 		// What moderation hides may change: the unread counts follow.
 		return v.recountUnreadFollow(txn, ch)
 	})
+	v.modGen.Add(1)
 	v.writeMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("follow: %w", err)
 	}
-	v.modGen.Add(1)
 	v.notify()
 	return nil
 }
@@ -290,7 +291,13 @@ func readFollows(txn *badger.Txn, ch feed.DiscoveryID) (map[feed.AuthorID]bool, 
 }
 
 // ModGeneration changes whenever moderation may have changed: a chunk with
-// moderation entries was indexed, or a follow setting changed.
+// moderation entries was indexed, or a follow setting changed. It is odd
+// while such a change is being committed, and changes again once the
+// change is visible, before the views' change signal fires. So moderation
+// read while the generation stayed the same even number is what every
+// change up to it made, and may be kept until the generation moves; and
+// a message the views show was committed after its chunk's moderation
+// made the generation move (read the messages, then the generation).
 func (v *Views) ModGeneration() uint64 { return v.modGen.Load() }
 
 // modRow is one decoded "v M" row.

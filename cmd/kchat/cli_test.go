@@ -300,6 +300,59 @@ func TestReadFollow(t *testing.T) {
 	}
 }
 
+// TestReadFollowKeepsModeration: read --follow keeps the channel's
+// moderation between looks, and reads it again once moderation changed: a
+// message hidden by a hide indexed after the follow started is not
+// printed, the messages around it are.
+func TestReadFollowKeepsModeration(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n, c := openWithChannel(t, dir)
+	defer n.Close()
+	var out, errb testutil.SyncBuffer
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"read", "general", "--follow", "--json"}, strings.NewReader(""), &out, &errb, &served{node: n})
+	}()
+	waitOut := func(want string) {
+		t.Helper()
+		testutil.Eventually(t, 10*time.Second, fmt.Sprintf("read --follow to print %q", want), func() bool { return strings.Contains(out.String(), want) })
+	}
+	// Another author writes; moderation never hides the local user from
+	// themselves.
+	other, err := feed.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(text string) feed.Entry {
+		t.Helper()
+		es, err := n.Store().Append(ctx, other, c.ID(), feed.Payload{Kind: feed.KindText, Text: text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return es[0]
+	}
+	first := send("before")
+	waitOut(`"text":"before"`) // the follow has read moderation once
+	// The channel's admin (this node) hides the other's next message.
+	if _, err := n.Mod(ctx, c.ID(), feed.ModHide, other.ID(), true, first.Seq+1, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if e := send("hidden"); e.Seq != first.Seq+1 {
+		t.Fatalf("the hidden message got seq %d, want %d", e.Seq, first.Seq+1)
+	}
+	send("after")
+	waitOut(`"text":"after"`)
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("read --follow exited %d: %s", code, errb.String())
+	}
+	if strings.Contains(out.String(), `"text":"hidden"`) {
+		t.Fatalf("read --follow printed a message moderation hides:\n%s", out.String())
+	}
+}
+
 // TestSendReplyEditDelete: send --reply-to, --edit and --delete write
 // references to messages that exist, and refuse the rest with a reason.
 func TestSendReplyEditDelete(t *testing.T) {

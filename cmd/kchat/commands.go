@@ -791,15 +791,17 @@ func (a *app) follow(ctx context.Context, n *node.Node, c feed.Channel, after ui
 	// One write per look, not per line: through the control socket each
 	// write is a reply frame and a syscall. One buffer for every look.
 	w := bufio.NewWriterSize(a.stdout, 64<<10)
+	var mod modCache
 	for {
 		msgs, err := n.Views().Arrived(c.ID(), after, 1000)
 		if err != nil {
 			return err
 		}
-		hide, err := modHidden(n, c)
+		st, err := mod.get(n, c)
 		if err != nil {
 			return err
 		}
+		hide := hiddenBy(st, n.BlockedIn(c.ID()))
 		for _, m := range msgs {
 			after = max(after, m.Arrival)
 			if !seen[[2]any{m.Author, m.Seq}] && (all || !hide(m)) {

@@ -251,14 +251,46 @@ func modHidden(n *node.Node, c feed.Channel) (func(views.Message) bool, error) {
 	if err != nil {
 		return nil, err
 	}
-	blocked := n.BlockedIn(c.ID())
+	return hiddenBy(st, n.BlockedIn(c.ID())), nil
+}
+
+// hiddenBy reports whether moderation st or the local block list hides a
+// message.
+func hiddenBy(st *views.ModState, blocked map[feed.AuthorID]bool) func(views.Message) bool {
 	return func(m views.Message) bool {
 		if blocked[m.Author] {
 			return true
 		}
 		_, hidden := st.Hides(m.Author, m.Seq)
 		return hidden
-	}, nil
+	}
+}
+
+// modCache keeps a channel's moderation between looks of a follow: reading
+// it walks every moderation row of the channel, and it changes rarely. It
+// is read again when the views' moderation generation moved since (or was
+// moving while) it was read (views.ModGeneration).
+type modCache struct {
+	st    *views.ModState
+	gen   uint64
+	valid bool
+}
+
+// get returns c's moderation. Call it after reading the messages it is to
+// judge: a message shown was committed after the generation moved for any
+// moderation in its chunk.
+func (mc *modCache) get(n *node.Node, c feed.Channel) (*views.ModState, error) {
+	g := n.ModGeneration()
+	if mc.valid && g == mc.gen {
+		return mc.st, nil
+	}
+	st, err := n.Moderation(c.ID())
+	if err != nil {
+		return nil, err
+	}
+	g2 := n.ModGeneration()
+	mc.st, mc.gen, mc.valid = st, g, g == g2 && g%2 == 0
+	return st, nil
 }
 
 // lastVisible is the last limit messages of c that moderation and blocks do
