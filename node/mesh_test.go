@@ -14,6 +14,19 @@ import (
 	"github.com/kchat-p2p/kchat/node"
 )
 
+// openDHT opens a node on loopback in a private DHT: with bootstrap
+// "none" and seed, the DHT's first node; else one that boots from boot.
+func openDHT(t *testing.T, boot []string, seed bool) *node.Node {
+	t.Helper()
+	nd, err := node.Open(context.Background(), node.Options{DataDir: t.TempDir(), Net: &node.NetOptions{
+		Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Bootstrap: boot, NoMDNS: true, NoNAT: true, Seed: seed}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nd.Close() })
+	return nd
+}
+
 // TestMeshIsBounded: twelve nodes of one channel find each other through a
 // private DHT of loopback nodes. Each opens at most node.MeshOut sessions
 // itself (not one to every other node), and a message still reaches every
@@ -21,21 +34,12 @@ import (
 func TestMeshIsBounded(t *testing.T) {
 	const n = 12
 	ctx := context.Background()
-	boot, err := node.Open(ctx, node.Options{DataDir: t.TempDir(), Net: &node.NetOptions{
-		Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Bootstrap: []string{"none"}, NoMDNS: true, NoNAT: true, Seed: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { boot.Close() })
+	boot := openDHT(t, []string{"none"}, true)
 	var nodes []*node.Node
 	var ch feed.Channel
 	for i := range n {
-		nd, err := node.Open(ctx, node.Options{DataDir: t.TempDir(), Net: &node.NetOptions{
-			Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Bootstrap: boot.Addrs()[:1], NoMDNS: true, NoNAT: true}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { nd.Close() })
+		nd := openDHT(t, boot.Addrs()[:1], false)
+		var err error
 		if i == 0 {
 			if ch, err = nd.Create(ctx, "general"); err != nil {
 				t.Fatal(err)
@@ -81,20 +85,11 @@ func TestMeshRotates(t *testing.T) {
 	t.Cleanup(restore)
 	const n = node.MeshOut + 8
 	ctx := context.Background()
-	open := func(boot []string, seed bool) *node.Node {
-		nd, err := node.Open(ctx, node.Options{DataDir: t.TempDir(), Net: &node.NetOptions{
-			Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Bootstrap: boot, NoMDNS: true, NoNAT: true, Seed: seed}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { nd.Close() })
-		return nd
-	}
-	boot := open([]string{"none"}, true)
+	boot := openDHT(t, []string{"none"}, true)
 	var nodes []*node.Node
 	var ch feed.Channel
 	for i := range n {
-		nd := open(boot.Addrs()[:1], false)
+		nd := openDHT(t, boot.Addrs()[:1], false)
 		if i == 0 {
 			var err error
 			if ch, err = nd.Create(ctx, "general"); err != nil {
@@ -154,22 +149,8 @@ func TestMeshRetriesDeclinedDials(t *testing.T) {
 		return nil
 	})()
 	ctx := context.Background()
-	boot, err := node.Open(ctx, node.Options{DataDir: t.TempDir(), Net: &node.NetOptions{
-		Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Bootstrap: []string{"none"}, NoMDNS: true, NoNAT: true, Seed: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { boot.Close() })
-	open := func() *node.Node {
-		nd, err := node.Open(ctx, node.Options{DataDir: t.TempDir(), Net: &node.NetOptions{
-			Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Bootstrap: boot.Addrs()[:1], NoMDNS: true, NoNAT: true}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { nd.Close() })
-		return nd
-	}
-	a, b := open(), open()
+	boot := openDHT(t, []string{"none"}, true)
+	a, b := openDHT(t, boot.Addrs()[:1], false), openDHT(t, boot.Addrs()[:1], false)
 	ch, err := a.Create(ctx, "general")
 	if err != nil {
 		t.Fatal(err)

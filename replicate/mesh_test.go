@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kchat-p2p/kchat/feed"
 	"github.com/kchat-p2p/kchat/internal/testutil"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 )
@@ -89,18 +90,17 @@ func TestBusyDeclinesExtraMeshSessions(t *testing.T) {
 	}
 }
 
-// TestShedFirstSessionsOverTheBound: first mesh sessions (mesh = 1) are
-// never declined, so a node can end up over its bound; ShedMesh ends the
-// excess (the oldest first) with a busy frame: the initiator holds the
-// peer off, with no violation, and the newer session stays.
-func TestShedFirstSessionsOverTheBound(t *testing.T) {
-	c := newChannel(t, "general")
+// overTheBound: a hub that takes one inbound mesh session (MeshIn 1) and
+// has two, both first sessions (never declined): a's, the older, and b's.
+func overTheBound(t *testing.T) (c feed.Channel, hub, a, b *node) {
+	t.Helper()
+	c = newChannel(t, "general")
 	ch := c.ID()
-	hub := newNode(t, Limits{}, c)
+	hub = newNode(t, Limits{}, c)
 	hub.r.Close()
 	hub.r = New(hub.h, hub.st, Config{Logger: testLogger(), MeshIn: 1})
 	t.Cleanup(func() { hub.r.Close() })
-	a, b := newNode(t, Limits{}, c), newNode(t, Limits{}, c)
+	a, b = newNode(t, Limits{}, c), newNode(t, Limits{}, c)
 	if err := a.connectMesh(hub, ch); err != nil {
 		t.Fatal(err)
 	}
@@ -109,6 +109,16 @@ func TestShedFirstSessionsOverTheBound(t *testing.T) {
 		t.Fatalf("a first mesh session was declined: %v", err)
 	}
 	hub.waitInboundMesh(ch, 2)
+	return c, hub, a, b
+}
+
+// TestShedFirstSessionsOverTheBound: first mesh sessions (mesh = 1) are
+// never declined, so a node can end up over its bound; ShedMesh ends the
+// excess (the oldest first) with a busy frame: the initiator holds the
+// peer off, with no violation, and the newer session stays.
+func TestShedFirstSessionsOverTheBound(t *testing.T) {
+	c, hub, a, b := overTheBound(t)
+	ch := c.ID()
 	if n := hub.r.ShedMesh(ch, time.Hour); n != 0 {
 		t.Fatalf("shed %d sessions younger than the minimum age", n)
 	}
@@ -159,21 +169,8 @@ func TestShedFirstSessionsOverTheBound(t *testing.T) {
 // not stall ShedMesh, which the mesh loop calls for every channel: the
 // busy frame goes out when the writer is free, and the session ends then.
 func TestShedDoesNotWaitForABlockedWriter(t *testing.T) {
-	c := newChannel(t, "general")
+	c, hub, a, b := overTheBound(t)
 	ch := c.ID()
-	hub := newNode(t, Limits{}, c)
-	hub.r.Close()
-	hub.r = New(hub.h, hub.st, Config{Logger: testLogger(), MeshIn: 1})
-	t.Cleanup(func() { hub.r.Close() })
-	a, b := newNode(t, Limits{}, c), newNode(t, Limits{}, c)
-	if err := a.connectMesh(hub, ch); err != nil {
-		t.Fatal(err)
-	}
-	hub.waitInboundMesh(ch, 1)
-	if err := b.connectMesh(hub, ch); err != nil {
-		t.Fatal(err)
-	}
-	hub.waitInboundMesh(ch, 2)
 	hub.r.mu.Lock()
 	sa := hub.r.sessions[sessKey{a.h.ID(), ch}]
 	hub.r.mu.Unlock()

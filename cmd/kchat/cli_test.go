@@ -252,6 +252,26 @@ func TestReadShowsEditsAndReplies(t *testing.T) {
 	}
 }
 
+// followJSON runs `read general --follow --json` against node n until ctx
+// ends (its exit code then comes on done); waitOut waits until it printed
+// want.
+func followJSON(ctx context.Context, t *testing.T, n *node.Node) (out, errb *testutil.SyncBuffer, done chan int, waitOut func(want string)) {
+	out, errb, done = new(testutil.SyncBuffer), new(testutil.SyncBuffer), make(chan int)
+	go func() {
+		done <- run(ctx, []string{"read", "general", "--follow", "--json"}, strings.NewReader(""), out, errb, &served{node: n})
+	}()
+	waitOut = func(want string) {
+		t.Helper()
+		defer func() {
+			if t.Failed() {
+				t.Logf("read --follow printed:\n%s%s", out.String(), errb.String())
+			}
+		}()
+		testutil.Eventually(t, 10*time.Second, fmt.Sprintf("read --follow to print %q", want), func() bool { return strings.Contains(out.String(), want) })
+	}
+	return out, errb, done, waitOut
+}
+
 // TestReadFollow: read --follow prints new messages as they arrive, and
 // edits and deletes of earlier ones as lines of their own.
 func TestReadFollow(t *testing.T) {
@@ -263,20 +283,7 @@ func TestReadFollow(t *testing.T) {
 	if _, err := n.Send(ctx, c.ID(), feed.Payload{Kind: feed.KindText, Text: "old"}); err != nil {
 		t.Fatal(err)
 	}
-	var out, errb testutil.SyncBuffer
-	done := make(chan int)
-	go func() {
-		done <- run(ctx, []string{"read", "general", "--follow", "--json"}, strings.NewReader(""), &out, &errb, &served{node: n})
-	}()
-	waitOut := func(want string) {
-		t.Helper()
-		defer func() {
-			if t.Failed() {
-				t.Logf("read --follow printed:\n%s%s", out.String(), errb.String())
-			}
-		}()
-		testutil.Eventually(t, 10*time.Second, fmt.Sprintf("read --follow to print %q", want), func() bool { return strings.Contains(out.String(), want) })
-	}
+	out, errb, done, waitOut := followJSON(ctx, t, n)
 	waitOut(`"text":"old"`)
 	me := n.Self()
 	send := func(p feed.Payload) {
@@ -310,15 +317,7 @@ func TestReadFollowKeepsModeration(t *testing.T) {
 	defer cancel()
 	n, c := openWithChannel(t, dir)
 	defer n.Close()
-	var out, errb testutil.SyncBuffer
-	done := make(chan int)
-	go func() {
-		done <- run(ctx, []string{"read", "general", "--follow", "--json"}, strings.NewReader(""), &out, &errb, &served{node: n})
-	}()
-	waitOut := func(want string) {
-		t.Helper()
-		testutil.Eventually(t, 10*time.Second, fmt.Sprintf("read --follow to print %q", want), func() bool { return strings.Contains(out.String(), want) })
-	}
+	out, errb, done, waitOut := followJSON(ctx, t, n)
 	// Another author writes; moderation never hides the local user from
 	// themselves.
 	other, err := feed.NewIdentity()
