@@ -333,7 +333,8 @@ type session struct {
 	lookedApplying bool      // isSynced said no because of applying
 	newTokens      float64   // feeds new to the store this session may still bring
 	newAt          time.Time
-	served         int // feeds advertised (version 1 caps it)
+	served         int          // feeds advertised (version 1 caps it)
+	tells          []refuseBody // refusals for the writer to send
 
 	wmu       sync.Mutex // serialises frame writes; guards lastWrite
 	lastWrite time.Time
@@ -725,7 +726,29 @@ func (s *session) tell(a feed.AuthorID, reason uint64, retry time.Duration, held
 	if retry > 0 {
 		ms = uint64(max(retry.Milliseconds(), 1))
 	}
-	return s.send(frameRefuse, refuseBody{Author: a[:], Len: held, Reason: reason, Retry: ms})
+	// The writer sends it: the reader must not wait on the write lock,
+	// which a writer blocked on flow control holds (if both peers' readers
+	// did, neither would read again until the write deadline).
+	s.mu.Lock()
+	s.tells = append(s.tells, refuseBody{Author: a[:], Len: held, Reason: reason, Retry: ms})
+	s.mu.Unlock()
+	s.wake()
+	return nil
+}
+
+// sendTells queues the refuse frames the reader left for the writer.
+// Writer only; the round's end flushes them.
+func (s *session) sendTells() error {
+	s.mu.Lock()
+	tells := s.tells
+	s.tells = nil
+	s.mu.Unlock()
+	for _, b := range tells {
+		if err := s.queue(frameRefuse, b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *session) onFork(b *forkBody) error {
@@ -822,6 +845,9 @@ func (s *session) writeLoop() error {
 			}
 			return errShed
 		}
+		if err := s.sendTells(); err != nil {
+			return err
+		}
 		if err := s.round(); err != nil {
 			if s.ctx.Err() != nil {
 				return nil
@@ -857,8 +883,8 @@ func (s *session) writeLoop() error {
 }
 
 // send writes one frame now (with whatever the writer queued before it).
-// The writer and the reader (refuse frames) both send, so writes are
-// serialised by wmu.
+// Only the writer writes (the reader leaves refusals to it: tell); wmu
+// guards lastWrite and is held for the length of a write.
 func (s *session) send(t frameType, body any) error { return s.write(t, body, true) }
 
 // queue writes one frame of the writer's round into the write buffer; the

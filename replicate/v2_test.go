@@ -352,3 +352,60 @@ func TestNewFeedsAreRateLimited(t *testing.T) {
 		t.Fatalf("%d new feeds took %v: the rate limit did not hold them back", n, took)
 	}
 }
+
+// TestRefusalDoesNotWaitForTheWriter: a session's reader that refuses a
+// feed leaves the refuse frame to the writer. If it wrote it itself it
+// would wait on the write lock, which a writer blocked on a peer's flow
+// control holds (up to the write deadline), and read nothing meanwhile;
+// two peers doing that at once would stall each other. Here the writer
+// is held in a write: the reader still stores what follows a refused
+// batch, and the refusal goes out once the writer is free.
+func TestRefusalDoesNotWaitForTheWriter(t *testing.T) {
+	c := newChannel(t, "general")
+	ch := c.ID()
+	b := newNode(t, Limits{}, c)
+	x, y := newIdentity(t), newIdentity(t)
+	if err := b.st.Block(ch, x.ID()); err != nil {
+		t.Fatal(err)
+	}
+	m := newHost(t)
+	rc := rawSession(t, m, b, c)
+	b.r.mu.Lock()
+	s := b.r.sessions[sessKey{m.ID(), ch}]
+	b.r.mu.Unlock()
+	if s == nil {
+		t.Fatal("no session of b with the raw peer")
+	}
+	s.wmu.Lock() // the writer in a write that does not end
+	locked := true
+	defer func() {
+		if locked {
+			s.wmu.Unlock()
+		}
+	}()
+	rc.send(frameHave, haveBody{})
+	rc.send(frameEntries, entriesBody{Author: ab(x.ID()), First: 0, Entries: entryBytes(makeEntries(t, x, ch, feed.Head{}, 2, "x"))})
+	rc.send(frameEntries, entriesBody{Author: ab(y.ID()), First: 0, Entries: entryBytes(makeEntries(t, y, ch, feed.Head{}, 3, "y"))})
+	eventually(t, 10*time.Second, "b to store y's entries after refusing x's", func() bool {
+		h, _ := b.st.Head(ch, y.ID())
+		return h.Len == 3
+	})
+	s.wmu.Unlock()
+	locked = false
+	rc.s.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		f, err := rc.read(ch)
+		if err != nil {
+			t.Fatalf("no refuse frame for x: %v", err)
+		}
+		if f.typ == frameRefuse {
+			if string(f.refuse.Author) != string(ab(x.ID())) || f.refuse.Reason != refuseBlocked {
+				t.Fatalf("refuse frame %+v, want x blocked", f.refuse)
+			}
+			break
+		}
+	}
+	if h, _ := b.st.Head(ch, x.ID()); h.Len != 0 {
+		t.Fatalf("b stored %d entries of a feed it blocked", h.Len)
+	}
+}
