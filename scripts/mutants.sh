@@ -39,7 +39,7 @@ mutant proof-role replicate/session.go ./replicate/ \
 mutant views-one-txn views/indexer.go ./views/ \
   's/(\n(\s*)txn := v\.db\.NewTransaction\(true\)\n\s*defer txn\.Discard\(\)\n)/$1$2txn2 := v.db.NewTransaction(true)\n$2defer txn2.Discard()\n/ &&
    s/writeState\(txn, vw\.Name\(\), viewState\{version: vw\.Version\(\), clock: last\}\)/writeState(txn2, vw.Name(), viewState{version: vw.Version(), clock: last})/ &&
-   s/(\n(\s*)if err := txn\.Commit\(\); err != nil \{\n\s*return err\n\s*\}\n)/$1$2if err := txn2.Commit(); err != nil {\n$2\treturn err\n$2}\n/'
+   s/(\n(\s*)err := txn\.Commit\(\)\n)/$1$2if err == nil {\n$2\terr = txn2.Commit()\n$2}\n/'
 
 # (d) the layout cleans a message body before drawing it. Mutant: skip
 # cleanLines on the body but still split it at newlines (drawText still
