@@ -59,7 +59,6 @@ type network struct {
 	dialing     map[feed.DiscoveryID]map[peer.ID]bool      // mesh dials in progress
 	busy        map[feed.DiscoveryID]map[peer.ID]time.Time // peers the mesh rotated away from, until
 	rotateEvery time.Duration
-	meshRetry   time.Duration
 	dialFault   func(peer.ID) error // tests: declines a mesh dial before it is made
 	keepBeat    notify.Beat         // keepRemembered loops' shared check (run by keepBeat.Run)
 }
@@ -118,7 +117,7 @@ func startNetwork(ctx context.Context, n *Node, o NetOptions) (*network, error) 
 		found:  make(chan struct{}, 1),
 		manual: map[feed.DiscoveryID]context.CancelFunc{}, keeping: map[peer.ID]bool{}, dialing: map[feed.DiscoveryID]map[peer.ID]bool{},
 		busy: map[feed.DiscoveryID]map[peer.ID]time.Time{}, rotateEvery: meshRotate,
-		meshRetry: meshRetry, dialFault: meshDialFault}
+		dialFault: meshDialFault}
 	// Seeds too: a node with no other session of a channel is always
 	// served, so a seed's NATed clients are never turned away.
 	nw.rep = replicate.New(disc.Host(), n.store, replicate.Config{Logger: n.log})
@@ -315,7 +314,7 @@ func (nw *network) meshLoop() {
 	// A mesh left short (dials declined or failed, peers held off) is
 	// looked at again after meshRetry: nothing else may change to wake
 	// the loop (the peers were found once, no session came or went).
-	retry := newSettle(nw.meshRetry, false)
+	retry := newSettle(meshRetry, false)
 	defer retry.stop()
 	rotate := time.NewTimer(jitter(nw.rotateEvery))
 	defer rotate.Stop()
