@@ -282,7 +282,7 @@ func TestResizeAndTinyTerminal(t *testing.T) {
 	check(40, 10)
 	// Typing still works after all that.
 	h.typeLine("still alive")
-	h.waitText("still alive")
+	h.waitText("│ still alive") // the message, not the typed line
 	// CJK survives in the narrow layout.
 	h.pressUntil(tcell.KeyPgUp, "你好世界")
 }
@@ -524,7 +524,7 @@ func TestEditDeleteReply(t *testing.T) {
 	b, ch, h := startIn(t, 100, 24)
 
 	h.typeLine("see you at noom")
-	h.waitText("see you at noom")
+	h.waitText("│ see you at noom") // the message, not the typed line
 	h.typeLine("/edit")
 	h.waitFor("the message in the input line", func(s string) bool { return strings.Contains(s, "> /edit see you at noom") })
 	h.key(tcell.KeyBackspace2, 0, 0)
@@ -535,7 +535,7 @@ func TestEditDeleteReply(t *testing.T) {
 	}
 
 	h.typeLine("oops, wrong channel")
-	h.waitText("oops, wrong channel")
+	h.waitText("│ oops, wrong channel") // the message, not the typed line
 	h.typeLine("/delete")
 	s = h.waitText("(message deleted)")
 	if strings.Count(s, "oops, wrong channel") != 1 { // only in the /delete note
