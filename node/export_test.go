@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/kchat-p2p/kchat/feed"
 )
 
 // WithTrimmer sets the memory trimmer's quiet time and action (tests), and
@@ -37,4 +39,11 @@ func SetMeshDialFaultForTest(f func(peer.ID) error) (restore func()) {
 	old := meshDialFault
 	meshDialFault = f
 	return func() { meshDialFault = old }
+}
+
+// MeshDialedForTest hands n's mesh the outcome err of a mesh dial to p for
+// ch, and reports whether the mesh then holds p off.
+func MeshDialedForTest(n *Node, ch feed.DiscoveryID, p peer.ID, err error) (heldOff bool) {
+	n.net.meshDialed(ch, p, err)
+	return n.net.heldOff(ch, p)
 }

@@ -2,7 +2,7 @@ package node_test
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +12,7 @@ import (
 	"github.com/kchat-p2p/kchat/feed"
 	"github.com/kchat-p2p/kchat/internal/testutil"
 	"github.com/kchat-p2p/kchat/node"
+	"github.com/kchat-p2p/kchat/replicate"
 )
 
 // openDHT opens a node on loopback in a private DHT: with bootstrap
@@ -144,7 +145,7 @@ func TestMeshRetriesDeclinedDials(t *testing.T) {
 		defer mu.Unlock()
 		asked[p.String()]++
 		if asked[p.String()] == 1 {
-			return errors.New("declined (test)")
+			return &replicate.BusyError{Retry: time.Second}
 		}
 		return nil
 	})()
@@ -171,4 +172,55 @@ func TestMeshRetriesDeclinedDials(t *testing.T) {
 	if len(asked) == 0 {
 		t.Fatal("no mesh dial was made")
 	}
+}
+
+// TestMeshDialFailureKeepsThePeer: a mesh dial that fails without a
+// refusal (a timeout under load, a reset stream) holds the peer off for a
+// while and leaves it a connected mesh candidate; a refusal (the peer does
+// not hold the channel) drops it from the channel's peers until discovery
+// finds it again.
+func TestMeshDialFailureKeepsThePeer(t *testing.T) {
+	ctx := context.Background()
+	boot := openDHT(t, []string{"none"}, true)
+	a, b := openDHT(t, boot.Addrs()[:1], false), openDHT(t, boot.Addrs()[:1], false)
+	ch, err := a.Create(ctx, "general")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Join(ctx, ch.Key, ""); err != nil {
+		t.Fatal(err)
+	}
+	bID := peerID(t, b)
+	status := func() (node.PeerStatus, bool) {
+		for _, p := range a.Peers(ch.ID()) {
+			if p.ID == bID.String() {
+				return p, true
+			}
+		}
+		return node.PeerStatus{}, false
+	}
+	testutil.Eventually(t, 90*time.Second, "b a connected peer of a", func() bool {
+		p, ok := status()
+		return ok && p.Connected
+	})
+	if !node.MeshDialedForTest(a, ch.ID(), bID, fmt.Errorf("open sync stream: %w", context.DeadlineExceeded)) {
+		t.Error("a failed mesh dial did not hold the peer off")
+	}
+	if p, _ := status(); !p.Connected || p.Dropped != "" {
+		t.Fatalf("after a failed mesh dial the peer is %+v, want connected and not dropped", p)
+	}
+	node.MeshDialedForTest(a, ch.ID(), bID, fmt.Errorf("refused: %w", feed.ErrUnknownChannel))
+	if p, _ := status(); p.Connected || p.Dropped == "" {
+		t.Fatalf("after a refusal the peer is %+v, want dropped", p)
+	}
+}
+
+// peerID is n's libp2p peer id, from its first listen address.
+func peerID(t *testing.T, n *node.Node) peer.ID {
+	t.Helper()
+	ai, err := peer.AddrInfoFromString(n.Addrs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ai.ID
 }

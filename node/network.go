@@ -83,8 +83,9 @@ var meshRotate = 10 * time.Minute
 const meshRetry = 5 * time.Second
 
 // meshDialFault, when set (tests), is asked before each mesh dial; an
-// error ends the dial as a peer's busy decline would, with nothing else
-// changing.
+// error is taken as the dial's outcome instead of dialling (a
+// *replicate.BusyError as a busy peer's decline, any other error as a
+// failed dial).
 var meshDialFault func(peer.ID) error
 
 // shedEvery and shedAge: how often a node looks for inbound mesh sessions
@@ -281,7 +282,8 @@ func (nw *network) dial(d feed.DiscoveryID, p peer.ID) bool {
 		defer func() { <-nw.dials }()
 		if nw.dialFault != nil {
 			if err := nw.dialFault(p); err != nil {
-				return // as a peer's decline: nothing else changes
+				nw.meshDialed(d, p, err)
+				return
 			}
 		}
 		// Over the connection discovery made, never a new dial: a peer
@@ -431,18 +433,23 @@ func (nw *network) rotate(d feed.DiscoveryID) {
 	if !spare {
 		return
 	}
-	nw.mu.Lock()
-	if nw.busy[d] == nil {
-		nw.busy[d] = map[peer.ID]time.Time{}
-	}
-	nw.busy[d][oldest.Peer] = time.Now().Add(nw.rotateEvery)
-	nw.mu.Unlock()
+	nw.hold(d, oldest.Peer, nw.rotateEvery)
 	nw.n.log.Debug("mesh rotation", "peer", oldest.Peer, "channel", d.Short())
 	nw.rep.Disconnect(oldest.Peer, d, errRotated)
 }
 
+// hold keeps the mesh from asking p for a session of d during dur.
+func (nw *network) hold(d feed.DiscoveryID, p peer.ID, dur time.Duration) {
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	if nw.busy[d] == nil {
+		nw.busy[d] = map[peer.ID]time.Time{}
+	}
+	nw.busy[d][p] = time.Now().Add(dur)
+}
+
 // heldOff reports whether p declined or shed a mesh session of d (busy),
-// or the mesh rotated away from it, recently.
+// the mesh rotated away from it, or a mesh dial to it failed, recently.
 func (nw *network) heldOff(d feed.DiscoveryID, p peer.ID) bool {
 	if nw.rep.Busy(p, d) {
 		return true
@@ -493,15 +500,32 @@ func (nw *network) connectMesh(ctx context.Context, d feed.DiscoveryID, p peer.I
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	err := nw.rep.ConnectMesh(ctx, p, d)
+	nw.meshDialed(d, p, err)
+	return err
+}
+
+// meshFailHold is how long the mesh leaves a peer alone after a mesh dial
+// to it failed without a refusal (a timeout, a reset stream: a peer busy
+// with other work). The peer stays a candidate: dropping it from the peer
+// book, as a refusal does, would keep it out of the mesh until discovery
+// found it again, although its connection is live.
+const meshFailHold = 15 * time.Second
+
+// meshDialed handles the outcome of a mesh dial to p for d.
+func (nw *network) meshDialed(d feed.DiscoveryID, p peer.ID, err error) {
 	var busy *replicate.BusyError
 	switch {
+	case err == nil:
 	case errors.As(err, &busy):
 		// The replicator holds p off for the time it asked (rep.Busy).
 		nw.n.log.Debug("mesh session declined", "peer", p, "channel", d.Short(), "retry", busy.Retry)
-	case err != nil:
+	case nw.rep.Banned(p, d) || errors.Is(err, feed.ErrUnknownChannel) || errors.Is(err, replicate.ErrBanned) ||
+		errors.Is(err, replicate.ErrClosed) || nw.ctx.Err() != nil:
 		nw.sessionFailed(d, p, err)
+	default:
+		nw.hold(d, p, meshFailHold)
+		nw.n.log.Info("mesh session failed; asking again later", "peer", p, "channel", d.Short(), "err", err, "after", meshFailHold)
 	}
-	return err
 }
 
 func (nw *network) connect(ctx context.Context, d feed.DiscoveryID, p peer.ID) error {
