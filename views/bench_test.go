@@ -258,3 +258,47 @@ func BenchmarkReopen(b *testing.B) {
 		e.openViews()
 	}
 }
+
+// BenchmarkIndexModerated measures catching up a channel of 50k messages
+// from 5 authors where an admin hid one message in every 250 (so nearly
+// every chunk holds a moderation entry of the channel, and the unread
+// view recounts the channel), against the same channel without the hides.
+func BenchmarkIndexModerated(b *testing.B) {
+	for _, hides := range []bool{false, true} {
+		b.Run(fmt.Sprintf("hides=%v", hides), func(b *testing.B) {
+			const n, every = 50_000, 250
+			adm := newAuthor(b)
+			ws := authors(b, 5)
+			ctx := context.Background()
+			var total time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				e := newEnvAdmins(b, []*author{adm})
+				e.v.Close()
+				at := t0
+				for i := 0; i < n; i += every {
+					for j := range ws {
+						w := ws[j]
+						es := w.entries(e.d, at, texts(fmt.Sprintf("m%d-", i), every/len(ws))...)
+						e.apply(w, es)
+					}
+					if hides {
+						e.apply(adm, adm.entries(e.d, at, modMsg(feed.ModHide, ws[0], uint64(i/len(ws)))))
+					}
+					at = at.Add(time.Second)
+				}
+				b.StartTimer()
+				start := time.Now()
+				e.openViews()
+				if err := e.v.CatchUp(ctx); err != nil {
+					b.Fatal(err)
+				}
+				total += time.Since(start)
+				b.StopTimer()
+				e.close()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/total.Seconds(), "entries/s")
+		})
+	}
+}

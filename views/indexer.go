@@ -39,6 +39,10 @@ type Batch struct {
 	// can have moderation rows the transaction has not committed yet, and
 	// the unread view recounts those (once each).
 	modChans map[feed.DiscoveryID]bool
+	// behind: more than a chunk of entries is left after this one (the
+	// indexer is catching up); work that only needs doing once caught up
+	// can wait (the unread view's recounts).
+	behind bool
 }
 
 // Item is one stored entry with its decoded payload. Entries whose payload
@@ -394,7 +398,7 @@ func (v *Views) commitOnce(items []Item, last uint64) error {
 	defer v.writeMu.Unlock()
 	txn := v.db.NewTransaction(true)
 	defer txn.Discard()
-	b := &Batch{Now: v.now()}
+	b := &Batch{Now: v.now(), behind: v.st.Last() > last+uint64(v.chunkEntries)}
 	for i := range items {
 		if items[i].Kind == feed.KindMod {
 			if b.modChans == nil {

@@ -37,6 +37,8 @@ import (
 //	unread view:
 //	v u <D 32>                      -> messages 8, mentions 8 (after the read marker)
 //	v s <D 32>                      -> the local user's latest nickname, as far as indexed
+//	v c <D 32>                      -> empty: D's moderation changed while catching up;
+//	                                   its counts are recounted once caught up
 //
 //	members view (members.go):
 //	v p <D 32> <A 32>               -> messages 8, bytes 8, last arrival (unix ms, local clock) 8
@@ -70,6 +72,7 @@ const (
 	tagNickWas = 'w'
 	tagUnread  = 'u'
 	tagSelf    = 's'
+	tagRecount = 'c'
 	tagMarker  = 'R'
 	tagLateHW  = 'H'
 )

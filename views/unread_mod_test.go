@@ -1,6 +1,7 @@
 package views
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -197,5 +198,56 @@ func TestUnreadModRebuildAlone(t *testing.T) {
 	e.openViews()
 	if u := e.unread(); u != want {
 		t.Fatalf("after a rebuild of the unread view %+v, want %+v", u, want)
+	}
+}
+
+// TestUnreadModCatchUp: a catch-up in many chunks, with hides (and an
+// unhide) arriving chunks after the messages they target, ends with the
+// counts a recount gives: the recount waits until the indexer has caught
+// up (the channel is marked meanwhile), then runs once. Both with nothing
+// read before (the rows are scanned) and with a read marker (the arrival
+// index after it is).
+func TestUnreadModCatchUp(t *testing.T) {
+	for _, readFirst := range []bool{false, true} {
+		t.Run(map[bool]string{false: "never read", true: "read before"}[readFirst], func(t *testing.T) {
+			adm := newAuthor(t)
+			e := newEnvAdmins(t, []*author{adm}, withChunk(10))
+			bob, carol := newAuthor(t), newAuthor(t)
+			e.say(e.me, t0, nick("ann"))
+			if readFirst {
+				e.say(carol, t0, text("read already, ann"))
+				e.wait()
+				if err := e.v.MarkRead(e.d); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.v.Close()
+			at := t0.Add(time.Second)
+			var bobs []feed.Payload
+			for i := range 50 {
+				if i%5 == 0 {
+					bobs = append(bobs, text(fmt.Sprintf("ann %d", i)))
+				} else {
+					bobs = append(bobs, text(fmt.Sprintf("%d", i)))
+				}
+			}
+			e.say(bob, at, bobs[:30]...)
+			// 0 and 5 mention ann; 7 does not. Hidden long after they came.
+			e.say(adm, at, modMsg(feed.ModHide, bob, 0), modMsg(feed.ModHide, bob, 5), modMsg(feed.ModHide, bob, 7))
+			e.say(bob, at, bobs[30:]...)
+			e.say(adm, at, modMsg(feed.ModUnhide, bob, 5))
+			// More than a chunk after the last moderation entry: its
+			// chunk is behind too.
+			e.say(carol, at, texts("carol ", 30)...)
+			e.reopen()
+			// bob: 50, less 0 and 7 (5 was unhidden); carol: 30.
+			// Mentions: bob's 0, 5, ..., 45 are 10, less 0.
+			if u := e.unread(); u != (Unread{Messages: 78, Mentions: 9}) {
+				t.Fatalf("unread after the catch-up %+v, want 78 and 9", u)
+			}
+			if n := countKeys(t, e.db, prefix(tagRecount)); n != 0 {
+				t.Fatalf("%d recount marks left after catching up", n)
+			}
+		})
 	}
 }
