@@ -103,16 +103,11 @@ func (n *Node) applyModeration() {
 		n.log.Warn("moderation", "err", err)
 		return
 	}
-	quiet := map[feed.AuthorID]bool{}
-	defer n.modQuiet.Store(&quiet)
 	for _, c := range chans {
 		s, err := n.views.Moderation(c.ID(), c.Admins.IDs())
 		if err != nil {
 			n.log.Warn("moderation", "channel", c.Name, "err", err)
 			continue
-		}
-		for a := range s.HiddenAuthors {
-			quiet[a] = true
 		}
 		set := make(map[feed.AuthorID]bool, len(s.Blocked))
 		for a := range s.Blocked {
@@ -145,16 +140,3 @@ func (n *Node) ModEvents(ch feed.DiscoveryID, after uint64, limit int) ([]views.
 
 // ModGeneration changes whenever moderation may have changed.
 func (n *Node) ModGeneration() uint64 { return n.views.ModGeneration() }
-
-// quiet is who never counts as unread or as a mention (views.WithBlocked):
-// blocked authors, and authors moderation hides in any channel. It is
-// called by the indexer and does not read the views.
-func (n *Node) quiet() map[feed.AuthorID]bool {
-	out := n.Blocked()
-	if q := n.modQuiet.Load(); q != nil {
-		for a := range *q {
-			out[a] = true
-		}
-	}
-	return out
-}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/kchat-p2p/kchat/feed"
 	"github.com/kchat-p2p/kchat/node"
+	"github.com/kchat-p2p/kchat/views"
 )
 
 // peerEntries signs payloads as the next entries of id's feed in ch.
@@ -130,5 +131,53 @@ func TestModerationBlockInStore(t *testing.T) {
 	}
 	if n.Store().IsBlocked(c.ID(), mal.ID()) {
 		t.Fatal("unfollowed the only admin, yet the block holds")
+	}
+}
+
+// TestModerationHideIsPerChannel: an author the admin hid in one channel
+// still counts as unread, and their mention as a mention, in another
+// channel where nobody hid them.
+func TestModerationHideIsPerChannel(t *testing.T) {
+	ctx := context.Background()
+	n, err := node.Open(ctx, node.Options{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if err := n.SetNick(ctx, "ann"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := n.Create(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := n.Create(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, _ := feed.NewIdentity()
+	if _, err := n.Mod(ctx, a.ID(), feed.ModHide, x.ID(), false, 0, "spam"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []feed.Channel{a, b} {
+		if err := n.WaitIndexed(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Views().MarkRead(c.ID()); err != nil {
+			t.Fatal(err)
+		}
+		es, _ := peerEntries(t, x, c.ID(), feed.Head{}, feed.Payload{Kind: feed.KindText, Text: "hi ann"})
+		if _, err := n.Store().Apply(ctx, c.ID(), x.ID(), es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := n.Views().Unread(a.ID()); u != (views.Unread{}) {
+		t.Fatalf("unread in a, where x is hidden: %+v", u)
+	}
+	if u, _ := n.Views().Unread(b.ID()); u != (views.Unread{Messages: 1, Mentions: 1}) {
+		t.Fatalf("unread in b, where nobody hid x: %+v, want 1 and 1", u)
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -66,7 +65,6 @@ type Node struct {
 	modMu      sync.Mutex
 	modApplied uint64
 	modInit    bool
-	modQuiet   atomic.Pointer[map[feed.AuthorID]bool] // authors moderation hides, any channel
 	closed     sync.Once
 
 	// changed signals a change of the local state (joined channels, their
@@ -131,7 +129,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		db.Close()
 		return nil, err
 	}
-	viewOpts = append(viewOpts, views.WithBlocked(n.quiet), views.WithBoxKey(id.BoxKey()))
+	viewOpts = append(viewOpts, views.WithBlocked(n.Blocked), views.WithBoxKey(id.BoxKey()))
 	if n.views, err = views.Open(db, n.store, id.ID(), viewOpts...); err != nil {
 		db.Close()
 		return nil, err

@@ -111,8 +111,10 @@ const privateRowHead = 1 + 64 + 16
 
 // Private returns up to n private messages the local user can read whose
 // arrival number is above after, in arrival order: every channel's,
-// except those of authors blocked (WithBlocked). It reads every private
-// row held (they are few: only the local user's own conversations).
+// except those of authors blocked (WithBlocked) and those of authors
+// moderation hides or blocks in the channel the message came through. It
+// reads every private row held (they are few: only the local user's own
+// conversations).
 func (v *Views) Private(after uint64, n int) ([]Private, error) {
 	var out []Private
 	err := v.db.View(func(txn *badger.Txn) error {
@@ -164,10 +166,33 @@ func (v *Views) Private(after uint64, n int) ([]Private, error) {
 	if v.blocked != nil {
 		blocked = v.blocked()
 	}
+	mods := map[feed.DiscoveryID]*ModState{}
+	modHides := func(ch feed.DiscoveryID, a feed.AuthorID) (bool, error) {
+		s := mods[ch]
+		if s == nil {
+			var err error
+			if s, err = v.committedModeration(ch); err != nil {
+				return false, err
+			}
+			mods[ch] = s
+		}
+		_, hidden := s.HiddenAuthors[a]
+		_, bl := s.Blocked[a]
+		return hidden || bl, nil
+	}
 	res := out[:0]
 	for _, p := range out {
-		if blocked[p.From] && p.From != v.self {
-			continue
+		if p.From != v.self {
+			if blocked[p.From] {
+				continue
+			}
+			hidden, err := modHides(p.Channel, p.From)
+			if err != nil {
+				return nil, err
+			}
+			if hidden {
+				continue
+			}
 		}
 		p.Own = p.From == v.self
 		p.FromDisplay = v.Display(p.Channel, p.From)

@@ -1,6 +1,8 @@
 package views
 
 import (
+	"context"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -194,4 +196,56 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestPrivateModHidden: a private message from an author moderation hides
+// or blocks in the channel it came through is not listed (nor counted
+// unread); the same author's private message through another channel,
+// where nobody hid them, is.
+func TestPrivateModHidden(t *testing.T) {
+	adm := newAuthor(t)
+	e := newEnvAdmins(t, []*author{adm})
+	e.reopen(WithBoxKey(e.me.id.BoxKey()))
+	k2, err := feed.NewChannelKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := feed.Channel{Key: k2, Name: "other"}
+	if err := e.st.Join(other); err != nil {
+		t.Fatal(err)
+	}
+	alice, bob := newAuthor(t), newAuthor(t)
+	e.say(alice, t0, sealTo(t, alice, e.me, "from alice, here"))
+	e.say(bob, t0, sealTo(t, bob, e.me, "from bob, here"))
+	es := alice.entries(other.ID(), t0, sealTo(t, alice, e.me, "from alice, elsewhere"))
+	if _, err := e.st.Apply(context.Background(), other.ID(), alice.ID(), es); err != nil {
+		t.Fatal(err)
+	}
+	texts := func() []string {
+		t.Helper()
+		e.wait()
+		ps, err := e.v.Private(0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, p := range ps {
+			out = append(out, p.Text)
+		}
+		return out
+	}
+	if got := texts(); len(got) != 3 {
+		t.Fatalf("before moderation: %q, want all 3", got)
+	}
+	e.say(adm, t0, modOn(feed.ModHide, alice, "spam"), modOn(feed.ModBlock, bob, "spam"))
+	if got := texts(); !slices.Equal(got, []string{"from alice, elsewhere"}) {
+		t.Fatalf("after hiding alice and blocking bob here: %q, want only alice's from the other channel", got)
+	}
+	if un, err := e.v.PrivateUnread(); err != nil || un[alice.ID()] != 1 || un[bob.ID()] != 0 {
+		t.Fatalf("unread %v (%v), want alice 1, bob 0", un, err)
+	}
+	e.say(adm, t0, modOn(feed.ModUnhide, alice, ""))
+	if got := texts(); len(got) != 2 {
+		t.Fatalf("after the unhide: %q, want alice's two", got)
+	}
 }
