@@ -2,7 +2,9 @@ package ui
 
 import (
 	"context"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -146,5 +148,58 @@ func TestNamesTextRoles(t *testing.T) {
 		if _, _, ok := parseCommand(line); !ok {
 			t.Fatalf("%s is not a command", line)
 		}
+	}
+}
+
+// TestModHiddenMentionIsSilent: a mention by an author moderation hides,
+// in a channel the user is not looking at, rings no bell and makes no
+// notification (its line is collapsed, and it does not count as unread);
+// a mention by someone not hidden does both.
+func TestModHiddenMentionIsSilent(t *testing.T) {
+	b, _, other, _, _ := withOldMentions(t, 0, "")
+	adm, mallory, bob := newPeer(t), newPeer(t), newPeer(t)
+	mb := &modTestBackend{testBackend: b, admins: []feed.AuthorID{adm.ID()}}
+	b.post(adm, other, modPayload(feed.ModHide, mallory, "spam"))
+	var mu sync.Mutex
+	var got []string
+	notify := func(_ context.Context, title, body string) error {
+		mu.Lock()
+		got = append(got, body)
+		mu.Unlock()
+		return nil
+	}
+	notices := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
+	scr := &beepScreen{SimulationScreen: tcell.NewSimulationScreen("UTF-8")}
+	u := New(mb, scr, WithNotify(notify))
+	scr.SetSize(100, 24)
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &harness{t: t, b: b, scr: scr, u: u, done: make(chan error, 1), stop: cancel}
+	go func() { h.done <- u.Run(ctx) }()
+	t.Cleanup(h.close)
+	h.waitText("#general")
+
+	b.post(mallory, other, text("alice: hidden ping"))
+	// Then a plain message from bob: once the UI counts it, it has handled
+	// mallory's too (arrivals are handled in order).
+	b.post(bob, other, text("plain"))
+	h.waitFor("bob's message counted", func(string) bool {
+		var n views.Unread
+		h.onUI(func() { n = h.u.chans.get(other.ID()).unread })
+		return n.Messages >= 1
+	})
+	if n := h.scr.beeps.Load(); n != 0 {
+		t.Fatalf("a hidden author's mention rang %d bells", n)
+	}
+	if n := notices(); len(n) != 0 {
+		t.Fatalf("a hidden author's mention notified: %q", n)
+	}
+	b.post(bob, other, text("alice: real ping"))
+	h.waitFor("a notification", func(string) bool { return len(notices()) > 0 })
+	if n := notices(); len(n) != 1 || n[0] != "alice: real ping" {
+		t.Fatalf("notifications %q", n)
 	}
 }

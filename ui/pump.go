@@ -269,6 +269,7 @@ func (p *pump) arrivals() *update {
 		}
 		cu.unread, _ = r.Unread(id)
 		cu.topic, _ = r.Topic(id)
+		var mod *views.ModState // read once per channel, if a mention came
 		for i := range cu.msgs {
 			m := &cu.msgs[i]
 			if m.Kind == feed.KindNick {
@@ -277,7 +278,8 @@ func (p *pump) arrivals() *update {
 			if m.Mention && !m.Own && blocked == nil {
 				blocked = p.b.Blocked() // read once per update, if a mention came
 			}
-			if m.Mention && !m.Own && !blocked[m.Author] && cu.count <= bulkArrivals && now.Sub(m.Time) < liveWindow {
+			if m.Mention && !m.Own && !blocked[m.Author] && cu.count <= bulkArrivals && now.Sub(m.Time) < liveWindow &&
+				!p.modHidden(id, &mod, m) {
 				cu.live = true
 				if len(cu.mentions) < maxNotices {
 					cu.mentions = append(cu.mentions, *m)
@@ -290,6 +292,25 @@ func (p *pump) arrivals() *update {
 		return nil
 	}
 	return u
+}
+
+// modHidden reports whether moderation hides m in channel id (its buffer
+// collapses it): such a mention rings no bell and makes no notification.
+// *st caches the channel's moderation for the update.
+func (p *pump) modHidden(id feed.DiscoveryID, st **views.ModState, m *views.Message) bool {
+	mb, ok := p.b.(ModBackend)
+	if !ok {
+		return false
+	}
+	if *st == nil {
+		s, err := mb.Moderation(id)
+		if err != nil {
+			return false
+		}
+		*st = s
+	}
+	_, hidden := (*st).Hides(m.Author, m.Seq)
+	return hidden
 }
 
 // maxNotices: at most this many desktop notifications per channel and update.
