@@ -562,7 +562,7 @@ func (u *UI) warnSkew(b *buffer, msgs []views.Message) {
 	for i := range msgs {
 		m := &msgs[i]
 		ahead := m.Claimed.Sub(m.Time)
-		if m.Own || ahead <= skewShown || u.skewWarned[m.Author] {
+		if m.Own || ahead <= skewShown || u.skewWarned[m.Author] || u.hidden(m.Author) || b.modHidesMsg(m) {
 			continue
 		}
 		u.skewWarned[m.Author] = true
@@ -581,7 +581,7 @@ func (u *UI) noteLate(b *buffer, msgs []views.Message) {
 	var late []*views.Message
 	for i := range msgs {
 		m := &msgs[i]
-		if m.Late && !m.Own && !m.Deleted && !u.hidden(m.Author) && (m.Kind == feed.KindText || m.Kind == feed.KindEmote) {
+		if m.Late && !m.Own && !m.Deleted && !u.hidden(m.Author) && !b.modHidesMsg(m) && (m.Kind == feed.KindText || m.Kind == feed.KindEmote) {
 			late = append(late, m)
 		}
 	}

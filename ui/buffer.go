@@ -549,7 +549,7 @@ func (b *buffer) view(width, height int, hidden func(feed.AuthorID) bool) []row 
 	collapsed, by := 0, "" // a run of messages moderation hides (mod.go)
 	for i := len(b.items) - 1; i >= 0 && len(rev) < need; i-- {
 		it := b.items[i]
-		if !it.isNote() && hidden(it.msg.Author) {
+		if !it.isNote() && (hidden(it.msg.Author) || b.modHidesEvent(it)) {
 			continue
 		}
 		if who, ok := b.modHides(it); ok {

@@ -62,6 +62,25 @@ func (b *buffer) modHides(it *item) (string, bool) {
 	return by, ok
 }
 
+// modHidesEvent reports whether it is an event line (a nickname, a topic)
+// of an author moderation hides here: not collapsed with their messages
+// but left out (a hidden spammer's nickname changes would show what the
+// hide keeps out).
+func (b *buffer) modHidesEvent(it *item) bool {
+	if b.mod == nil || b.mod.show || it.msg.Kind == feed.KindText || it.msg.Kind == feed.KindEmote {
+		return false
+	}
+	_, ok := b.mod.authors[it.msg.Author]
+	return ok
+}
+
+// modHidesMsg reports whether moderation collapses m here (no note
+// quotes or names it then).
+func (b *buffer) modHidesMsg(m *views.Message) bool {
+	_, hidden := b.modHides(&item{msg: *m})
+	return hidden
+}
+
 // collapsedRow is the one line standing for n hidden messages.
 func collapsedRow(n int, by string) []row {
 	return []row{{{text: fmt.Sprintf("%s hidden by %s — /show", plural(n, "message", "messages"), cleanInline(by, 64)), st: stNote}}}

@@ -203,3 +203,40 @@ func TestModHiddenMentionIsSilent(t *testing.T) {
 		t.Fatalf("notifications %q", n)
 	}
 }
+
+// TestModHiddenLateIsNotQuoted: a backdated message of an author
+// moderation hides is collapsed like the rest of theirs: no "arrived late"
+// note quotes it, and no clock-skew note names them; another author's
+// backdated message still gets its note.
+func TestModHiddenLateIsNotQuoted(t *testing.T) {
+	b := newTestBackend(t)
+	ch := b.channel("general")
+	adm, mallory, bob := newPeer(t), newPeer(t), newPeer(t)
+	mb := &modTestBackend{testBackend: b, admins: []feed.AuthorID{adm.ID()}}
+	b.replicate(adm, ch, time.Now().Add(-time.Hour), modPayload(feed.ModHide, mallory, "spam"))
+	b.catchUp()
+	scr := &beepScreen{SimulationScreen: tcell.NewSimulationScreen("UTF-8")}
+	u := New(mb, scr)
+	scr.SetSize(200, 30)
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &harness{t: t, b: b, scr: scr, u: u, done: make(chan error, 1), stop: cancel}
+	go func() { h.done <- u.Run(ctx) }()
+	t.Cleanup(h.close)
+	h.waitText("#general")
+	h.waitFor("the hide known to the buffer", func(string) bool {
+		var ok bool
+		h.onUI(func() {
+			bm := h.u.buffer(ch.ID()).mod
+			_, ok = bm.authors[mallory.ID()]
+			ok = bm != nil && ok
+		})
+		return ok
+	})
+	b.replicate(mallory, ch, time.Now().Add(-30*time.Minute), nick("mallory"), text("backdated spam"))
+	b.replicate(mallory, ch, time.Now().Add(3*time.Hour), text("spam from the future"))
+	b.replicate(bob, ch, time.Now().Add(-30*time.Minute), nick("bob"), text("backdated words"))
+	s := h.waitText("bob's message of")
+	if strings.Contains(s, "spam") || strings.Contains(s, "mallory") {
+		t.Fatalf("a hidden author's message is quoted or named:\n%s", s)
+	}
+}
