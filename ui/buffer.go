@@ -556,6 +556,11 @@ func (b *buffer) view(width, height int, hidden func(feed.AuthorID) bool) []row 
 			collapsed, by = collapsed+1, who
 			continue
 		}
+		if r := it.msg.ReplyTo; r != nil && !it.isNote() {
+			if hq := hidden(r.Author) || b.modHidesRef(r); hq != it.hideQuote {
+				it.hideQuote, it.rows = hq, nil
+			}
+		}
 		if collapsed > 0 {
 			push(collapsedRow(collapsed, by))
 			collapsed = 0

@@ -74,6 +74,10 @@ type item struct {
 	raw     []string // a note drawn from column 0 without a prefix, so it can be
 	// copied in one piece (a key): the first form that fits the width is shown
 	at time.Time
+	// hideQuote: the message this one replies to is hidden here (its
+	// author blocked, or moderation hides it): the quote says so instead
+	// of quoting it. Set by buffer.view before laying out.
+	hideQuote bool
 
 	gen  int   // cache generation rows were computed for
 	rows []row // cached layout
@@ -218,9 +222,9 @@ func layoutItem(it *item, g geometry) []row {
 	}
 	switch m.Kind {
 	case feed.KindText:
-		body := append(replySpans(m), span{text: m.Text, st: textSt})
+		body := append(replySpans(it), span{text: m.Text, st: textSt})
 		if m.Deleted {
-			body = append(replySpans(m), span{text: "(message deleted)", st: stEvent})
+			body = append(replySpans(it), span{text: "(message deleted)", st: stEvent})
 		}
 		return g.wrap(msgStamp(m), nick, append(body, editedSpans(m)...))
 	case feed.KindEmote:
@@ -231,7 +235,7 @@ func layoutItem(it *item, g geometry) []row {
 		if m.Deleted {
 			return g.wrap(msgStamp(m), span{text: "*", st: stEmote}, []span{nick, {text: " (action deleted)", st: stEvent}})
 		}
-		body := append(replySpans(m), nick, span{text: " " + m.Text, st: st})
+		body := append(replySpans(it), nick, span{text: " " + m.Text, st: st})
 		return g.wrap(msgStamp(m), span{text: "*", st: stEmote}, append(body, editedSpans(m)...))
 	case feed.KindTopic:
 		if strings.TrimSpace(m.Text) == "" {
@@ -260,10 +264,13 @@ func layoutItem(it *item, g geometry) []row {
 const replyQuote = 40
 
 // replySpans is the quote a reply starts with: "↪ ann: the first words… ".
-func replySpans(m *views.Message) []span {
-	r := m.ReplyTo
+func replySpans(it *item) []span {
+	r := it.msg.ReplyTo
 	if r == nil {
 		return nil
+	}
+	if it.hideQuote {
+		return []span{{text: "↪ (a hidden message) ", st: stEvent}}
 	}
 	who := cleanInline(r.Display, 24)
 	if who == "" {

@@ -74,6 +74,12 @@ func (b *buffer) modHidesEvent(it *item) bool {
 	return ok
 }
 
+// modHidesRef reports whether moderation collapses the message r points
+// at here.
+func (b *buffer) modHidesRef(r *views.Reply) bool {
+	return b.modHidesMsg(&views.Message{Author: r.Author, Seq: r.Seq, Kind: feed.KindText})
+}
+
 // modHidesMsg reports whether moderation collapses m here (no note
 // quotes or names it then).
 func (b *buffer) modHidesMsg(m *views.Message) bool {

@@ -206,8 +206,8 @@ func TestModHiddenMentionIsSilent(t *testing.T) {
 
 // TestModHiddenLateIsNotQuoted: a backdated message of an author
 // moderation hides is collapsed like the rest of theirs: no "arrived late"
-// note quotes it, and no clock-skew note names them; another author's
-// backdated message still gets its note.
+// note quotes it, no clock-skew note names them, and a reply to it does
+// not quote it; another author's backdated message still gets its note.
 func TestModHiddenLateIsNotQuoted(t *testing.T) {
 	b := newTestBackend(t)
 	ch := b.channel("general")
@@ -235,8 +235,16 @@ func TestModHiddenLateIsNotQuoted(t *testing.T) {
 	b.replicate(mallory, ch, time.Now().Add(-30*time.Minute), nick("mallory"), text("backdated spam"))
 	b.replicate(mallory, ch, time.Now().Add(3*time.Hour), text("spam from the future"))
 	b.replicate(bob, ch, time.Now().Add(-30*time.Minute), nick("bob"), text("backdated words"))
-	s := h.waitText("bob's message of")
+	// bob answers mallory's spam: his line does not quote it.
+	b.post(bob, ch, feed.Payload{Kind: feed.KindText, Text: "stop it", Ref: feed.NewRef(mallory.ID(), 1)})
+	s := h.waitText("↪ (a hidden message) stop it")
+	if !strings.Contains(s, "bob's message of") {
+		t.Fatalf("no note for bob's backdated message:\n%s", s)
+	}
 	if strings.Contains(s, "spam") || strings.Contains(s, "mallory") {
 		t.Fatalf("a hidden author's message is quoted or named:\n%s", s)
 	}
+	// /show: everything is shown again, the quote too.
+	h.typeLine("/show")
+	h.waitText("↪ mallory: backdated spam stop it")
 }
