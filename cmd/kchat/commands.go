@@ -683,14 +683,15 @@ func (a *app) readCmd() *cobra.Command {
 				indexed := n.Views().Indexed()
 				var msgs []views.Message
 				var hidden []bool
+				var hide func(views.Message) bool
 				if limit > 0 {
-					if msgs, hidden, err = lastVisible(n, c, limit, all); err != nil {
+					if msgs, hidden, hide, err = lastVisible(n, c, limit, all); err != nil {
 						return err
 					}
 				}
 				w := bufio.NewWriter(a.stdout)
 				for i, m := range msgs {
-					a.printMessageHidden(w, m, asJSON, hidden[i])
+					a.printMessageHidden(w, m, asJSON, hidden[i], quoteHidden(hide, m, all))
 				}
 				if err := w.Flush(); err != nil || !follow {
 					return err
@@ -760,7 +761,7 @@ them, oldest first. Edited messages are searched as edited; deleted ones never.`
 				}
 				w := bufio.NewWriter(a.stdout)
 				for _, m := range found {
-					a.printMessage(w, m, asJSON)
+					a.printMessageHidden(w, m, asJSON, false, quoteHidden(hide, m, false))
 				}
 				if err := w.Flush(); err != nil {
 					return err
@@ -805,7 +806,7 @@ func (a *app) follow(ctx context.Context, n *node.Node, c feed.Channel, after ui
 		for _, m := range msgs {
 			after = max(after, m.Arrival)
 			if !seen[[2]any{m.Author, m.Seq}] && (all || !hide(m)) {
-				a.printMessageHidden(w, m, asJSON, hide(m))
+				a.printMessageHidden(w, m, asJSON, hide(m), quoteHidden(hide, m, all))
 			}
 		}
 		eds, err := n.Views().Edits(c.ID(), afterEdit, 1000)
@@ -877,12 +878,10 @@ type jsonRef struct {
 	Seq    uint64 `json:"seq"`
 }
 
-func (a *app) printMessage(w io.Writer, m views.Message, asJSON bool) {
-	a.printMessageHidden(w, m, asJSON, false)
-}
-
-// printMessageHidden prints m, marked as hidden (read --all) if hidden.
-func (a *app) printMessageHidden(w io.Writer, m views.Message, asJSON, hidden bool) {
+// printMessageHidden prints m, marked as hidden (read --all) if hidden;
+// quoteHidden leaves out the quote of the message it replies to (hidden
+// here).
+func (a *app) printMessageHidden(w io.Writer, m views.Message, asJSON, hidden, quoteHidden bool) {
 	if asJSON {
 		jm := jsonMessage{Time: m.Time.UTC().Format(time.RFC3339Nano), Claimed: m.Claimed.UTC().Format(time.RFC3339Nano),
 			Author: m.Author.String(), Nick: m.Nick, Seq: m.Seq, Kind: m.Kind.String(), Text: m.Text,
@@ -911,12 +910,16 @@ func (a *app) printMessageHidden(w io.Writer, m views.Message, asJSON, hidden bo
 			quote = string(n[:39]) + "…"
 		}
 		switch {
+		case quoteHidden:
+			text = "↪ (a hidden message) | " + text
 		case r.Missing:
 			quote = "(a message not here yet)"
 		case r.Deleted:
 			quote = "(deleted)"
 		}
-		text = fmt.Sprintf("↪ %s: %s | %s", printable(r.Display), quote, text)
+		if !quoteHidden {
+			text = fmt.Sprintf("↪ %s: %s | %s", printable(r.Display), quote, text)
+		}
 	}
 	switch m.Kind {
 	case feed.KindEmote:

@@ -266,6 +266,13 @@ func hiddenBy(st *views.ModState, blocked map[feed.AuthorID]bool) func(views.Mes
 	}
 }
 
+// quoteHidden reports whether m replies to a message hide hides (its
+// quote is then left out, unless all: read --all shows everything).
+func quoteHidden(hide func(views.Message) bool, m views.Message, all bool) bool {
+	r := m.ReplyTo
+	return !all && r != nil && hide != nil && hide(views.Message{Author: r.Author, Seq: r.Seq, Kind: feed.KindText})
+}
+
 // modCache keeps a channel's moderation between looks of a follow: reading
 // it walks every moderation row of the channel, and it changes rarely. It
 // is read again when the views' moderation generation moved since (or was
@@ -295,16 +302,16 @@ func (mc *modCache) get(n *node.Node, c feed.Channel) (*views.ModState, error) {
 
 // lastVisible is the last limit messages of c that moderation and blocks do
 // not hide (with all, the last limit messages, hidden ones marked).
-func lastVisible(n *node.Node, c feed.Channel, limit int, all bool) ([]views.Message, []bool, error) {
+func lastVisible(n *node.Node, c feed.Channel, limit int, all bool) ([]views.Message, []bool, func(views.Message) bool, error) {
 	hide, err := modHidden(n, c)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	want := limit
 	for {
 		msgs, err := n.Views().Last(c.ID(), want)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		var out []views.Message
 		var hidden []bool
@@ -320,7 +327,7 @@ func lastVisible(n *node.Node, c feed.Channel, limit int, all bool) ([]views.Mes
 			if len(out) > limit {
 				out, hidden = out[len(out)-limit:], hidden[len(hidden)-limit:]
 			}
-			return out, hidden, nil
+			return out, hidden, hide, nil
 		}
 		want *= 2
 	}

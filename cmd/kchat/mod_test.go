@@ -279,3 +279,25 @@ func TestModHideAppointUnfollow(t *testing.T) {
 		}
 	}
 }
+
+// TestReadDoesNotQuoteHidden: `kchat read` shows a reply to a message
+// moderation hides without quoting it; --all quotes it (and shows it).
+func TestReadDoesNotQuoteHidden(t *testing.T) {
+	m := newModNet(t, "A", "M")
+	m.start("A")
+	m.run("M", "nick", "mallory")
+	key := strings.TrimSpace(m.run("A", "new", "general"))
+	m.run("M", "join", key)
+	m.run("M", "send", "general", "rude words") // seq 1 (seq 0 is the nick)
+	m.sync("M", "A")
+	m.run("A", "send", "general", "--reply-to", "mallory:1", "please stop")
+	m.run("A", "mod", "general", "hide", "mallory:1")
+	out := m.run("A", "read", "general")
+	if strings.Contains(out, "rude") || !strings.Contains(out, "↪ (a hidden message) | please stop") {
+		t.Fatalf("read shows:\n%s", out)
+	}
+	out = m.run("A", "read", "general", "--all")
+	if !strings.Contains(out, "↪ mallory: rude words | please stop") {
+		t.Fatalf("read --all shows:\n%s", out)
+	}
+}
