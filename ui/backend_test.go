@@ -282,8 +282,9 @@ func (b *testBackend) post(id *feed.Identity, ch feed.Channel, ps ...feed.Payloa
 	}
 }
 
-func text(s string) feed.Payload { return feed.Payload{Kind: feed.KindText, Text: s} }
-func nick(s string) feed.Payload { return feed.Payload{Kind: feed.KindNick, Text: s} }
+func text(s string) feed.Payload  { return feed.Payload{Kind: feed.KindText, Text: s} }
+func nick(s string) feed.Payload  { return feed.Payload{Kind: feed.KindNick, Text: s} }
+func topic(s string) feed.Payload { return feed.Payload{Kind: feed.KindTopic, Text: s} }
 
 // replicate stores entries of id's feed written at time at, through the
 // store's replication path (Apply), as a sync with a peer would.

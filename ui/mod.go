@@ -102,6 +102,7 @@ type chanMod struct {
 	msgs    map[views.MsgID]string
 	authors map[feed.AuthorID]string
 	notices []string
+	topic   string // the topic as moderation leaves it (views.Reader.Topic)
 }
 
 // modPump is the pump's moderation state.
@@ -157,6 +158,7 @@ func (p *pump) modArrivals() *modUpdate {
 			}
 		}
 		p.mod.after[id] = after
+		cm.topic, _ = r.Topic(id)
 		up.per[id] = cm
 	}
 	return up
@@ -209,6 +211,9 @@ func (u *UI) onMod(up *modUpdate) {
 		b := u.buffer(id)
 		show := b.mod != nil && b.mod.show
 		b.mod = &bufMod{msgs: cm.msgs, authors: cm.authors, show: show}
+		if ci := u.chans.get(id); ci != nil {
+			ci.topic = cm.topic // a hide of whoever set it changes it
+		}
 		for _, n := range cm.notices {
 			b.addNote(n, false, u.now())
 		}

@@ -248,3 +248,33 @@ func TestModHiddenLateIsNotQuoted(t *testing.T) {
 	h.typeLine("/show")
 	h.waitText("↪ mallory: backdated spam stop it")
 }
+
+// TestModHiddenTopic: the topic set last by an author the admin then hides
+// leaves the header; the topic set before by someone else is shown.
+func TestModHiddenTopic(t *testing.T) {
+	b := newTestBackend(t)
+	adm, mallory, bob := newPeer(t), newPeer(t), newPeer(t)
+	k, err := feed.NewChannelKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// adm is the admin the channel's key names (as a creator is).
+	ch := feed.Channel{Key: k, Name: "general", Admins: feed.NewAdminSet([]feed.AuthorID{adm.ID()})}
+	if err := b.st.Join(ch); err != nil {
+		t.Fatal(err)
+	}
+	mb := &modTestBackend{testBackend: b, admins: []feed.AuthorID{adm.ID()}}
+	b.replicate(bob, ch, time.Now().Add(-2*time.Minute), topic("the weekly call"))
+	b.replicate(mallory, ch, time.Now().Add(-time.Minute), topic("buy cheap pills"))
+	b.catchUp()
+	scr := &beepScreen{SimulationScreen: tcell.NewSimulationScreen("UTF-8")}
+	u := New(mb, scr)
+	scr.SetSize(120, 24)
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &harness{t: t, b: b, scr: scr, u: u, done: make(chan error, 1), stop: cancel}
+	go func() { h.done <- u.Run(ctx) }()
+	t.Cleanup(h.close)
+	h.waitText("#general  buy cheap pills")
+	b.post(adm, ch, modPayload(feed.ModHide, mallory, "spam"))
+	h.waitText("#general  the weekly call")
+}

@@ -28,6 +28,7 @@ import (
 //	topics view:
 //	v t <D 32>                      -> T 8, A 32, seq 8, topic text
 //	v g <D 32> <A 32>               -> as "v f", the topics view's own copy
+//	v T <D 32> <A 32>               -> A's latest topic in D: T 8, A 32, seq 8, topic text
 //
 //	users view:
 //	v n <D 32> <A 32>               -> latest nickname

@@ -300,6 +300,39 @@ func readFollows(txn *badger.Txn, ch feed.DiscoveryID) (map[feed.AuthorID]bool, 
 // made the generation move (read the messages, then the generation).
 func (v *Views) ModGeneration() uint64 { return v.modGen.Load() }
 
+type modCached struct {
+	gen uint64
+	st  *ModState
+}
+
+// cachedModeration is ch's committed moderation (committedModeration),
+// read again only when the moderation generation moved since, or was
+// moving (odd) while, it was read. The result is shared: read only.
+func (v *Views) cachedModeration(ch feed.DiscoveryID) (*ModState, error) {
+	g := v.modGen.Load()
+	if g%2 == 0 {
+		v.modCacheMu.Lock()
+		c, ok := v.modCache[ch]
+		v.modCacheMu.Unlock()
+		if ok && c.gen == g {
+			return c.st, nil
+		}
+	}
+	st, err := v.committedModeration(ch)
+	if err != nil {
+		return nil, err
+	}
+	if g%2 == 0 && v.modGen.Load() == g {
+		v.modCacheMu.Lock()
+		if v.modCache == nil {
+			v.modCache = map[feed.DiscoveryID]modCached{}
+		}
+		v.modCache[ch] = modCached{gen: g, st: st}
+		v.modCacheMu.Unlock()
+	}
+	return st, nil
+}
+
 // modRow is one decoded "v M" row.
 type modRow struct {
 	class byte

@@ -2,6 +2,7 @@ package views
 
 import (
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/kchat-p2p/kchat/feed"
@@ -243,5 +244,45 @@ func TestModerationInvalidIgnored(t *testing.T) {
 	}
 	if evs, _ := e.v.ModEvents(e.d, 0, 10); len(evs) != 0 {
 		t.Fatalf("invalid entries logged: %+v", evs)
+	}
+}
+
+// TestTopicOfHiddenAuthor: the topic set last by an author moderation
+// hides (or blocks) in the channel, or by an author blocked locally, is not
+// the channel's topic: the latest of anyone else's is; an unhide restores
+// it.
+func TestTopicOfHiddenAuthor(t *testing.T) {
+	blocked := map[feed.AuthorID]bool{}
+	adm := newAuthor(t)
+	e := newEnvAdmins(t, []*author{adm}, WithBlocked(func() map[feed.AuthorID]bool { return blocked }))
+	bob, carol, mallory := newAuthor(t), newAuthor(t), newAuthor(t)
+	e.say(bob, t0, topic("bob's old topic"))
+	e.say(carol, t0.Add(time.Second), topic("carol's topic"))
+	e.say(bob, t0.Add(2*time.Second), topic("bob's topic"))
+	e.say(mallory, t0.Add(3*time.Second), topic("spam topic"))
+	got := func() string {
+		t.Helper()
+		e.wait()
+		s, err := e.v.Topic(e.d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if s := got(); s != "spam topic" {
+		t.Fatalf("topic %q, want the latest", s)
+	}
+	e.say(adm, t0.Add(4*time.Second), modOn(feed.ModHide, mallory, "spam"))
+	if s := got(); s != "bob's topic" {
+		t.Fatalf("topic %q after hiding mallory, want bob's latest", s)
+	}
+	blocked[bob.ID()] = true
+	if s := got(); s != "carol's topic" {
+		t.Fatalf("topic %q with bob blocked too, want carol's", s)
+	}
+	delete(blocked, bob.ID())
+	e.say(adm, t0.Add(5*time.Second), modOn(feed.ModUnhide, mallory, ""))
+	if s := got(); s != "spam topic" {
+		t.Fatalf("topic %q after the unhide, want mallory's again", s)
 	}
 }

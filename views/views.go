@@ -61,6 +61,10 @@ type Views struct {
 	// modGen counts indexed chunks that held moderation entries, and
 	// changes of the local follow settings (ModGeneration).
 	modGen atomic.Uint64
+	// modCache holds channels' committed moderation as of a generation
+	// (cachedModeration).
+	modCacheMu sync.Mutex
+	modCache   map[feed.DiscoveryID]modCached
 
 	sub       *feed.Subscription
 	cancel    context.CancelFunc
