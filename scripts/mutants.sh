@@ -56,6 +56,22 @@ mutant seal-body-key seal/seal.go ./seal/ \
 mutant private-not-in-channel views/messages.go ./views/ \
   's/if it\.Kind == feed\.KindSealed \{\n\s*continue[^\n]*\n\s*\}//'
 
+# (e) a catch-up defers the unread recount of a channel whose moderation
+# changed, and marks the channel so the recount happens once caught up.
+# Mutant: forget the mark (the counts keep what hides took back).
+mutant unread-recount-mark views/unread.go ./views/ \
+  's/\n\s*if err := txn\.Set\(chanKey\(tagRecount, ch\), nil\); err != nil \{\n\s*return err\n\s*\}//'
+
+# (f) a mention by an author moderation hides rings no bell. Mutant: check
+# only the local block list, as before.
+mutant mod-hidden-bell ui/pump.go ./ui/ \
+  's/ &&\n\s*!p\.modHidden\(id, &mod, m\) \{/ \&\& mod == nil {/'
+
+# (g) a hidden author's topic is not the channel's. Mutant: moderation's
+# author hides do not count for the topic.
+mutant topic-hidden views/topics.go ./views/ \
+  's/if _, ok := st\.HiddenAuthors\[a\]; ok \{/if _, ok := st.HiddenAuthors[a]; ok \&\& false {/'
+
 want=("$@")
 selected() {
   [ ${#want[@]} -eq 0 ] && return 0
