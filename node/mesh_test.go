@@ -149,16 +149,7 @@ func TestMeshRetriesDeclinedDials(t *testing.T) {
 		}
 		return nil
 	})()
-	ctx := context.Background()
-	boot := openDHT(t, []string{"none"}, true)
-	a, b := openDHT(t, boot.Addrs()[:1], false), openDHT(t, boot.Addrs()[:1], false)
-	ch, err := a.Create(ctx, "general")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Join(ctx, ch.Key, ""); err != nil {
-		t.Fatal(err)
-	}
+	a, _, ch := dhtPair(t)
 	testutil.Eventually(t, 90*time.Second, "a session between the two", func() bool {
 		for _, p := range a.Peers(ch.ID()) {
 			if p.Syncing {
@@ -180,16 +171,7 @@ func TestMeshRetriesDeclinedDials(t *testing.T) {
 // not hold the channel) drops it from the channel's peers until discovery
 // finds it again.
 func TestMeshDialFailureKeepsThePeer(t *testing.T) {
-	ctx := context.Background()
-	boot := openDHT(t, []string{"none"}, true)
-	a, b := openDHT(t, boot.Addrs()[:1], false), openDHT(t, boot.Addrs()[:1], false)
-	ch, err := a.Create(ctx, "general")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Join(ctx, ch.Key, ""); err != nil {
-		t.Fatal(err)
-	}
+	a, b, ch := dhtPair(t)
 	bID := peerID(t, b)
 	status := func() (node.PeerStatus, bool) {
 		for _, p := range a.Peers(ch.ID()) {
@@ -213,6 +195,23 @@ func TestMeshDialFailureKeepsThePeer(t *testing.T) {
 	if p, _ := status(); p.Connected || p.Dropped == "" {
 		t.Fatalf("after a refusal the peer is %+v, want dropped", p)
 	}
+}
+
+// dhtPair opens two nodes booting from a third of a private DHT; a creates
+// a channel, b joins it.
+func dhtPair(t *testing.T) (a, b *node.Node, ch feed.Channel) {
+	t.Helper()
+	ctx := context.Background()
+	boot := openDHT(t, []string{"none"}, true)
+	a, b = openDHT(t, boot.Addrs()[:1], false), openDHT(t, boot.Addrs()[:1], false)
+	ch, err := a.Create(ctx, "general")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Join(ctx, ch.Key, ""); err != nil {
+		t.Fatal(err)
+	}
+	return a, b, ch
 }
 
 // peerID is n's libp2p peer id, from its first listen address.

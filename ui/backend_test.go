@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -342,14 +343,41 @@ type harness struct {
 
 func start(t *testing.T, b *testBackend, w, h int, opts ...Option) *harness {
 	t.Helper()
+	return startOn(t, b, b, w, h, opts...)
+}
+
+// startOn starts a w x h UI on be: b itself, or a Backend wrapping b that
+// adds to it (moderation, private messages).
+func startOn(t *testing.T, be Backend, b *testBackend, w, h int, opts ...Option) *harness {
+	t.Helper()
 	scr := &beepScreen{SimulationScreen: tcell.NewSimulationScreen("UTF-8")}
-	u := New(b, scr, opts...)
+	u := New(be, scr, opts...)
 	scr.SetSize(w, h)
 	ctx, cancel := context.WithCancel(context.Background())
 	hs := &harness{t: t, b: b, scr: scr, u: u, done: make(chan error, 1), stop: cancel}
 	go func() { hs.done <- u.Run(ctx) }()
 	t.Cleanup(hs.close)
 	return hs
+}
+
+// notifyLog records the desktop notifications a UI sends (WithNotify).
+type notifyLog struct {
+	mu     sync.Mutex
+	got    []string
+	format func(title, body string) string // how a notification is recorded
+}
+
+func (n *notifyLog) notify(_ context.Context, title, body string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.got = append(n.got, n.format(title, body))
+	return nil
+}
+
+func (n *notifyLog) list() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.got)
 }
 
 // startIn starts a w x hh UI on a backend that has joined "general", once

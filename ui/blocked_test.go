@@ -2,8 +2,6 @@ package ui
 
 import (
 	"context"
-	"slices"
-	"sync"
 	"testing"
 
 	"github.com/kchat-p2p/kchat/views"
@@ -19,19 +17,8 @@ func TestBlockedAuthorIsSilent(t *testing.T) {
 	if err := b.Block(context.Background(), other.ID(), mallory.ID(), false); err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var got []string
-	notify := func(_ context.Context, title, body string) error {
-		mu.Lock()
-		got = append(got, body)
-		mu.Unlock()
-		return nil
-	}
-	notices := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(got)
-	}
+	nl := &notifyLog{format: func(_, body string) string { return body }}
+	notify, notices := nl.notify, nl.list
 	h := start(t, b, 100, 24, WithNotify(notify))
 	h.waitText("#general")
 

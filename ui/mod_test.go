@@ -2,13 +2,10 @@ package ui
 
 import (
 	"context"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/gdamore/tcell/v2"
 	"github.com/kchat-p2p/kchat/feed"
 	"github.com/kchat-p2p/kchat/views"
 )
@@ -69,13 +66,7 @@ func TestModUI(t *testing.T) {
 	b.replicate(adm, ch, now.Add(-time.Minute), nick("boss"), modPayload(feed.ModHide, mallory, "spam"))
 	b.catchUp()
 
-	scr := &beepScreen{SimulationScreen: tcell.NewSimulationScreen("UTF-8")}
-	u := New(mb, scr)
-	scr.SetSize(110, 30)
-	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{t: t, b: b, scr: scr, u: u, done: make(chan error, 1), stop: cancel}
-	go func() { h.done <- u.Run(ctx) }()
-	t.Cleanup(h.close)
+	h := startOn(t, mb, b, 110, 30)
 
 	s := h.waitText("2 messages hidden by boss — /show")
 	if strings.Contains(s, "spam one") || !strings.Contains(s, "hello from bob") {
@@ -160,26 +151,9 @@ func TestModHiddenMentionIsSilent(t *testing.T) {
 	adm, mallory, bob := newPeer(t), newPeer(t), newPeer(t)
 	mb := &modTestBackend{testBackend: b, admins: []feed.AuthorID{adm.ID()}}
 	b.post(adm, other, modPayload(feed.ModHide, mallory, "spam"))
-	var mu sync.Mutex
-	var got []string
-	notify := func(_ context.Context, title, body string) error {
-		mu.Lock()
-		got = append(got, body)
-		mu.Unlock()
-		return nil
-	}
-	notices := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(got)
-	}
-	scr := &beepScreen{SimulationScreen: tcell.NewSimulationScreen("UTF-8")}
-	u := New(mb, scr, WithNotify(notify))
-	scr.SetSize(100, 24)
-	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{t: t, b: b, scr: scr, u: u, done: make(chan error, 1), stop: cancel}
-	go func() { h.done <- u.Run(ctx) }()
-	t.Cleanup(h.close)
+	nl := &notifyLog{format: func(_, body string) string { return body }}
+	notify, notices := nl.notify, nl.list
+	h := startOn(t, mb, b, 100, 24, WithNotify(notify))
 	h.waitText("#general")
 
 	b.post(mallory, other, text("alice: hidden ping"))
@@ -215,13 +189,7 @@ func TestModHiddenLateIsNotQuoted(t *testing.T) {
 	mb := &modTestBackend{testBackend: b, admins: []feed.AuthorID{adm.ID()}}
 	b.replicate(adm, ch, time.Now().Add(-time.Hour), modPayload(feed.ModHide, mallory, "spam"))
 	b.catchUp()
-	scr := &beepScreen{SimulationScreen: tcell.NewSimulationScreen("UTF-8")}
-	u := New(mb, scr)
-	scr.SetSize(200, 30)
-	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{t: t, b: b, scr: scr, u: u, done: make(chan error, 1), stop: cancel}
-	go func() { h.done <- u.Run(ctx) }()
-	t.Cleanup(h.close)
+	h := startOn(t, mb, b, 200, 30)
 	h.waitText("#general")
 	h.waitFor("the hide known to the buffer", func(string) bool {
 		var ok bool
@@ -267,13 +235,7 @@ func TestModHiddenTopic(t *testing.T) {
 	b.replicate(bob, ch, time.Now().Add(-2*time.Minute), topic("the weekly call"))
 	b.replicate(mallory, ch, time.Now().Add(-time.Minute), topic("buy cheap pills"))
 	b.catchUp()
-	scr := &beepScreen{SimulationScreen: tcell.NewSimulationScreen("UTF-8")}
-	u := New(mb, scr)
-	scr.SetSize(120, 24)
-	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{t: t, b: b, scr: scr, u: u, done: make(chan error, 1), stop: cancel}
-	go func() { h.done <- u.Run(ctx) }()
-	t.Cleanup(h.close)
+	h := startOn(t, mb, b, 120, 24)
 	h.waitText("#general  buy cheap pills")
 	b.post(adm, ch, modPayload(feed.ModHide, mallory, "spam"))
 	h.waitText("#general  the weekly call")

@@ -67,14 +67,7 @@ func sealedPost(ctx context.Context, b *testBackend, id *feed.Identity, ch feed.
 
 func startPriv(t *testing.T, b privBackend, w, h int) *harness {
 	t.Helper()
-	scr := &beepScreen{SimulationScreen: tcell.NewSimulationScreen("UTF-8")}
-	u := New(b, scr)
-	scr.SetSize(w, h)
-	ctx, cancel := context.WithCancel(context.Background())
-	hs := &harness{t: t, b: b.testBackend, scr: scr, u: u, done: make(chan error, 1), stop: cancel}
-	go func() { hs.done <- u.Run(ctx) }()
-	t.Cleanup(hs.close)
-	return hs
+	return startOn(t, b, b.testBackend, w, h)
 }
 
 // TestPrivateConversation: /msg sends a sealed message and opens "@bob";

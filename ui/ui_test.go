@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -638,19 +636,8 @@ func TestAwayKeepsUnread(t *testing.T) {
 func TestDesktopNotifications(t *testing.T) {
 	b, ch, other, peer, _ := withOldMentions(t, 100, "alice, old %d")
 
-	var mu sync.Mutex
-	var got []string
-	notify := func(_ context.Context, title, body string) error {
-		mu.Lock()
-		got = append(got, title+" | "+body)
-		mu.Unlock()
-		return nil
-	}
-	notices := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(got)
-	}
+	nl := &notifyLog{format: func(title, body string) string { return title + " | " + body }}
+	notify, notices := nl.notify, nl.list
 	h := start(t, b, 100, 24, WithNotify(notify))
 	h.waitText("#general")
 	b.post(peer, ch, nick("bob"), text("alice: here, in the open channel"))
