@@ -62,16 +62,25 @@ func (b *buffer) modHides(it *item) (string, bool) {
 	return by, ok
 }
 
+// modHidesAuthor reports whether moderation hides author a here (not
+// after /show): the names pane leaves them out, as it does blocked ones.
+func (b *buffer) modHidesAuthor(a feed.AuthorID) bool {
+	if b.mod == nil || b.mod.show {
+		return false
+	}
+	_, ok := b.mod.authors[a]
+	return ok
+}
+
 // modHidesEvent reports whether it is an event line (a nickname, a topic)
 // of an author moderation hides here: not collapsed with their messages
 // but left out (a hidden spammer's nickname changes would show what the
 // hide keeps out).
 func (b *buffer) modHidesEvent(it *item) bool {
-	if b.mod == nil || b.mod.show || it.msg.Kind == feed.KindText || it.msg.Kind == feed.KindEmote {
+	if it.msg.Kind == feed.KindText || it.msg.Kind == feed.KindEmote {
 		return false
 	}
-	_, ok := b.mod.authors[it.msg.Author]
-	return ok
+	return b.modHidesAuthor(it.msg.Author)
 }
 
 // modHidesRef reports whether moderation collapses the message r points

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gdamore/tcell/v2"
 	"github.com/kchat-p2p/kchat/feed"
 	"github.com/kchat-p2p/kchat/views"
 )
@@ -74,10 +75,18 @@ func TestModUI(t *testing.T) {
 	}
 	h.typeLine("/search spam")
 	h.waitText(`0 matches for "spam"`)
+	// The names pane leaves mallory out, as a blocked author, until /show.
+	h.key(tcell.KeyF2, 0, tcell.ModNone)
+	s = h.waitText("● boss") // the pane is drawn
+	if strings.Contains(s, "mallory") || !strings.Contains(s, "bob") {
+		t.Fatalf("the names pane lists a hidden author:\n%s", s)
+	}
 	h.typeLine("/show")
 	h.waitText("spam two")
+	h.waitText("mallory")
 	h.typeLine("/show")
 	h.waitGone("spam two")
+	h.key(tcell.KeyF2, 0, tcell.ModNone)
 
 	b.replicate(adm, ch, now, modPayload(feed.ModAddMod, bob, "helps"))
 	h.waitText("boss made bob a moderator (helps)")

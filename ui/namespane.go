@@ -79,8 +79,9 @@ func (u *UI) drawNames(scr tcell.Screen, r rect) {
 		return
 	}
 	var shown []Member
+	b := u.buffer(ci.id)
 	for _, m := range u.names {
-		if !m.Blocked && !u.hidden(m.Author) {
+		if !m.Blocked && !u.hidden(m.Author) && !b.modHidesAuthor(m.Author) {
 			shown = append(shown, m)
 		}
 	}
