@@ -91,6 +91,7 @@ type Member struct {
 	Blocked  bool
 	Forked   bool   // signed two entries at one seq: their later entries are refused
 	Role     string // moderation role for the local user: "admin", "mod" or ""
+	Hidden   bool   // moderation hides the author for the local user
 	// LastArrival is when the author's newest entry reached this device
 	// (zero if unknown): the names pane marks who was heard from recently.
 	LastArrival time.Time

@@ -549,6 +549,8 @@ func namesText(channel string, ms []Member, self feed.AuthorID) string {
 		}
 		if m.Blocked {
 			b.WriteString("  [blocked]")
+		} else if m.Hidden {
+			b.WriteString("  [hidden]")
 		}
 		if m.Forked {
 			b.WriteString("  [forked: signed two messages at one place; later ones refused]")

@@ -124,11 +124,14 @@ func TestModUI(t *testing.T) {
 func TestNamesTextRoles(t *testing.T) {
 	var a, b feed.AuthorID
 	a[0], b[0] = 1, 2
+	var m feed.AuthorID
+	m[0] = 4
 	got := namesText("general", []Member{
 		{Author: a, Display: "alice", Messages: 1, Role: "admin"},
 		{Author: b, Display: "bob", Messages: 3, Role: "mod"},
+		{Author: m, Display: "mallory", Messages: 2, Hidden: true},
 	}, a)
-	want := "#general: 2 authors\n  alice  1 message  (you)  [admin]\n  bob  3 messages  [mod]"
+	want := "#general: 3 authors\n  alice  1 message  (you)  [admin]\n  bob  3 messages  [mod]\n  mallory  2 messages  [hidden]"
 	if got != want {
 		t.Fatalf("%q\nwant %q", got, want)
 	}

@@ -213,7 +213,7 @@ func (b *uiBackend) Members(ch feed.DiscoveryID) ([]ui.Member, error) {
 	}
 	out := make([]ui.Member, len(ms))
 	for i, m := range ms {
-		out[i] = ui.Member{Author: m.Author, Nick: m.Nick, Display: m.Display, Messages: m.Messages, Blocked: m.Blocked, Forked: m.Forked,
+		out[i] = ui.Member{Author: m.Author, Nick: m.Nick, Display: m.Display, Messages: m.Messages, Blocked: m.Blocked, Hidden: m.Hidden, Forked: m.Forked,
 			Role: m.Role, LastArrival: m.LastArrival}
 	}
 	return out, nil
