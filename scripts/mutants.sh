@@ -70,7 +70,7 @@ mutant mod-hidden-bell ui/pump.go ./ui/ \
 # (g) a hidden author's topic is not the channel's. Mutant: moderation's
 # author hides do not count for the topic.
 mutant topic-hidden views/topics.go ./views/ \
-  's/if _, ok := st\.HiddenAuthors\[a\]; ok \{/if _, ok := st.HiddenAuthors[a]; ok \&\& false {/'
+  's/if st\.HidesAuthor\(a\) \{/if false \&\& st.HidesAuthor(a) {/'
 
 want=("$@")
 selected() {

@@ -208,6 +208,14 @@ func (s *ModState) Hides(a feed.AuthorID, seq uint64) (ModEntry, bool) {
 	return e, ok
 }
 
+// HidesAuthor reports whether author a is hidden or blocked (all their
+// messages are hidden).
+func (s *ModState) HidesAuthor(a feed.AuthorID) bool {
+	_, blocked := s.Blocked[a]
+	_, hidden := s.HiddenAuthors[a]
+	return blocked || hidden
+}
+
 // SetFollow records the local user's choice about author a's moderation in
 // channel ch: follow (their entries count, and those of whomever they
 // appoint) or not (they count for nothing, even as an admin the key

@@ -166,31 +166,17 @@ func (v *Views) Private(after uint64, n int) ([]Private, error) {
 	if v.blocked != nil {
 		blocked = v.blocked()
 	}
-	mods := map[feed.DiscoveryID]*ModState{}
-	modHides := func(ch feed.DiscoveryID, a feed.AuthorID) (bool, error) {
-		s := mods[ch]
-		if s == nil {
-			var err error
-			if s, err = v.committedModeration(ch); err != nil {
-				return false, err
-			}
-			mods[ch] = s
-		}
-		_, hidden := s.HiddenAuthors[a]
-		_, bl := s.Blocked[a]
-		return hidden || bl, nil
-	}
 	res := out[:0]
 	for _, p := range out {
 		if p.From != v.self {
 			if blocked[p.From] {
 				continue
 			}
-			hidden, err := modHides(p.Channel, p.From)
+			mod, err := v.cachedModeration(p.Channel)
 			if err != nil {
 				return nil, err
 			}
-			if hidden {
+			if mod.HidesAuthor(p.From) {
 				continue
 			}
 		}

@@ -133,10 +133,7 @@ func (v *Views) topicHidden(ch feed.DiscoveryID) (func(feed.AuthorID) bool, erro
 	var blocked map[feed.AuthorID]bool
 	read := false
 	return func(a feed.AuthorID) bool {
-		if _, ok := st.HiddenAuthors[a]; ok {
-			return true
-		}
-		if _, ok := st.Blocked[a]; ok {
+		if st.HidesAuthor(a) {
 			return true
 		}
 		if !read && v.blocked != nil {
